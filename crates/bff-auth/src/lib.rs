@@ -1,0 +1,150 @@
+//! Caller authentication for BFFs.
+//!
+//! [`JwtVerifier`] validates bearer access tokens (RFC 9068 `at+jwt`) against
+//! the identity provider's JWKS, following RFC 8725:
+//!
+//! * an explicit algorithm allow-list ([`AuthConfig::algorithms`]); `none`
+//!   and every HMAC algorithm are refused at start-up and at verification,
+//!   and each key is bound to the one algorithm its JWK names, so a token
+//!   cannot choose how its own signature is checked;
+//! * `iss`, `aud`, `exp`, `nbf` and `typ` are checked, with a small leeway;
+//! * keys come only from the configured JWKS URL. `jku`, `x5u` and `jwk`
+//!   headers are never followed: no outbound URL ever comes from a token;
+//! * the JWKS is cached; an unknown `kid` triggers at most one refresh per
+//!   cool-down, and cached keys keep working while the JWKS endpoint is down.
+//!
+//! Handlers take a [`Caller`] argument; a request without a valid token is
+//! answered `401 auth.invalid_token` with a `WWW-Authenticate` challenge
+//! before the handler runs, so nothing reaches a downstream service.
+
+mod verifier;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::{header, request::Parts};
+use bff_error::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+pub use verifier::{AuthError, JwtVerifier};
+
+/// How a BFF authenticates its callers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The only accepted `iss`.
+    pub issuer: String,
+    /// The only accepted `aud`: this BFF's name, so a token minted for
+    /// another BFF is refused here.
+    pub audience: String,
+    /// Where the identity provider publishes its keys.
+    pub jwks_url: String,
+    /// Accepted signature algorithms, e.g. `["ES256"]`. HMAC and `none` are refused.
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Minimum time between two JWKS refreshes triggered by unknown `kid`s.
+    pub jwks_refresh_cooldown_secs: u64,
+    /// Timeout of one JWKS fetch, in milliseconds.
+    pub jwks_timeout_ms: u64,
+}
+
+impl AuthConfig {
+    /// Local-development settings for the BFF whose tokens carry `audience`.
+    pub fn local(audience: &str) -> Self {
+        AuthConfig { audience: audience.to_owned(), ..AuthConfig::default() }
+    }
+
+    /// Problems that make this configuration unusable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.issuer.is_empty() {
+            problems.push("issuer must be set".to_owned());
+        }
+        if self.audience.is_empty() {
+            problems.push("audience must be set".to_owned());
+        }
+        match reqwest::Url::parse(&self.jwks_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => problems.push(format!("jwks_url `{}` is not an http(s) URL", self.jwks_url)),
+        }
+        if self.algorithms.is_empty() {
+            problems.push("algorithms must name at least one algorithm".to_owned());
+        }
+        for name in &self.algorithms {
+            if let Err(problem) = verifier::parse_allowed_algorithm(name) {
+                problems.push(format!("algorithms: {problem}"));
+            }
+        }
+        if self.leeway_secs > 300 {
+            problems.push("leeway_secs above 300 defeats expiry".to_owned());
+        }
+        if self.jwks_timeout_ms == 0 {
+            problems.push("jwks_timeout_ms must be greater than 0".to_owned());
+        }
+        problems
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            issuer: "http://localhost:7000".to_owned(),
+            audience: String::new(),
+            jwks_url: "http://127.0.0.1:7000/.well-known/jwks.json".to_owned(),
+            algorithms: vec!["ES256".to_owned()],
+            leeway_secs: 30,
+            jwks_refresh_cooldown_secs: 30,
+            jwks_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The user id (`sub`).
+    pub subject: String,
+    /// The OAuth client the token was issued to, when the token says.
+    pub client_id: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<JwtVerifier>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<JwtVerifier>::from_ref(state);
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::new(ErrorCode::AuthInvalidToken)
+                .with_detail("a bearer access token is required")
+                .with_challenge("Bearer"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| ApiError::invalid_token("the Authorization header is not a bearer token"))?;
+        match verifier.verify(token).await {
+            Ok(caller) => Ok(caller),
+            Err(error) => {
+                tracing::info!(reason = %error, "rejected access token");
+                Err(ApiError::invalid_token(error.public_description()))
+            }
+        }
+    }
+}

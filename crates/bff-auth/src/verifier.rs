@@ -1,0 +1,314 @@
+//! JWT verification against a cached JWKS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::{AuthConfig, Caller};
+
+/// Why a token was refused. The `Display` text is for logs; clients get
+/// [`AuthError::public_description`].
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Not a well-formed JWT, or a header we refuse (size, `kid`, `typ`).
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// The header names an algorithm outside the allow-list (or `none`).
+    #[error("algorithm {0:?} is not allowed")]
+    DisallowedAlgorithm(Algorithm),
+    /// No key with this `kid`, even after a refresh.
+    #[error("unknown key id {0:?}")]
+    UnknownKey(String),
+    /// The key's algorithm differs from the token's.
+    #[error("key {kid:?} is for {key:?}, token says {token:?}")]
+    AlgorithmMismatch {
+        /// The key id.
+        kid: String,
+        /// The key's algorithm.
+        key: Algorithm,
+        /// The token's algorithm.
+        token: Algorithm,
+    },
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` is past (beyond the leeway).
+    #[error("expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("not yet valid")]
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `aud` is not this BFF.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// A required claim is missing.
+    #[error("missing claim {0}")]
+    MissingClaim(String),
+    /// The keys could not be fetched and none are cached.
+    #[error("no keys available: {0}")]
+    KeysUnavailable(String),
+}
+
+impl AuthError {
+    /// What the client is told (RFC 6750 `error_description`): enough to act
+    /// on (refresh an expired token), nothing about our checks.
+    pub fn public_description(&self) -> &'static str {
+        match self {
+            AuthError::Expired => "the access token expired",
+            AuthError::KeysUnavailable(_) => "the access token cannot be verified right now",
+            _ => "the access token is invalid",
+        }
+    }
+}
+
+/// Algorithms a verifier may accept: asymmetric only.
+pub(crate) fn parse_allowed_algorithm(name: &str) -> Result<Algorithm, String> {
+    let algorithm: Algorithm = name.parse().map_err(|_| format!("unknown algorithm `{name}`"))?;
+    match algorithm {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Err(format!("`{name}` is symmetric: with a public JWKS it would let anyone sign tokens"))
+        }
+        other => Ok(other),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// Verifies access tokens for one audience. Share it (`Arc`) across requests.
+pub struct JwtVerifier {
+    config: AuthConfig,
+    algorithms: Vec<Algorithm>,
+    http: reqwest::Client,
+    keys: RwLock<Arc<KeyMap>>,
+    /// When the last refresh was attempted; held across the fetch so
+    /// concurrent misses wait for one refresh instead of each starting one.
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuer", &self.config.issuer)
+            .field("audience", &self.config.audience)
+            .field("keys", &self.key_count())
+            .finish()
+    }
+}
+
+/// Longest token we look at; anything bigger is refused unparsed.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest `kid` we accept.
+const MAX_KID_BYTES: usize = 64;
+
+impl JwtVerifier {
+    /// A verifier with no keys yet; call [`JwtVerifier::refresh`] at start-up.
+    pub fn new(config: AuthConfig) -> Result<Self, String> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let algorithms =
+            config.algorithms.iter().map(|a| parse_allowed_algorithm(a)).collect::<Result<_, _>>()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.jwks_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("JWKS client: {e}"))?;
+        Ok(JwtVerifier {
+            config,
+            algorithms,
+            http,
+            keys: RwLock::new(Arc::default()),
+            last_refresh: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Number of usable keys cached.
+    pub fn key_count(&self) -> usize {
+        self.keys.read().map(|k| k.len()).unwrap_or(0)
+    }
+
+    fn key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        self.keys.read().ok().and_then(|keys| keys.get(kid).cloned())
+    }
+
+    /// Fetches the JWKS now, whatever the cool-down, replacing the cache on
+    /// success. On failure the cached keys stay.
+    pub async fn refresh(&self) -> Result<usize, AuthError> {
+        let mut last = self.last_refresh.lock().await;
+        *last = Some(Instant::now());
+        self.fetch().await
+    }
+
+    /// Refreshes unless a refresh happened within the cool-down (one second
+    /// while no key has ever been loaded, so a cold start recovers quickly).
+    async fn refresh_if_due(&self) {
+        let mut last = self.last_refresh.lock().await;
+        let cooldown = if self.key_count() == 0 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(self.config.jwks_refresh_cooldown_secs)
+        };
+        if last.is_some_and(|at| at.elapsed() < cooldown) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(error) = self.fetch().await {
+            tracing::warn!(error = %error, "JWKS refresh failed; keeping cached keys");
+        }
+    }
+
+    async fn fetch(&self) -> Result<usize, AuthError> {
+        let unavailable = |e: &dyn std::fmt::Display| AuthError::KeysUnavailable(e.to_string());
+        let response = self.http.get(&self.config.jwks_url).send().await.map_err(|e| unavailable(&e))?;
+        let response = response.error_for_status().map_err(|e| unavailable(&e))?;
+        let set: JwkSet = response.json().await.map_err(|e| unavailable(&e))?;
+        let mut keys = KeyMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            if matches!(&jwk.common.public_key_use, Some(usage) if *usage != PublicKeyUse::Signature) {
+                continue;
+            }
+            let Some(algorithm) = jwk_algorithm(jwk) else { continue };
+            if !self.algorithms.contains(&algorithm) {
+                continue;
+            }
+            match DecodingKey::from_jwk(jwk) {
+                Ok(key) => {
+                    keys.insert(kid, (key, algorithm));
+                }
+                Err(error) => tracing::warn!(%kid, %error, "skipping unusable JWK"),
+            }
+        }
+        if keys.is_empty() {
+            return Err(AuthError::KeysUnavailable("JWKS holds no usable key".to_owned()));
+        }
+        let count = keys.len();
+        if let Ok(mut slot) = self.keys.write() {
+            *slot = Arc::new(keys);
+        }
+        tracing::info!(keys = count, "JWKS loaded");
+        Ok(count)
+    }
+
+    /// Verifies `token` and returns its caller.
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Malformed(format!("length {}", token.len())));
+        }
+        // `decode_header` fails on any `alg` outside jsonwebtoken's enum,
+        // which has no `none` in any casing.
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::DisallowedAlgorithm(header.alg));
+        }
+        match header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("at+jwt" | "application/at+jwt") => {}
+            other => return Err(AuthError::Malformed(format!("typ {other:?} is not at+jwt"))),
+        }
+        let kid = header.kid.ok_or_else(|| AuthError::Malformed("no kid".to_owned()))?;
+        if kid.is_empty()
+            || kid.len() > MAX_KID_BYTES
+            || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(AuthError::Malformed("unacceptable kid".to_owned()));
+        }
+        let (key, key_algorithm) = match self.key(&kid) {
+            Some(found) => found,
+            None => {
+                self.refresh_if_due().await;
+                match self.key(&kid) {
+                    Some(found) => found,
+                    None if self.key_count() == 0 => {
+                        return Err(AuthError::KeysUnavailable("no JWKS loaded".to_owned()));
+                    }
+                    None => return Err(AuthError::UnknownKey(kid)),
+                }
+            }
+        };
+        if key_algorithm != header.alg {
+            return Err(AuthError::AlgorithmMismatch { kid, key: key_algorithm, token: header.alg });
+        }
+        let mut validation = Validation::new(key_algorithm);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.config.leeway_secs;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+            _ => AuthError::Malformed(e.to_string()),
+        })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() {
+            return Err(AuthError::MissingClaim("sub".to_owned()));
+        }
+        Ok(Caller {
+            subject: claims.sub,
+            client_id: claims.client_id,
+            scopes: claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// The algorithm a JWK is for: its `alg`, or the only one its curve allows.
+fn jwk_algorithm(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
+    match jwk.common.key_algorithm {
+        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
+        Some(KeyAlgorithm::ES384) => Some(Algorithm::ES384),
+        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+        Some(KeyAlgorithm::RS384) => Some(Algorithm::RS384),
+        Some(KeyAlgorithm::RS512) => Some(Algorithm::RS512),
+        Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
+        Some(KeyAlgorithm::PS384) => Some(Algorithm::PS384),
+        Some(KeyAlgorithm::PS512) => Some(Algorithm::PS512),
+        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+        Some(_) => None,
+        None => match &jwk.algorithm {
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                Some(Algorithm::ES256)
+            }
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P384 => {
+                Some(Algorithm::ES384)
+            }
+            _ => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_and_unknown_algorithms_are_refused_in_config() {
+        assert!(parse_allowed_algorithm("ES256").is_ok());
+        assert!(parse_allowed_algorithm("HS256").is_err());
+        assert!(parse_allowed_algorithm("none").is_err());
+        let config = AuthConfig { algorithms: vec!["HS256".to_owned()], ..AuthConfig::local("x") };
+        assert!(JwtVerifier::new(config).is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The response envelope of composed endpoints.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use bff_error::ReasonCode;
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+
+/// Where a fallback value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A value fixed by the handler (`or`, `or_default`).
+    Default,
+}
+
+/// The outcome of one component, as clients see it in `components`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentStatus {
+    /// Declared but not finished (only seen if a plan is inspected mid-run).
+    Pending,
+    /// The component's own data is in the response.
+    Ok,
+    /// A substitute is in the response.
+    Fallback {
+        /// Where the substitute came from.
+        source: Source,
+        /// Why the real value is missing.
+        reason: ReasonCode,
+    },
+    /// The component is missing from the response.
+    Error {
+        /// Why it is missing.
+        reason: ReasonCode,
+    },
+}
+
+impl ComponentStatus {
+    /// Whether the status makes the response degraded.
+    pub fn is_degraded(&self) -> bool {
+        !matches!(self, ComponentStatus::Ok)
+    }
+}
+
+impl Serialize for ComponentStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (status, source, reason) = match self {
+            ComponentStatus::Pending => ("pending", None, None),
+            ComponentStatus::Ok => ("ok", None, None),
+            ComponentStatus::Fallback { source, reason } => ("fallback", Some(source), Some(reason)),
+            ComponentStatus::Error { reason } => ("error", None, Some(reason)),
+        };
+        let fields = 1 + usize::from(source.is_some()) + usize::from(reason.is_some());
+        let mut state = serializer.serialize_struct("ComponentStatus", fields)?;
+        state.serialize_field("status", status)?;
+        if let Some(source) = source {
+            state.serialize_field("source", source)?;
+        }
+        if let Some(reason) = reason {
+            state.serialize_field("reasonCode", reason)?;
+        }
+        state.end()
+    }
+}
+
+/// `{ "degraded", "components", "data" }`: what every composed endpoint returns.
+/// Components are listed in declaration order.
+#[derive(Debug, Clone)]
+pub struct Envelope<T> {
+    components: Vec<(&'static str, ComponentStatus)>,
+    data: T,
+}
+
+impl<T> Envelope<T> {
+    pub(crate) fn new(components: Vec<(&'static str, ComponentStatus)>, data: T) -> Self {
+        Envelope { components, data }
+    }
+
+    /// True when any component is not `ok`.
+    pub fn degraded(&self) -> bool {
+        self.components.iter().any(|(_, status)| status.is_degraded())
+    }
+
+    /// The status of a component, by name.
+    pub fn status(&self, name: &str) -> Option<ComponentStatus> {
+        self.components.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+
+    /// The view model.
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+}
+
+struct Components<'a>(&'a [(&'static str, ComponentStatus)]);
+
+impl Serialize for Components<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, status) in self.0 {
+            map.serialize_entry(name, status)?;
+        }
+        map.end()
+    }
+}
+
+impl<T: Serialize> Serialize for Envelope<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut state = serializer.serialize_struct("Envelope", 3)?;
+        state.serialize_field("degraded", &self.degraded())?;
+        state.serialize_field("components", &Components(&self.components))?;
+        state.serialize_field("data", &self.data)?;
+        state.end()
+    }
+}
+
+impl<T: Serialize> IntoResponse for Envelope<T> {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}

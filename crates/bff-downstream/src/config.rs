@@ -1,0 +1,254 @@
+//! Which services exist, where they live, and how each is guarded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use bff_resilience::{BreakerConfig, DependencyPolicy};
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+/// The downstream services a BFF may call. The set is closed: egress goes
+/// to these and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    /// Profiles: name, tier, locale, segment.
+    User,
+    /// Product descriptions and images.
+    Catalog,
+    /// Current and list prices.
+    Pricing,
+    /// Stock levels.
+    Inventory,
+    /// Shopping carts.
+    Cart,
+    /// Personalised product suggestions.
+    Recommendations,
+    /// Active promotions per customer.
+    Promotions,
+    /// Delivery estimates.
+    Shipping,
+    /// Ratings and reviews.
+    Reviews,
+    /// Order history.
+    Orders,
+}
+
+impl Service {
+    /// Every service, in port order.
+    pub const ALL: [Service; 10] = [
+        Service::User,
+        Service::Catalog,
+        Service::Pricing,
+        Service::Inventory,
+        Service::Cart,
+        Service::Recommendations,
+        Service::Promotions,
+        Service::Shipping,
+        Service::Reviews,
+        Service::Orders,
+    ];
+
+    /// The configuration key and log name of the service.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Service::User => "user",
+            Service::Catalog => "catalog",
+            Service::Pricing => "pricing",
+            Service::Inventory => "inventory",
+            Service::Cart => "cart",
+            Service::Recommendations => "recommendations",
+            Service::Promotions => "promotions",
+            Service::Shipping => "shipping",
+            Service::Reviews => "reviews",
+            Service::Orders => "orders",
+        }
+    }
+
+    /// The local development port (identity is 7000; services follow).
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Service::User => 7001,
+            Service::Catalog => 7002,
+            Service::Pricing => 7003,
+            Service::Inventory => 7004,
+            Service::Cart => 7005,
+            Service::Recommendations => 7006,
+            Service::Promotions => 7007,
+            Service::Shipping => 7008,
+            Service::Reviews => 7009,
+            Service::Orders => 7010,
+        }
+    }
+
+    /// The default per-call timeout: the 80–140 ms range of the design, from
+    /// the service's typical latency (cheap lookups low, ranking high).
+    pub const fn default_timeout_ms(self) -> u64 {
+        match self {
+            Service::Pricing | Service::Inventory => 80,
+            Service::User | Service::Catalog | Service::Promotions | Service::Shipping => 100,
+            Service::Cart | Service::Reviews => 120,
+            Service::Recommendations | Service::Orders => 140,
+        }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Service {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Service::ALL
+            .into_iter()
+            .find(|service| service.name() == s)
+            .ok_or_else(|| format!("unknown service `{s}`"))
+    }
+}
+
+/// Where one service lives and how calls to it are guarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Base URL, e.g. `http://127.0.0.1:7002`. Paths are appended to it.
+    pub base_url: String,
+    /// Longest a single call may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Calls allowed in flight at once (bulkhead size).
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Circuit breaker settings.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+fn default_max_concurrent() -> usize {
+    DependencyPolicy::default().max_concurrent
+}
+
+impl ServiceConfig {
+    /// The local-development settings of `service`.
+    pub fn local(service: Service) -> Self {
+        ServiceConfig {
+            base_url: format!("http://127.0.0.1:{}", service.default_port()),
+            timeout_ms: service.default_timeout_ms(),
+            max_concurrent: default_max_concurrent(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+
+    /// The resilience policy these settings describe.
+    pub fn policy(&self) -> DependencyPolicy {
+        DependencyPolicy {
+            timeout_ms: self.timeout_ms,
+            max_concurrent: self.max_concurrent,
+            breaker: self.breaker.clone(),
+        }
+    }
+
+    pub(crate) fn parsed_base_url(&self) -> Result<Url, String> {
+        let url = Url::parse(&self.base_url).map_err(|e| format!("base_url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("base_url: scheme must be http or https".to_owned());
+        }
+        if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
+            return Err("base_url: must be a plain base URL without query or fragment".to_owned());
+        }
+        Ok(url)
+    }
+}
+
+/// Downstream settings of one BFF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DownstreamConfig {
+    /// TCP connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Largest response body read from a service; larger is `invalid_data`.
+    pub max_response_bytes: usize,
+    /// The services, by name. This map is the egress allow-list.
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+impl Default for DownstreamConfig {
+    fn default() -> Self {
+        DownstreamConfig {
+            connect_timeout_ms: 250,
+            max_response_bytes: 1024 * 1024,
+            services: Service::ALL
+                .into_iter()
+                .map(|service| (service.name().to_owned(), ServiceConfig::local(service)))
+                .collect(),
+        }
+    }
+}
+
+impl DownstreamConfig {
+    /// Points `service` at `base_url` (tests and tools).
+    pub fn set_base_url(&mut self, service: Service, base_url: impl Into<String>) {
+        self.services
+            .entry(service.name().to_owned())
+            .or_insert_with(|| ServiceConfig::local(service))
+            .base_url = base_url.into();
+    }
+
+    /// The settings of `service`, if configured.
+    pub fn service(&self, service: Service) -> Option<&ServiceConfig> {
+        self.services.get(service.name())
+    }
+
+    /// Problems that make this configuration unusable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, config) in &self.services {
+            if name.parse::<Service>().is_err() {
+                let known: Vec<_> = Service::ALL.iter().map(|s| s.name()).collect();
+                problems.push(format!("services.{name}: unknown service (known: {})", known.join(", ")));
+            }
+            if let Err(problem) = config.parsed_base_url() {
+                problems.push(format!("services.{name}.{problem}"));
+            }
+            for problem in config.policy().problems() {
+                problems.push(format!("services.{name}.{problem}"));
+            }
+        }
+        for service in Service::ALL {
+            if !self.services.contains_key(service.name()) {
+                problems.push(format!("services.{service}: missing"));
+            }
+        }
+        if self.connect_timeout_ms == 0 {
+            problems.push("connect_timeout_ms must be greater than 0".to_owned());
+        }
+        if self.max_response_bytes == 0 {
+            problems.push("max_response_bytes must be greater than 0".to_owned());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_cover_every_service() {
+        assert_eq!(DownstreamConfig::default().problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn typos_and_bad_urls_are_reported() {
+        let mut config = DownstreamConfig::default();
+        config.services.insert("catalgo".to_owned(), ServiceConfig::local(Service::Catalog));
+        config.set_base_url(Service::Pricing, "ftp://pricing");
+        config.services.get_mut("cart").expect("cart").timeout_ms = 0;
+        let problems = config.problems().join("\n");
+        assert!(problems.contains("services.catalgo: unknown service"), "{problems}");
+        assert!(problems.contains("services.pricing.base_url"), "{problems}");
+        assert!(problems.contains("services.cart.timeout_ms"), "{problems}");
+    }
+}

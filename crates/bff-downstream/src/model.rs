@@ -1,0 +1,277 @@
+//! What BFFs read from downstream services: consumer-side DTOs holding only
+//! the fields a BFF uses (unknown fields are ignored, so providers can add
+//! freely), each with the invariants we rely on.
+//!
+//! These are deliberately *not* the providers' types: the gap between what a
+//! provider sends and what we read is exactly what contract tests check.
+
+use serde::Deserialize;
+
+/// Checks the invariants a BFF relies on. A violation makes the call fail
+/// with `invalid_data`: bad data is never shown to a user.
+pub trait Validate {
+    /// `Err` names the first broken invariant.
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// An amount of money in minor units (cents) of an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Money {
+    /// The amount in minor units; never negative.
+    pub amount_minor: i64,
+    /// Three upper-case letters.
+    pub currency: String,
+}
+
+impl Validate for Money {
+    fn validate(&self) -> Result<(), String> {
+        if self.amount_minor < 0 {
+            return Err(format!("negative amount {}", self.amount_minor));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("currency {:?} is not an ISO 4217 code", self.currency));
+        }
+        Ok(())
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() { Err(format!("{field} is empty")) } else { Ok(()) }
+}
+
+/// A user's profile (user service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserProfile {
+    /// The user id, e.g. `u-1`.
+    pub id: String,
+    /// The name to greet the user with.
+    pub display_name: String,
+    /// Loyalty tier, e.g. `gold`.
+    pub tier: String,
+    /// BCP 47 locale, e.g. `de-DE`.
+    pub locale: String,
+}
+
+impl Validate for UserProfile {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        non_empty("displayName", &self.display_name)
+    }
+}
+
+/// One line of a cart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartLine {
+    /// The product id.
+    pub product_id: String,
+    /// How many; at least 1.
+    pub quantity: u32,
+}
+
+/// A user's cart (cart service). Totals are the cart service's truth; the
+/// BFF shows them, it never recomputes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cart {
+    /// The lines.
+    pub items: Vec<CartLine>,
+    /// The cart total.
+    pub total: Money,
+}
+
+impl Validate for Cart {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(line) = self.items.iter().find(|line| line.quantity == 0) {
+            return Err(format!("line {} has quantity 0", line.product_id));
+        }
+        self.total.validate()
+    }
+}
+
+/// A product (catalog service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    /// The product id, e.g. `p-1`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Brand name.
+    pub brand: String,
+    /// Long description.
+    pub description: String,
+    /// Image URLs, best first.
+    pub images: Vec<String>,
+}
+
+impl Validate for Product {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        non_empty("name", &self.name)
+    }
+}
+
+/// A product's price (pricing service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Price {
+    /// The product id.
+    pub product_id: String,
+    /// What the customer pays now.
+    pub price: Money,
+    /// The regular price when on sale.
+    pub list_price: Option<Money>,
+}
+
+impl Validate for Price {
+    fn validate(&self) -> Result<(), String> {
+        self.price.validate()?;
+        if let Some(list) = &self.list_price {
+            list.validate()?;
+            if list.currency != self.price.currency {
+                return Err("listPrice and price have different currencies".to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stock of a product (inventory service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stock {
+    /// The product id.
+    pub product_id: String,
+    /// Units available to sell; never negative.
+    pub available: i64,
+}
+
+impl Validate for Stock {
+    fn validate(&self) -> Result<(), String> {
+        if self.available < 0 { Err(format!("negative stock {}", self.available)) } else { Ok(()) }
+    }
+}
+
+/// A suggested product (recommendations service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// The product id.
+    pub product_id: String,
+    /// Display name.
+    pub name: String,
+    /// Thumbnail URL.
+    pub image_url: String,
+    /// Current price.
+    pub price: Money,
+}
+
+/// Suggestions for a user in a context (home, a product page).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendations {
+    /// Best first.
+    pub items: Vec<Recommendation>,
+}
+
+impl Validate for Recommendations {
+    fn validate(&self) -> Result<(), String> {
+        self.items.iter().try_for_each(|item| {
+            non_empty("productId", &item.product_id)?;
+            item.price.validate()
+        })
+    }
+}
+
+/// An active promotion (promotions service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    /// Promotion id.
+    pub id: String,
+    /// Headline.
+    pub title: String,
+    /// Short badge text, e.g. `-20%`.
+    pub badge: Option<String>,
+}
+
+/// The promotions shown to one user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotions {
+    /// Active promotions, most relevant first.
+    pub promotions: Vec<Promotion>,
+}
+
+impl Validate for Promotions {
+    fn validate(&self) -> Result<(), String> {
+        self.promotions.iter().try_for_each(|p| non_empty("title", &p.title))
+    }
+}
+
+/// A delivery estimate for a user's default address (shipping service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShippingEstimate {
+    /// Fastest delivery, in days.
+    pub min_days: u32,
+    /// Slowest delivery, in days.
+    pub max_days: u32,
+    /// Orders above this ship free.
+    pub free_shipping_over: Option<Money>,
+}
+
+impl Validate for ShippingEstimate {
+    fn validate(&self) -> Result<(), String> {
+        if self.min_days > self.max_days {
+            return Err(format!("minDays {} > maxDays {}", self.min_days, self.max_days));
+        }
+        self.free_shipping_over.as_ref().map_or(Ok(()), Validate::validate)
+    }
+}
+
+/// Rating summary of a product (reviews service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewSummary {
+    /// Mean rating, 0 to 5.
+    pub average_rating: f64,
+    /// Number of reviews.
+    pub count: u32,
+}
+
+impl Validate for ReviewSummary {
+    fn validate(&self) -> Result<(), String> {
+        if !(0.0..=5.0).contains(&self.average_rating) {
+            return Err(format!("averageRating {} outside 0..=5", self.average_rating));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_rejects_negative_amounts_and_bad_currencies() {
+        let money = |amount_minor, currency: &str| Money { amount_minor, currency: currency.to_owned() };
+        assert!(money(0, "EUR").validate().is_ok());
+        assert!(money(-1, "EUR").validate().is_err());
+        assert!(money(100, "eur").validate().is_err());
+        assert!(money(100, "EURO").validate().is_err());
+    }
+
+    #[test]
+    fn prices_with_mixed_currencies_are_invalid() {
+        let price = Price {
+            product_id: "p-1".to_owned(),
+            price: Money { amount_minor: 100, currency: "EUR".to_owned() },
+            list_price: Some(Money { amount_minor: 200, currency: "USD".to_owned() }),
+        };
+        assert!(price.validate().is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! The edge: the middleware stack in front of every BFF's routes, and the
+//! operational endpoints.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bff_error::{ApiError, ErrorCode};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{BoxError, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::ServerConfig;
+
+/// A readiness check: `Ok` when the BFF can serve (e.g. it holds signing
+/// keys), `Err(reason)` otherwise. The reason is logged, not returned.
+pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Wraps a BFF's routes in the edge stack and adds `/healthz` and `/readyz`.
+///
+/// Request order, outermost first:
+/// 1. request context: `x-request-id`, `traceparent`, the request span, the
+///    access log. Outermost so that every response, shed or panicked, has an id.
+/// 2. panic catcher: a panic becomes `500 internal` with no details.
+/// 3. `/healthz`, `/readyz`: above the limiter, so probes answer under load.
+/// 4. load shedding: at most `max_concurrent_requests` at once, the rest get
+///    `503 overloaded` + `Retry-After` at once instead of waiting in a queue.
+/// 5. body limit: a declared `Content-Length` over the limit is refused
+///    before the body is read; a streamed body is cut by the extractor limit.
+/// 6. the routes; unknown paths and methods get problem responses.
+pub fn edge(routes: Router, config: &ServerConfig, readiness: Readiness) -> Router {
+    let limit = config.body_limit_bytes;
+    let app = routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, refuse_declared_oversize))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests)),
+        );
+    let ops = Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/readyz", get(ready).with_state(readiness));
+    app.merge(ops)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(bff_telemetry::request_context))
+}
+
+async fn ready(State(readiness): State<Readiness>) -> Response {
+    match readiness().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "not_ready" })))
+                .into_response()
+        }
+    }
+}
+
+async fn refuse_declared_oversize(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::new(ErrorCode::RequestTooLarge)
+            .with_detail(format!("the body may be at most {limit} bytes"))
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn overloaded(error: BoxError) -> ApiError {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        tracing::warn!("shedding load: concurrency limit reached");
+        ApiError::new(ErrorCode::Overloaded).with_retry_after(Duration::from_secs(1))
+    } else {
+        tracing::error!(%error, "unhandled middleware error");
+        ApiError::new(ErrorCode::Internal)
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound).with_detail("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed)
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic message may hold internals: it goes to the log, not the client.
+    tracing::error!("handler panicked");
+    ApiError::new(ErrorCode::Internal).into_response()
+}

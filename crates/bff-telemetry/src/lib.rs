@@ -1,0 +1,287 @@
+//! Telemetry for BFFs: log set-up, request identity and trace propagation.
+//!
+//! * [`init`] installs the global `tracing` subscriber: human-readable lines
+//!   locally, one JSON object per line in deployment ([`LogFormat`]).
+//! * [`request_context`] is the outermost middleware of every BFF. It honours
+//!   or generates `x-request-id`, honours or starts a W3C `traceparent`,
+//!   opens the request span, stores a [`RequestContext`] in the request
+//!   extensions and echoes `x-request-id` on every response, errors included.
+//! * [`TraceContext::child`] gives each downstream call its own span id under
+//!   the caller's trace, so a trace id typed into the log search finds the
+//!   request at every hop.
+//!
+//! OTLP export is deliberately not wired yet: the ids we propagate are the
+//! W3C ones, so adding an exporter later changes no header.
+
+use std::fmt;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+/// The header that carries the request id, in and out.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The W3C trace-context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C vendor trace-state header, forwarded untouched.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Multi-field, coloured lines for a terminal (the local default).
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers (set this in deployment).
+    Json,
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides `default_filter`
+/// (e.g. `info,bff_resilience=debug`). Calling it twice is harmless: the
+/// second call keeps the first subscriber, which is what tests want.
+pub fn init(format: LogFormat, default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+/// A W3C trace context (`traceparent`, version 00).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+    sampled: bool,
+}
+
+impl TraceContext {
+    /// Starts a new trace (used when the caller sent none or an invalid one).
+    pub fn new_root() -> Self {
+        TraceContext { trace_id: nonzero_u128(), span_id: nonzero_u64(), sampled: true }
+    }
+
+    /// Parses a `traceparent` header value. Returns `None` for anything the
+    /// spec says to ignore: wrong length, upper-case hex, version `ff`,
+    /// all-zero ids.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let lower_hex = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if !lower_hex(version, 2) || version == "ff" || !lower_hex(trace, 32) || !lower_hex(span, 16) {
+            return None;
+        }
+        if !lower_hex(flags, 2) || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok()?;
+        let span_id = u64::from_str_radix(span, 16).ok()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        if trace_id == 0 || span_id == 0 {
+            return None;
+        }
+        Some(TraceContext { trace_id, span_id, sampled: flags & 1 == 1 })
+    }
+
+    /// The same trace with a fresh span id: the context to send on one
+    /// downstream call.
+    pub fn child(&self) -> Self {
+        TraceContext { span_id: nonzero_u64(), ..*self }
+    }
+
+    /// The 32-hex-digit trace id.
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    /// The 16-hex-digit id of the span this context names.
+    pub fn span_id(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+
+    /// The `traceparent` header value.
+    pub fn to_header(&self) -> String {
+        format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, u8::from(self.sampled))
+    }
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_header())
+    }
+}
+
+fn nonzero_u128() -> u128 {
+    loop {
+        let id = fastrand::u128(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+fn nonzero_u64() -> u64 {
+    fastrand::u64(1..)
+}
+
+/// What every part of the BFF knows about the request it is serving: its id
+/// and trace context. Cheap to clone; handlers get it from the request
+/// extensions (it implements `FromRequestParts`).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The request id: the caller's `x-request-id` if it was sane, else a new UUID.
+    pub request_id: String,
+    /// The trace this request belongs to; its span id is the caller's span.
+    pub trace: TraceContext,
+    /// The caller's `tracestate`, forwarded as is.
+    pub tracestate: Option<HeaderValue>,
+}
+
+impl RequestContext {
+    /// A context for work that did not come from a request (start-up probes, tests).
+    pub fn detached() -> Self {
+        RequestContext {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            trace: TraceContext::new_root(),
+            tracestate: None,
+        }
+    }
+
+    /// Reads the context from request headers, generating what is missing.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let request_id = headers
+            .get(&REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| is_acceptable_request_id(id))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let trace = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse)
+            .unwrap_or_else(TraceContext::new_root);
+        let tracestate = headers.get(&TRACESTATE).filter(|v| v.len() <= 512).cloned();
+        RequestContext { request_id, trace, tracestate }
+    }
+
+    /// The headers to put on one downstream call: the request id, a child
+    /// `traceparent` and the caller's `tracestate`.
+    pub fn outbound_headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = Vec::with_capacity(3);
+        if let Ok(id) = HeaderValue::from_str(&self.request_id) {
+            headers.push((REQUEST_ID, id));
+        }
+        if let Ok(parent) = HeaderValue::from_str(&self.trace.child().to_header()) {
+            headers.push((TRACEPARENT, parent));
+        }
+        if let Some(state) = &self.tracestate {
+            headers.push((TRACESTATE, state.clone()));
+        }
+        headers
+    }
+}
+
+/// A caller-supplied request id is kept only if it is short and made of
+/// characters that cannot break a log line or a header: it ends up in both.
+fn is_acceptable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        // The middleware always inserts one; a router without it still gets
+        // a usable context rather than an error.
+        Ok(parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext::from_headers(&parts.headers)))
+    }
+}
+
+/// The outermost middleware (`axum::middleware::from_fn(request_context)`):
+/// request id, trace context, the request span and one access-log event.
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let context = RequestContext::from_headers(request.headers());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        request_id = %context.request_id,
+        trace_id = %context.trace.trace_id(),
+    );
+    let request_id = HeaderValue::from_str(&context.request_id).ok();
+    request.extensions_mut().insert(context);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, latency_ms = started.elapsed().as_millis() as u64, "request finished")
+    });
+    if let Some(id) = request_id {
+        response.headers_mut().insert(REQUEST_ID, id);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_round_trips_and_child_keeps_the_trace() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parsed = TraceContext::parse(header).expect("valid traceparent");
+        assert_eq!(parsed.to_header(), header);
+        let child = parsed.child();
+        assert_eq!(child.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(child.span_id(), parsed.span_id());
+    }
+
+    #[test]
+    fn invalid_traceparents_are_ignored() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_honoured_only_when_safe() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(RequestContext::from_headers(&headers).request_id, "abc-123");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("evil\tvalue"));
+        assert_ne!(RequestContext::from_headers(&headers).request_id, "evil\tvalue");
+        let long = "a".repeat(129);
+        headers.insert(REQUEST_ID, HeaderValue::from_str(&long).expect("ascii"));
+        assert_ne!(RequestContext::from_headers(&headers).request_id, long);
+    }
+}

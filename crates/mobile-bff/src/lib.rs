@@ -1,0 +1,141 @@
+//! mobile-bff: the Backend-for-Frontend of the mobile app.
+//!
+//! One call per screen, small UI-shaped payloads. Callers authenticate with
+//! an OAuth bearer JWT (audience `mobile-bff`). Screens:
+//!
+//! * `GET /v1/home`: [`routes::home`]
+//! * `GET /v1/product-page/{id}`: [`routes::product_page`]
+//!
+//! Everything operational (config, edge middleware, shutdown) comes from
+//! `bff-server`; resilience, telemetry and composition from their crates.
+//! This crate holds only screens: recipes and view models.
+
+pub mod routes;
+mod view;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use bff_auth::{AuthConfig, JwtVerifier};
+use bff_compose::ComposeConfig;
+use bff_downstream::{Api, DownstreamConfig};
+use bff_server::config::Validate;
+use bff_server::{Readiness, ServerConfig};
+use serde::{Deserialize, Serialize};
+
+/// The environment prefix: `MOBILE_BFF__SERVER__PORT=9000`, and
+/// `MOBILE_BFF_CONFIG=path.toml` for a file.
+pub const ENV_PREFIX: &str = "MOBILE_BFF";
+
+/// Everything mobile-bff can be configured with. Defaults run against the
+/// local mocks; see `README.md` for the environment overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Caller authentication.
+    pub auth: AuthConfig,
+    /// Downstream services (the egress allow-list) and their guards.
+    pub downstream: DownstreamConfig,
+    /// Request deadline and per-component budgets.
+    pub compose: ComposeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::local(8081),
+            auth: AuthConfig::local("mobile-bff"),
+            downstream: DownstreamConfig::default(),
+            // Parts run in parallel: the slowest default dependency timeout
+            // (140 ms) plus headroom for our own work.
+            compose: ComposeConfig { request_deadline_ms: 250, ..ComposeConfig::default() },
+        }
+    }
+}
+
+impl Validate for Config {
+    fn problems(&self) -> Vec<String> {
+        let prefixed = |section: &str, problems: Vec<String>| {
+            problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
+        };
+        let mut problems = self.server.problems();
+        problems.extend(prefixed("auth", self.auth.problems()));
+        problems.extend(prefixed("downstream", self.downstream.problems()));
+        problems.extend(prefixed("compose", self.compose.problems()));
+        problems
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Typed downstream clients.
+    pub api: Api,
+    /// Access-token verifier.
+    pub verifier: Arc<JwtVerifier>,
+    /// Composition settings.
+    pub compose: Arc<ComposeConfig>,
+}
+
+impl FromRef<AppState> for Arc<JwtVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.verifier)
+    }
+}
+
+impl FromRef<AppState> for Arc<ComposeConfig> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.compose)
+    }
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration and loads the JWKS
+    /// (a failure there is logged, not fatal: `/readyz` reports it and the
+    /// first request retries).
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+        let api = Api::new(&config.downstream, "mobile-bff").map_err(anyhow::Error::msg)?;
+        let verifier = Arc::new(JwtVerifier::new(config.auth.clone()).map_err(anyhow::Error::msg)?);
+        if let Err(error) = verifier.refresh().await {
+            tracing::warn!(%error, "JWKS not loaded at start-up; will retry");
+        }
+        Ok(AppState { api, verifier, compose: Arc::new(config.compose.clone()) })
+    }
+}
+
+/// The complete app: screens behind the edge stack.
+pub fn app(state: AppState, server: &ServerConfig) -> Router {
+    let verifier = Arc::clone(&state.verifier);
+    let readiness: Readiness = Arc::new(move || {
+        let verifier = Arc::clone(&verifier);
+        Box::pin(async move {
+            if verifier.key_count() > 0 {
+                return Ok(());
+            }
+            verifier.refresh().await.map(|_| ()).map_err(|e| e.to_string())
+        })
+    });
+    let routes = Router::new()
+        .route("/v1/home", get(routes::home))
+        .route("/v1/product-page/{id}", get(routes::product_page))
+        .with_state(state);
+    bff_server::edge(routes, server, readiness)
+}
+
+/// Serves mobile-bff on `listener` until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config).await?;
+    let app = app(state, &config.server);
+    tracing::info!(addr = %listener.local_addr()?, "mobile-bff listening");
+    let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);
+    bff_server::serve(listener, app, shutdown, grace).await?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The screens. Each handler is the screen's recipe: which parts, which are
+//! critical, what to show when an optional one is missing. Budgets, breakers
+//! and spans come from configuration and the shared crates, keyed by the
+//! component names used here.
+
+use axum::extract::State;
+use bff_auth::Caller;
+use bff_compose::{Envelope, Plan};
+use bff_error::{ApiError, ErrorCode};
+use bff_server::extract::Path;
+
+use crate::AppState;
+use crate::view::{Availability, HomeVm, ProductPageVm};
+
+/// `GET /v1/home`: the home screen.
+///
+/// | component | critical | when missing |
+/// |---|---|---|
+/// | `profile` | yes | 503/504 |
+/// | `cart` | yes | 503/504 |
+/// | `recommendations` | no | empty carousel (`fallback`) |
+/// | `promotions` | no | no banners (`fallback`) |
+/// | `shipping` | no | no delivery banner (`error`, omitted) |
+pub async fn home(
+    State(state): State<AppState>,
+    caller: Caller,
+    plan: Plan,
+) -> Result<Envelope<HomeVm>, ApiError> {
+    let api = &state.api;
+    let user = caller.subject.as_str();
+    let (profile, cart, recommendations, promotions, shipping) = plan
+        .run((
+            plan.critical("profile", |cx| api.users.profile(cx, user)),
+            plan.critical("cart", |cx| api.cart.cart(cx, user)),
+            plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, "home", 6))
+                .or_default(),
+            plan.optional("promotions", |cx| api.promotions.for_user(cx, user)).or_default(),
+            plan.optional("shipping", |cx| api.shipping.estimate(cx, user)).omit(),
+        ))
+        .await?;
+    Ok(plan.envelope(HomeVm::new(&profile, &cart, &recommendations, &promotions, shipping.as_ref())))
+}
+
+/// `GET /v1/product-page/{id}`: a product's page.
+///
+/// | component | critical | when missing |
+/// |---|---|---|
+/// | `product` | yes | 404 for an unknown id, else 503/504 |
+/// | `price` | yes | 503/504: never a page without a (valid) price |
+/// | `availability` | no | "Limited stock" (`fallback`): never an exact count |
+/// | `recommendations` | no | empty (`fallback`) |
+/// | `reviews` | no | no rating (`error`, omitted) |
+pub async fn product_page(
+    State(state): State<AppState>,
+    caller: Caller,
+    plan: Plan,
+    Path(id): Path<String>,
+) -> Result<Envelope<ProductPageVm>, ApiError> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::new(ErrorCode::RequestInvalid)
+            .with_detail("a product id is 1 to 64 letters, digits, '-' or '_'"));
+    }
+    let api = &state.api;
+    let (id, user) = (id.as_str(), caller.subject.as_str());
+    let context = format!("product:{id}");
+    let (product, price, availability, recommendations, reviews) = plan
+        .run((
+            plan.critical("product", |cx| api.catalog.product(cx, id)),
+            plan.critical("price", |cx| api.pricing.price(cx, id)),
+            plan.optional("availability", |cx| async move {
+                api.inventory.stock(cx, id).await.map(|stock| Availability::from_stock(stock.available))
+            })
+            .or(Availability::LimitedStock),
+            plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, &context, 6))
+                .or_default(),
+            plan.optional("reviews", |cx| api.reviews.summary(cx, id)).omit(),
+        ))
+        .await?;
+    Ok(plan.envelope(ProductPageVm::new(&product, &price, availability, &recommendations, reviews.as_ref())))
+}

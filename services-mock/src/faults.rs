@@ -1,0 +1,338 @@
+//! Live fault injection (`PUT/GET/DELETE /__faults`) and request statistics
+//! (`GET/DELETE /__stats`), shared by every mock service.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The fault configuration of one mock. Every field is optional in the
+/// `PUT /__faults` body; unknown fields are rejected so a typo is an error,
+/// not a silently healthy mock. Shares are probabilities in `[0, 1]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct Faults {
+    /// Added to every response, in milliseconds.
+    pub latency_ms: u64,
+    /// Up to this much more, uniformly random, in milliseconds.
+    pub jitter_ms: u64,
+    /// Share of responses that are slow...
+    pub slow_ratio: f64,
+    /// ...by this many extra milliseconds.
+    pub slow_ms: u64,
+    /// Share of responses replaced by an error...
+    pub error_ratio: f64,
+    /// ...with this status (default 503).
+    pub error_status: Option<u16>,
+    /// Share of responses replaced by `429 Too Many Requests`...
+    pub rate_limit_ratio: f64,
+    /// ...with this `Retry-After`, in seconds (default 1).
+    pub retry_after_s: Option<u64>,
+    /// Share of requests whose connection is dropped mid-response.
+    pub drop_ratio: f64,
+    /// Serve semantically wrong data (negative prices, empty names, ...).
+    pub bad_data: bool,
+}
+
+impl Faults {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, share) in [
+            ("slowRatio", self.slow_ratio),
+            ("errorRatio", self.error_ratio),
+            ("rateLimitRatio", self.rate_limit_ratio),
+            ("dropRatio", self.drop_ratio),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                problems.push(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if self.error_ratio + self.rate_limit_ratio + self.drop_ratio > 1.0 {
+            problems.push("errorRatio + rateLimitRatio + dropRatio must not exceed 1".to_owned());
+        }
+        if self.error_status.is_some_and(|status| !(400..=599).contains(&status)) {
+            problems.push("errorStatus must be a 4xx or 5xx status".to_owned());
+        }
+        if self.latency_ms + self.jitter_ms + self.slow_ms > 600_000 {
+            problems.push("total injected latency must stay under 10 minutes".to_owned());
+        }
+        problems
+    }
+}
+
+/// One request as recorded in `/__stats`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// `METHOD /route/{param}`.
+    pub route: String,
+    /// Arrival, microseconds since the Unix epoch.
+    pub started_us: u64,
+    /// Completion (or cancellation), microseconds since the Unix epoch.
+    pub finished_us: Option<u64>,
+    /// The `x-request-id` it carried.
+    pub request_id: Option<String>,
+    /// The `traceparent` it carried.
+    pub traceparent: Option<String>,
+    /// Whether it carried an `Authorization` header.
+    pub authorization: bool,
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    total: u64,
+    in_flight: u64,
+    max_in_flight: u64,
+    routes: BTreeMap<String, u64>,
+    recent: VecDeque<RequestRecord>,
+    next_seq: u64,
+    first_seq_in_recent: u64,
+}
+
+/// How many recent requests `/__stats` keeps.
+const RECENT: usize = 256;
+
+/// Request counters of one mock.
+#[derive(Debug, Default)]
+pub struct Stats {
+    inner: Mutex<StatsInner>,
+}
+
+/// The `/__stats` body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Requests that reached a service route since start or reset.
+    pub total: u64,
+    /// Requests being served now.
+    pub in_flight: u64,
+    /// Highest `inFlight` seen.
+    pub max_in_flight: u64,
+    /// Requests per route.
+    pub routes: BTreeMap<String, u64>,
+    /// The last requests, oldest first.
+    pub recent: Vec<RequestRecord>,
+}
+
+impl Stats {
+    fn lock(&self) -> MutexGuard<'_, StatsInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn begin(&self, record: RequestRecord) -> u64 {
+        let mut inner = self.lock();
+        inner.total += 1;
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        *inner.routes.entry(record.route.clone()).or_default() += 1;
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.recent.push_back(record);
+        if inner.recent.len() > RECENT {
+            inner.recent.pop_front();
+            inner.first_seq_in_recent += 1;
+        }
+        seq
+    }
+
+    fn end(&self, seq: u64) {
+        let mut inner = self.lock();
+        inner.in_flight = inner.in_flight.saturating_sub(1);
+        let offset = seq.checked_sub(inner.first_seq_in_recent);
+        if let Some(record) = offset.and_then(|o| inner.recent.get_mut(o as usize)) {
+            record.finished_us = Some(now_us());
+        }
+    }
+
+    /// The current counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let inner = self.lock();
+        StatsSnapshot {
+            total: inner.total,
+            in_flight: inner.in_flight,
+            max_in_flight: inner.max_in_flight,
+            routes: inner.routes.clone(),
+            recent: inner.recent.iter().cloned().collect(),
+        }
+    }
+
+    /// Zeroes the counters (requests in flight stay counted as in flight).
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        let in_flight = inner.in_flight;
+        let next_seq = inner.next_seq;
+        *inner = StatsInner {
+            in_flight,
+            max_in_flight: in_flight,
+            next_seq,
+            first_seq_in_recent: next_seq,
+            ..StatsInner::default()
+        };
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// The live fault configuration of one mock.
+#[derive(Debug, Default)]
+pub struct FaultState {
+    faults: Mutex<Faults>,
+}
+
+impl FaultState {
+    /// The current configuration.
+    pub fn get(&self) -> Faults {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, faults: Faults) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// Whether handlers should corrupt their data.
+    pub fn bad_data(&self) -> bool {
+        self.get().bad_data
+    }
+}
+
+/// What the fault middleware and the admin routes share.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Fault configuration.
+    pub faults: Arc<FaultState>,
+    /// Request counters.
+    pub stats: Arc<Stats>,
+}
+
+/// Decrements `inFlight` even when the request is cancelled mid-way.
+struct InFlight<'a> {
+    stats: &'a Stats,
+    seq: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.stats.end(self.seq);
+    }
+}
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Middleware on every service route: count the request, then apply the
+/// configured latency and failures.
+pub async fn inject(State(control): State<Control>, request: Request, next: Next) -> Response {
+    let route = match request.extensions().get::<MatchedPath>() {
+        Some(path) => format!("{} {}", request.method(), path.as_str()),
+        None => format!("{} {}", request.method(), request.uri().path()),
+    };
+    let headers = request.headers();
+    let seq = control.stats.begin(RequestRecord {
+        route,
+        started_us: now_us(),
+        finished_us: None,
+        request_id: header_string(headers, "x-request-id"),
+        traceparent: header_string(headers, "traceparent"),
+        authorization: headers.contains_key(header::AUTHORIZATION),
+    });
+    let _in_flight = InFlight { stats: &control.stats, seq };
+
+    let faults = control.faults.get();
+    let mut delay = faults.latency_ms;
+    if faults.jitter_ms > 0 {
+        delay += fastrand::u64(0..=faults.jitter_ms);
+    }
+    if faults.slow_ratio > 0.0 && fastrand::f64() < faults.slow_ratio {
+        delay += faults.slow_ms;
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+
+    let roll = fastrand::f64();
+    if roll < faults.drop_ratio {
+        return dropped_connection();
+    }
+    if roll < faults.drop_ratio + faults.rate_limit_ratio {
+        let mut response = error_body(StatusCode::TOO_MANY_REQUESTS, "rate limited (injected)");
+        let after = faults.retry_after_s.unwrap_or(1);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after));
+        return response;
+    }
+    if roll < faults.drop_ratio + faults.rate_limit_ratio + faults.error_ratio {
+        let status = faults
+            .error_status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error_body(status, "failure (injected)");
+    }
+    next.run(request).await
+}
+
+/// A 200 whose body fails after the headers: the server aborts the
+/// connection, and the client sees it dropped mid-response.
+fn dropped_connection() -> Response {
+    let stream = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, io::Error>(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "connection dropped (injected)",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The mocks' error body.
+pub fn error_body(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `GET /__faults`.
+pub async fn get_faults(State(control): State<Control>) -> Json<Faults> {
+    Json(control.faults.get())
+}
+
+/// `PUT /__faults`: replaces the configuration.
+pub async fn put_faults(State(control): State<Control>, body: axum::body::Bytes) -> Response {
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(faults) => faults,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, &format!("invalid faults: {e}")),
+    };
+    let problems = faults.problems();
+    if !problems.is_empty() {
+        return error_body(StatusCode::BAD_REQUEST, &problems.join("; "));
+    }
+    tracing::info!(?faults, "faults changed");
+    control.faults.set(faults.clone());
+    Json(faults).into_response()
+}
+
+/// `DELETE /__faults`: back to healthy.
+pub async fn delete_faults(State(control): State<Control>) -> StatusCode {
+    control.faults.set(Faults::default());
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /__stats`.
+pub async fn get_stats(State(control): State<Control>) -> Json<StatsSnapshot> {
+    Json(control.stats.snapshot())
+}
+
+/// `DELETE /__stats`.
+pub async fn delete_stats(State(control): State<Control>) -> StatusCode {
+    control.stats.reset();
+    StatusCode::NO_CONTENT
+}

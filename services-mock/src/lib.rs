@@ -1,0 +1,193 @@
+//! Mock downstream services and identity provider.
+//!
+//! Each [`Service`] is an axum app on its own port with deterministic seed
+//! data ([`seed`]), plus admin routes every mock shares:
+//!
+//! * `PUT /__faults` (body: [`faults::Faults`]), `GET /__faults`, `DELETE /__faults`
+//! * `GET /__stats`, `DELETE /__stats`: requests per route, in flight, and the
+//!   recent requests with their `x-request-id` and `traceparent`
+//! * `GET /__schemas`: JSON Schema of every response, by route
+//! * `GET /healthz`
+//!
+//! Faults apply to service routes only, never to the admin routes, so a test
+//! can always heal a mock it broke. [`fleet::Fleet`] starts every mock
+//! in-process on free ports, for tests.
+
+pub mod faults;
+pub mod fleet;
+pub mod identity;
+pub mod seed;
+pub mod services;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::FromRef;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+use crate::faults::Control;
+use crate::identity::Identity;
+use crate::seed::Seed;
+
+pub use fleet::Fleet;
+
+/// The routers of this crate carry [`MockState`].
+pub(crate) type Router = axum::Router<MockState>;
+
+/// A mock service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    /// Identity provider: JWKS and tokens.
+    Identity,
+    /// Profiles.
+    User,
+    /// Products.
+    Catalog,
+    /// Prices.
+    Pricing,
+    /// Stock.
+    Inventory,
+    /// Carts.
+    Cart,
+    /// Suggestions.
+    Recommendations,
+    /// Promotions.
+    Promotions,
+    /// Delivery estimates.
+    Shipping,
+    /// Ratings.
+    Reviews,
+    /// Order history.
+    Orders,
+}
+
+impl Service {
+    /// Every mock, identity first, in port order.
+    pub const ALL: [Service; 11] = [
+        Service::Identity,
+        Service::User,
+        Service::Catalog,
+        Service::Pricing,
+        Service::Inventory,
+        Service::Cart,
+        Service::Recommendations,
+        Service::Promotions,
+        Service::Shipping,
+        Service::Reviews,
+        Service::Orders,
+    ];
+
+    /// Name on the command line and in logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Service::Identity => "identity",
+            Service::User => "user",
+            Service::Catalog => "catalog",
+            Service::Pricing => "pricing",
+            Service::Inventory => "inventory",
+            Service::Cart => "cart",
+            Service::Recommendations => "recommendations",
+            Service::Promotions => "promotions",
+            Service::Shipping => "shipping",
+            Service::Reviews => "reviews",
+            Service::Orders => "orders",
+        }
+    }
+
+    /// Default development port: identity 7000, then 7001..=7010.
+    pub const fn default_port(self) -> u16 {
+        7000 + self as u16
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Service {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Service::ALL.into_iter().find(|service| service.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Service::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown service `{s}` (known: {})", names.join(", "))
+        })
+    }
+}
+
+/// State of one running mock.
+#[derive(Debug, Clone)]
+pub struct MockState {
+    /// Faults and stats.
+    pub control: Control,
+    /// The seed data.
+    pub seed: Arc<Seed>,
+    /// The identity provider's keys (every mock has them: later issues make
+    /// services validate the tokens they receive).
+    pub identity: Arc<Identity>,
+}
+
+impl FromRef<MockState> for Control {
+    fn from_ref(state: &MockState) -> Self {
+        state.control.clone()
+    }
+}
+
+impl MockState {
+    /// Fresh state: healthy, zero stats.
+    pub fn new(issuer: &str) -> anyhow::Result<Self> {
+        Ok(MockState {
+            control: Control::default(),
+            seed: Arc::new(Seed::new()),
+            identity: Arc::new(Identity::new(issuer)?),
+        })
+    }
+}
+
+/// The complete app of `service`: service routes behind the fault
+/// middleware, plus the admin routes.
+pub fn app(service: Service, state: MockState) -> axum::Router {
+    let service_routes = services::routes(service)
+        .route_layer(axum::middleware::from_fn_with_state(state.control.clone(), faults::inject));
+    let schemas = services::schemas(service);
+    Router::new()
+        .merge(service_routes)
+        .route("/__faults", get(faults::get_faults).put(faults::put_faults).delete(faults::delete_faults))
+        .route("/__stats", get(faults::get_stats).delete(faults::delete_stats))
+        .route("/__schemas", get(move || async move { Json(schemas) }))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { faults::error_body(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Binds `addr` and serves `service` on it (the binary's `serve` command).
+pub async fn run(
+    service: Service,
+    addr: SocketAddr,
+    issuer: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{service}: cannot bind {addr}: {e}"))?;
+    tracing::info!(%service, addr = %listener.local_addr()?, "mock listening");
+    serve(listener, app(service, MockState::new(issuer)?), shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! `services-mock`: run the mock services.
+//!
+//! ```text
+//! services-mock [all] [--host H]                   every mock on its default port
+//! services-mock serve <service> [--host H] [--port P] [--issuer URL]
+//! services-mock token --client mobile --user u-1 [--ttl-secs N] [--issuer URL]
+//! services-mock ids                                seeded users and products
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use services_mock::identity::{ClientKind, DEFAULT_ISSUER, Identity};
+use services_mock::seed::Seed;
+use services_mock::{Service, run};
+use tokio::sync::watch;
+
+const USAGE: &str = "usage:
+  services-mock [all] [--host H] [--issuer URL]
+  services-mock serve <service> [--host H] [--port P] [--issuer URL]
+  services-mock token --client <mobile|web|partner|admin> --user <id> [--ttl-secs N] [--issuer URL]
+  services-mock ids";
+
+struct Args {
+    positional: Vec<String>,
+    flags: Vec<(String, String)>,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let mut positional = Vec::new();
+        let mut flags = Vec::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            if arg == "-h" || arg == "--help" {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            if let Some(name) = arg.strip_prefix("--") {
+                let value = args.next().with_context(|| format!("--{name} needs a value\n{USAGE}"))?;
+                flags.push((name.to_owned(), value));
+            } else {
+                positional.push(arg);
+            }
+        }
+        Ok(Args { positional, flags })
+    }
+
+    fn flag(&self, name: &str) -> Option<&str> {
+        self.flags.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn check_flags(&self, allowed: &[&str]) -> anyhow::Result<()> {
+        for (name, _) in &self.flags {
+            if !allowed.contains(&name.as_str()) {
+                bail!("unknown flag --{name}\n{USAGE}");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    let command = args.positional.first().map(String::as_str).unwrap_or("all");
+    match command {
+        "token" => {
+            args.check_flags(&["client", "user", "ttl-secs", "issuer"])?;
+            let client: ClientKind =
+                args.flag("client").unwrap_or("mobile").parse().map_err(anyhow::Error::msg)?;
+            let user = args.flag("user").unwrap_or("u-1");
+            let seed = Seed::new();
+            if seed.user(user).is_none() {
+                bail!("unknown user `{user}`: seeded users are u-1 ..= u-{}", seed.users.len());
+            }
+            let ttl: u64 = args.flag("ttl-secs").unwrap_or("3600").parse().context("--ttl-secs")?;
+            let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
+            println!("{}", identity.user_token(client, user, Duration::from_secs(ttl))?);
+            Ok(())
+        }
+        "ids" => {
+            let seed = Seed::new();
+            for user in &seed.users {
+                println!("{}\t{}\t{}\t{}", user.id, user.display_name, user.country, user.segment);
+            }
+            for product in &seed.products {
+                println!(
+                    "{}\t{}\t{} {}",
+                    product.id, product.name, product.price.amount_minor, product.price.currency
+                );
+            }
+            Ok(())
+        }
+        "all" | "serve" => serve(command, &args).await,
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
+    init_logging();
+    let host: IpAddr = args.flag("host").unwrap_or("127.0.0.1").parse().context("--host")?;
+    let issuer = args.flag("issuer").unwrap_or(DEFAULT_ISSUER).to_owned();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let services: Vec<(Service, u16)> = if command == "all" {
+        args.check_flags(&["host", "issuer"])?;
+        Service::ALL.iter().map(|s| (*s, s.default_port())).collect()
+    } else {
+        args.check_flags(&["host", "port", "issuer"])?;
+        let name = args.positional.get(1).with_context(|| format!("serve needs a service\n{USAGE}"))?;
+        let service: Service = name.parse().map_err(anyhow::Error::msg)?;
+        let port = match args.flag("port") {
+            Some(port) => port.parse().context("--port")?,
+            None => service.default_port(),
+        };
+        vec![(service, port)]
+    };
+    for (service, port) in services {
+        let mut stop = stop_rx.clone();
+        let issuer = issuer.clone();
+        tasks.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            };
+            run(service, SocketAddr::new(host, port), &issuer, shutdown).await
+        });
+    }
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        }
+        Some(result) = tasks.join_next() => {
+            // A mock that stops on its own (e.g. its port is taken) stops all.
+            let _ = stop_tx.send(true);
+            result.context("mock task panicked")??;
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.context("mock task panicked")??;
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,404 @@
+//! The domain services: routes, provider-side response types (with JSON
+//! Schemas) and handlers over the seed. `badData` faults corrupt each
+//! service's answer in its own way (documented on each handler).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use schemars::{JsonSchema, Schema, schema_for};
+use serde::{Deserialize, Serialize};
+
+use crate::faults::error_body;
+use crate::seed::{Money, SeedProduct};
+use crate::{MockState, Router, Service};
+
+/// The service routes of `service` (without the admin routes).
+pub(crate) fn routes(service: Service) -> Router {
+    match service {
+        Service::Identity => crate::identity::routes(),
+        Service::User => Router::new().route("/users/{id}", get(user)),
+        Service::Catalog => Router::new().route("/products/{id}", get(product)),
+        Service::Pricing => Router::new().route("/prices/{id}", get(price)),
+        Service::Inventory => Router::new().route("/stock/{id}", get(stock)),
+        Service::Cart => Router::new().route("/carts/{user}", get(cart)),
+        Service::Recommendations => Router::new().route("/recommendations", get(recommendations)),
+        Service::Promotions => Router::new().route("/promotions", get(promotions)),
+        Service::Shipping => Router::new().route("/estimates", get(estimate)),
+        Service::Reviews => Router::new().route("/reviews/{id}/summary", get(reviews)),
+        Service::Orders => Router::new().route("/orders", get(orders)),
+    }
+}
+
+/// The JSON Schema of every response of `service`, by route.
+pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
+    let mut schemas = BTreeMap::new();
+    match service {
+        Service::Identity => {}
+        Service::User => drop(schemas.insert("GET /users/{id}", schema_for!(UserBody))),
+        Service::Catalog => drop(schemas.insert("GET /products/{id}", schema_for!(ProductBody))),
+        Service::Pricing => drop(schemas.insert("GET /prices/{id}", schema_for!(PriceBody))),
+        Service::Inventory => drop(schemas.insert("GET /stock/{id}", schema_for!(StockBody))),
+        Service::Cart => drop(schemas.insert("GET /carts/{user}", schema_for!(CartBody))),
+        Service::Recommendations => {
+            drop(schemas.insert("GET /recommendations", schema_for!(RecommendationsBody)))
+        }
+        Service::Promotions => drop(schemas.insert("GET /promotions", schema_for!(PromotionsBody))),
+        Service::Shipping => drop(schemas.insert("GET /estimates", schema_for!(EstimateBody))),
+        Service::Reviews => drop(schemas.insert("GET /reviews/{id}/summary", schema_for!(ReviewsBody))),
+        Service::Orders => drop(schemas.insert("GET /orders", schema_for!(OrdersBody))),
+    }
+    schemas
+}
+
+fn not_found(what: &str) -> Response {
+    error_body(StatusCode::NOT_FOUND, &format!("{what} not found"))
+}
+
+/// `GET /users/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBody {
+    id: String,
+    display_name: String,
+    email: String,
+    tier: String,
+    locale: String,
+    country: String,
+    segment: String,
+}
+
+/// Bad data: an empty display name.
+async fn user(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+    let Some(user) = state.seed.user(&id) else { return not_found("user") };
+    let bad = state.control.faults.bad_data();
+    Json(UserBody {
+        id: user.id.clone(),
+        display_name: if bad { String::new() } else { user.display_name.to_owned() },
+        email: user.email.clone(),
+        tier: user.tier.to_owned(),
+        locale: user.locale.to_owned(),
+        country: user.country.to_owned(),
+        segment: user.segment.to_owned(),
+    })
+    .into_response()
+}
+
+/// `GET /products/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductBody {
+    id: String,
+    name: String,
+    brand: String,
+    category: String,
+    description: String,
+    images: Vec<String>,
+    tags: Vec<String>,
+}
+
+fn images(product: &SeedProduct, count: usize) -> Vec<String> {
+    (1..=count).map(|n| format!("https://img.example.com/{}/{n}.jpg", product.id)).collect()
+}
+
+/// Bad data: an empty product name.
+async fn product(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+    let Some(product) = state.seed.product(&id) else { return not_found("product") };
+    let bad = state.control.faults.bad_data();
+    Json(ProductBody {
+        id: product.id.clone(),
+        name: if bad { String::new() } else { product.name.clone() },
+        brand: product.brand.clone(),
+        category: product.category.to_owned(),
+        description: format!(
+            "The {} by {}: built for every day, tested in the worst weather.",
+            product.name, product.brand
+        ),
+        images: images(product, 4),
+        tags: vec![product.category.to_owned(), product.brand.to_lowercase()],
+    })
+    .into_response()
+}
+
+/// `GET /prices/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceBody {
+    product_id: String,
+    price: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list_price: Option<Money>,
+}
+
+/// Bad data: a negative price.
+async fn price(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+    let Some(product) = state.seed.product(&id) else { return not_found("price") };
+    let mut price = product.price.clone();
+    if state.control.faults.bad_data() {
+        price.amount_minor = -price.amount_minor;
+    }
+    Json(PriceBody { product_id: product.id.clone(), price, list_price: product.list_price.clone() })
+        .into_response()
+}
+
+/// `GET /stock/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockBody {
+    product_id: String,
+    available: i64,
+    warehouse: String,
+}
+
+/// Bad data: negative stock.
+async fn stock(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+    let Some(product) = state.seed.product(&id) else { return not_found("stock") };
+    let available = if state.control.faults.bad_data() { -5 } else { product.stock };
+    Json(StockBody { product_id: product.id.clone(), available, warehouse: "fra-1".to_owned() })
+        .into_response()
+}
+
+/// `GET /carts/{user}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CartBody {
+    user_id: String,
+    items: Vec<CartItemBody>,
+    total: Money,
+}
+
+/// One cart line.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CartItemBody {
+    product_id: String,
+    name: String,
+    quantity: u32,
+    unit_price: Money,
+}
+
+/// Bad data: a negative total. Lines are priced in the user's market
+/// currency (the seed's price list amounts, relabelled).
+async fn cart(State(state): State<MockState>, Path(user_id): Path<String>) -> Response {
+    let Some(user) = state.seed.user(&user_id) else { return not_found("cart") };
+    let items: Vec<CartItemBody> = user
+        .cart
+        .iter()
+        .map(|(index, quantity)| {
+            let product = state.seed.nth_product(*index);
+            CartItemBody {
+                product_id: product.id.clone(),
+                name: product.name.clone(),
+                quantity: *quantity,
+                unit_price: Money {
+                    amount_minor: product.price.amount_minor,
+                    currency: user.currency.to_owned(),
+                },
+            }
+        })
+        .collect();
+    let mut total: i64 = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
+    if state.control.faults.bad_data() {
+        total = -total - 1;
+    }
+    Json(CartBody {
+        user_id: user.id.clone(),
+        items,
+        total: Money { amount_minor: total, currency: user.currency.to_owned() },
+    })
+    .into_response()
+}
+
+/// Query of `GET /recommendations`.
+#[derive(Debug, Deserialize)]
+struct RecommendationsQuery {
+    user: Option<String>,
+    context: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /recommendations`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationsBody {
+    context: String,
+    items: Vec<RecommendationBody>,
+}
+
+/// One suggestion.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationBody {
+    product_id: String,
+    name: String,
+    image_url: String,
+    price: Money,
+    score: f64,
+}
+
+/// Deterministic per (user, context). Bad data: negative prices.
+async fn recommendations(
+    State(state): State<MockState>,
+    Query(query): Query<RecommendationsQuery>,
+) -> Response {
+    let context = query.context.unwrap_or_else(|| "home".to_owned());
+    let limit = query.limit.unwrap_or(8).clamp(1, 20);
+    let salt =
+        query.user.as_deref().unwrap_or("").len() * 7 + context.bytes().map(usize::from).sum::<usize>();
+    let bad = state.control.faults.bad_data();
+    let items = (0..limit)
+        .map(|k| {
+            let product = state.seed.nth_product(salt + k * 5 + 1);
+            let mut price = product.price.clone();
+            if bad {
+                price.amount_minor = -price.amount_minor;
+            }
+            RecommendationBody {
+                product_id: product.id.clone(),
+                name: product.name.clone(),
+                image_url: images(product, 1).remove(0),
+                price,
+                score: 1.0 - k as f64 / 20.0,
+            }
+        })
+        .collect();
+    Json(RecommendationsBody { context, items }).into_response()
+}
+
+/// Query naming a user.
+#[derive(Debug, Deserialize)]
+struct UserQuery {
+    user: String,
+}
+
+/// `GET /promotions`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionsBody {
+    promotions: Vec<PromotionBody>,
+}
+
+/// One promotion.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionBody {
+    id: String,
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    badge: Option<String>,
+    segment: String,
+    ends_at: String,
+}
+
+/// The user's segment's promotions plus those for everyone. Bad data: empty titles.
+async fn promotions(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
+    let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
+    let bad = state.control.faults.bad_data();
+    let promotions = state
+        .seed
+        .promotions
+        .iter()
+        .filter(|p| p.segment == "all" || p.segment == user.segment)
+        .map(|p| PromotionBody {
+            id: p.id.to_owned(),
+            title: if bad { String::new() } else { p.title.to_owned() },
+            badge: p.badge.map(str::to_owned),
+            segment: p.segment.to_owned(),
+            ends_at: "2026-12-31T23:59:59Z".to_owned(),
+        })
+        .collect();
+    Json(PromotionsBody { promotions }).into_response()
+}
+
+/// `GET /estimates`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateBody {
+    country: String,
+    carrier: String,
+    min_days: u32,
+    max_days: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free_shipping_over: Option<Money>,
+}
+
+/// Delivery estimate to the user's country. Bad data: `minDays > maxDays`.
+async fn estimate(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
+    let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
+    let (carrier, min_days, max_days, free_over) = match user.country {
+        "DE" => ("DHL", 1, 3, Some(5_000)),
+        "GB" => ("Royal Mail", 2, 4, Some(4_000)),
+        "US" => ("UPS", 3, 5, None),
+        _ => ("PostNord", 2, 5, Some(6_000)),
+    };
+    let (min_days, max_days) =
+        if state.control.faults.bad_data() { (max_days + 3, min_days) } else { (min_days, max_days) };
+    Json(EstimateBody {
+        country: user.country.to_owned(),
+        carrier: carrier.to_owned(),
+        min_days,
+        max_days,
+        free_shipping_over: free_over
+            .map(|amount_minor| Money { amount_minor, currency: user.currency.to_owned() }),
+    })
+    .into_response()
+}
+
+/// `GET /reviews/{id}/summary`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewsBody {
+    product_id: String,
+    average_rating: f64,
+    count: u32,
+}
+
+/// Bad data: a rating of 7.5 out of 5.
+async fn reviews(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+    let Some(product) = state.seed.product(&id) else { return not_found("product") };
+    let average_rating = if state.control.faults.bad_data() { 7.5 } else { product.average_rating };
+    Json(ReviewsBody { product_id: product.id.clone(), average_rating, count: product.review_count })
+        .into_response()
+}
+
+/// `GET /orders`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrdersBody {
+    user_id: String,
+    orders: Vec<OrderBody>,
+}
+
+/// One past order.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderBody {
+    id: String,
+    placed_at: String,
+    status: String,
+    item_count: u32,
+    total: Money,
+}
+
+/// A user's orders: user `u-N` has N-1 orders (so `u-1` has none). Bad data: negative totals.
+async fn orders(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
+    let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
+    let n: usize = user.id.trim_start_matches("u-").parse().unwrap_or(1);
+    let sign = if state.control.faults.bad_data() { -1 } else { 1 };
+    let orders = (1..n)
+        .map(|k| OrderBody {
+            id: format!("o-{n}-{k}"),
+            placed_at: format!("2026-{:02}-{:02}T10:00:00Z", (k % 12) + 1, (k * 3 % 28) + 1),
+            status: if k == n - 1 { "shipped" } else { "delivered" }.to_owned(),
+            item_count: (k % 3 + 1) as u32,
+            total: Money {
+                amount_minor: sign * state.seed.nth_product(k * 11).price.amount_minor,
+                currency: user.currency.to_owned(),
+            },
+        })
+        .collect();
+    Json(OrdersBody { user_id: user.id.clone(), orders }).into_response()
+}
