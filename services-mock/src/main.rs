@@ -62,7 +62,17 @@ impl Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run_command().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("services-mock: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command() -> anyhow::Result<()> {
     let args = Args::parse()?;
     let command = args.positional.first().map(String::as_str).unwrap_or("all");
     match command {
@@ -82,15 +92,17 @@ async fn main() -> anyhow::Result<()> {
         }
         "ids" => {
             let seed = Seed::new();
+            let mut out = String::new();
             for user in &seed.users {
-                println!("{}\t{}\t{}\t{}", user.id, user.display_name, user.country, user.segment);
+                out += &format!("{}\t{}\t{}\t{}\n", user.id, user.display_name, user.country, user.segment);
             }
             for product in &seed.products {
-                println!(
-                    "{}\t{}\t{} {}",
-                    product.id, product.name, product.price.amount_minor, product.price.currency
-                );
+                let price = &product.price;
+                out +=
+                    &format!("{}\t{}\t{} {}\n", product.id, product.name, price.amount_minor, price.currency);
             }
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             Ok(())
         }
         "all" | "serve" => serve(command, &args).await,

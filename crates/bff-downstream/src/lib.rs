@@ -21,6 +21,7 @@ mod config;
 mod error;
 pub mod model;
 
+pub use bff_resilience::BreakerConfig;
 pub use client::{
     Api, CartClient, CatalogClient, Endpoint, InventoryClient, PricingClient, PromotionsClient,
     RecommendationsClient, ReviewsClient, ShippingClient, UserClient,

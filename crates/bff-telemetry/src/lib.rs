@@ -54,6 +54,14 @@ pub fn init(format: LogFormat, default_filter: &str) {
     };
 }
 
+/// Installs a subscriber for tests: output goes through the test harness's
+/// capture (shown only for failing tests), filtered by `RUST_LOG` or `warn`.
+pub fn init_for_tests() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 /// A W3C trace context (`traceparent`, version 00).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {

@@ -1,2 +1,10 @@
 //! mobile-bff integration tests: the real app on a loopback port, the real
-//! mocks behind it, real signed tokens.
+//! mocks (each its own HTTP server) behind it, real ES256-signed tokens.
+//! Each test gets its own app and mocks, so tests run in parallel.
+
+mod auth;
+mod helpers;
+mod home;
+mod operations;
+mod product_page;
+mod resilience;

@@ -1,0 +1,87 @@
+//! The mocks' own contract: fault injection, stats and admin routes behave as
+//! the README documents, over real HTTP.
+
+use serde_json::{Value, json};
+use services_mock::{Fleet, Service};
+
+async fn get(url: String) -> (u16, reqwest::header::HeaderMap, String) {
+    let response = reqwest::get(url).await.expect("mock reachable");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn seeded_entities_are_served_and_unknown_ids_are_404() {
+    let fleet = Fleet::start().await.expect("fleet");
+    let (status, _, body) = get(format!("{}/products/p-1", fleet.url(Service::Catalog))).await;
+    assert_eq!(status, 200);
+    let product: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(product["id"], "p-1");
+    assert_eq!(get(format!("{}/products/p-49", fleet.url(Service::Catalog))).await.0, 404);
+    assert_eq!(get(format!("{}/users/u-7", fleet.url(Service::User))).await.0, 404);
+    assert_eq!(get(format!("{}/nope", fleet.url(Service::User))).await.0, 404);
+}
+
+#[tokio::test]
+async fn faults_are_validated_applied_and_reset() {
+    let fleet = Fleet::start().await.expect("fleet");
+    let pricing = fleet.url(Service::Pricing);
+    assert!(fleet.set_faults(Service::Pricing, json!({"errorRatio": 1.5})).await.is_err(), "ratio > 1");
+    assert!(fleet.set_faults(Service::Pricing, json!({"latncyMs": 5})).await.is_err(), "typo rejected");
+    assert!(fleet.set_faults(Service::Pricing, json!({"errorStatus": 200})).await.is_err(), "not an error");
+
+    fleet
+        .set_faults(Service::Pricing, json!({"rateLimitRatio": 1.0, "retryAfterS": 9}))
+        .await
+        .expect("faults");
+    let (status, headers, _) = get(format!("{pricing}/prices/p-1")).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("9"));
+
+    fleet.set_faults(Service::Pricing, json!({"errorRatio": 1.0, "errorStatus": 502})).await.expect("faults");
+    assert_eq!(get(format!("{pricing}/prices/p-1")).await.0, 502);
+    assert_eq!(get(format!("{pricing}/__stats")).await.0, 200, "admin routes are never faulted");
+
+    fleet.set_faults(Service::Pricing, json!({"badData": true})).await.expect("faults");
+    let (_, _, body) = get(format!("{pricing}/prices/p-1")).await;
+    let price: Value = serde_json::from_str(&body).expect("json");
+    assert!(price["price"]["amountMinor"].as_i64().expect("amount") < 0);
+
+    fleet.set_faults(Service::Pricing, json!({"dropRatio": 1.0})).await.expect("faults");
+    let dropped = async { reqwest::get(format!("{pricing}/prices/p-1")).await?.bytes().await };
+    assert!(dropped.await.is_err(), "the connection is dropped mid-response");
+
+    fleet.clear_faults(Service::Pricing).await.expect("heal");
+    assert_eq!(get(format!("{pricing}/prices/p-1")).await.0, 200);
+}
+
+#[tokio::test]
+async fn stats_count_requests_per_route_and_reset() {
+    let fleet = Fleet::start().await.expect("fleet");
+    let reviews = fleet.url(Service::Reviews);
+    for id in ["p-1", "p-2", "p-404"] {
+        get(format!("{reviews}/reviews/{id}/summary")).await;
+    }
+    let stats = fleet.stats(Service::Reviews).await.expect("stats");
+    assert_eq!(stats["total"], 3);
+    assert_eq!(stats["routes"]["GET /reviews/{id}/summary"], 3);
+    assert_eq!(stats["recent"].as_array().map(Vec::len), Some(3));
+    reqwest::Client::new().delete(format!("{reviews}/__stats")).send().await.expect("reset");
+    assert_eq!(fleet.requests(Service::Reviews).await.expect("stats"), 0);
+}
+
+#[tokio::test]
+async fn identity_publishes_both_keys_and_schemas_are_published() {
+    let fleet = Fleet::start().await.expect("fleet");
+    let (_, _, body) = get(format!("{}/.well-known/jwks.json", fleet.url(Service::Identity))).await;
+    let jwks: Value = serde_json::from_str(&body).expect("json");
+    let kids: Vec<&str> =
+        jwks["keys"].as_array().expect("keys").iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert_eq!(kids, ["dev-es256-1", "dev-es256-2"]);
+    assert!(jwks["keys"][0].get("d").is_none(), "no private key material in the JWKS");
+
+    let (_, _, body) = get(format!("{}/__schemas", fleet.url(Service::Pricing))).await;
+    let schemas: Value = serde_json::from_str(&body).expect("json");
+    assert!(schemas["GET /prices/{id}"]["properties"]["price"].is_object(), "{schemas}");
+}

@@ -1,0 +1,158 @@
+//! `cargo xtask dev`: the whole stack on this machine, no Docker.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::stack::{BFFS, MOCKS};
+use crate::{bin_dir, cargo_build};
+
+struct Running {
+    name: String,
+    child: Child,
+}
+
+/// Builds, starts mocks then BFFs, waits for each to be healthy, prints the
+/// table, and runs until Ctrl-C/SIGTERM or until any process dies.
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`dev` takes no arguments (got `{extra}`)");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handler")?;
+    }
+
+    let mut packages = vec!["services-mock"];
+    packages.extend(BFFS.iter().map(|bff| bff.package));
+    cargo_build(&packages, false)?;
+
+    let mut running: Vec<Running> = Vec::new();
+    let result = start_all(&mut running, &stop).and_then(|()| {
+        print_table();
+        supervise(&mut running, &stop)
+    });
+    shutdown(&mut running);
+    result
+}
+
+fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()> {
+    let bin = bin_dir();
+    let mocks =
+        Command::new(bin.join("services-mock")).arg("all").spawn().context("starting services-mock")?;
+    running.push(Running { name: "services-mock".to_owned(), child: mocks });
+    for (name, port) in MOCKS {
+        wait_healthy(name, *port, running, stop)?;
+    }
+    for bff in BFFS {
+        let child = Command::new(bin.join(bff.package))
+            .spawn()
+            .with_context(|| format!("starting {}", bff.package))?;
+        running.push(Running { name: bff.package.to_owned(), child });
+        wait_healthy(bff.package, bff.port, running, stop)?;
+    }
+    Ok(())
+}
+
+/// Polls `GET /healthz` until it answers 200, a process dies, or 60 s pass.
+fn wait_healthy(name: &str, port: u16, running: &mut [Running], stop: &AtomicBool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if healthz(port) {
+            return Ok(());
+        }
+        check_alive(running)?;
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted while starting {name}");
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not become healthy on port {port} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn healthz(port: u16) -> bool {
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200")
+}
+
+fn check_alive(running: &mut [Running]) -> anyhow::Result<()> {
+    for process in running.iter_mut() {
+        if let Some(status) = process.child.try_wait().context("polling a child")? {
+            bail!("{} exited ({status}); see its output above", process.name);
+        }
+    }
+    Ok(())
+}
+
+fn print_table() {
+    println!();
+    println!("  {:<16} {:<24} notes", "service", "url");
+    println!("  {:<16} {:<24} -----", "-------", "---");
+    for (name, port) in MOCKS {
+        let note =
+            if *name == "identity" { "JWKS at /.well-known/jwks.json" } else { "faults: PUT /__faults" };
+        println!("  {name:<16} {:<24} {note}", format!("http://127.0.0.1:{port}"));
+    }
+    for bff in BFFS {
+        println!("  {:<16} {:<24} {}", bff.package, format!("http://127.0.0.1:{}", bff.port), bff.routes);
+    }
+    println!();
+    if let Some(bff) = BFFS.first() {
+        println!("  try:  TOKEN=$(cargo xtask token --client {} --user u-1)", bff.client);
+        println!("        curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{}/v1/home", bff.port);
+    }
+    for bff in BFFS {
+        println!("  configure {}: {}__SECTION__KEY=value (see README)", bff.package, bff.env_prefix);
+    }
+    println!("  stop: Ctrl-C");
+    println!();
+    let _ = std::io::stdout().flush();
+}
+
+fn supervise(running: &mut [Running], stop: &AtomicBool) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        check_alive(running)?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("stopping…");
+    Ok(())
+}
+
+/// SIGTERM to everything still running (graceful in every binary), then a
+/// kill for whatever has not exited after 15 s.
+fn shutdown(running: &mut [Running]) {
+    for process in running.iter_mut().rev() {
+        if matches!(process.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for process in running.iter_mut() {
+        while matches!(process.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if matches!(process.child.try_wait(), Ok(None)) {
+            eprintln!("{} did not stop in time; killing it", process.name);
+            let _ = process.child.kill();
+            let _ = process.child.wait();
+        }
+    }
+}
