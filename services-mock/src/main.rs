@@ -162,6 +162,9 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
 
+/// The mocks stand in for other teams' services and deliberately share no
+/// code with the BFF crates (so contract checks compare two independent
+/// sides); hence this copy of `bff_server::shutdown_signal`.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
