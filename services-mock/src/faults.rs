@@ -41,6 +41,9 @@ pub struct Faults {
     pub drop_ratio: f64,
     /// Serve semantically wrong data (negative prices, empty names, ...).
     pub bad_data: bool,
+    /// Only these routes misbehave (`"GET /.well-known/jwks.json"`, as
+    /// `/__stats` names them); empty means every route.
+    pub routes: Vec<String>,
 }
 
 impl Faults {
@@ -85,6 +88,27 @@ pub struct RequestRecord {
     pub traceparent: Option<String>,
     /// Whether it carried an `Authorization` header.
     pub authorization: bool,
+    /// The claims of its bearer token as sent (decoded, not verified), so
+    /// tests can see who the token was for and who it names.
+    pub token: Option<TokenSeen>,
+}
+
+/// The parts of a received bearer token that tests look at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSeen {
+    /// Audience.
+    pub aud: Option<String>,
+    /// Subject.
+    pub sub: Option<String>,
+    /// Actor (`act.sub`) of an exchanged token.
+    pub act: Option<serde_json::Value>,
+    /// Scopes.
+    pub scope: Option<String>,
+}
+
+fn token_seen(headers: &HeaderMap) -> Option<TokenSeen> {
+    let token = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?;
+    jsonwebtoken::dangerous::insecure_decode::<TokenSeen>(token).ok().map(|data| data.claims)
 }
 
 #[derive(Debug, Default)]
@@ -240,16 +264,20 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
     };
     let headers = request.headers();
     let seq = control.stats.begin(RequestRecord {
-        route,
+        route: route.clone(),
         started_us: now_us(),
         finished_us: None,
         request_id: header_string(headers, "x-request-id"),
         traceparent: header_string(headers, "traceparent"),
         authorization: headers.contains_key(header::AUTHORIZATION),
+        token: token_seen(headers),
     });
     let _in_flight = InFlight { stats: &control.stats, seq };
 
     let faults = control.faults.get();
+    if !faults.routes.is_empty() && !faults.routes.contains(&route) {
+        return next.run(request).await;
+    }
     let mut delay = faults.latency_ms;
     if faults.jitter_ms > 0 {
         delay += fastrand::u64(0..=faults.jitter_ms);

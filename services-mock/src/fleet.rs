@@ -56,6 +56,12 @@ impl Fleet {
         &self.identity
     }
 
+    /// A service token for `service` on behalf of `user`, acted by `actor`
+    /// (what a BFF's token exchange would obtain).
+    pub fn service_token(&self, service: Service, user: &str, actor: &str) -> String {
+        self.identity.service_token(service.name(), user, actor).unwrap_or_default()
+    }
+
     /// Stops one mock (its port then refuses connections).
     pub fn stop(&mut self, service: Service) {
         if let Some(tx) = self.mocks.get_mut(&service).and_then(|m| m.shutdown.take()) {

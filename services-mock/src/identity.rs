@@ -1,19 +1,33 @@
-//! The identity provider mock: publishes a JWKS and mints ES256 user access
-//! tokens with the committed development keys (see `keys/README.md`).
+//! The identity provider mock.
 //!
-//! Token exchange, client credentials and the authorization-code flow are
-//! built on this in a later issue; the key handling here already supports
-//! rotation (two published keys, selected by `kid`).
+//! * `GET /.well-known/jwks.json`: two ES256 keys (rotation: tokens name
+//!   theirs by `kid`); new tokens are signed with the first. The keys are the
+//!   committed development keys (see `keys/README.md`).
+//! * `GET /authorize`: the authorization-code flow with PKCE (S256 only).
+//!   There is no login page: the user is the seeded id in `login_hint`
+//!   (default `u-1`), and the browser is redirected straight back.
+//! * `POST /oauth/token`: `authorization_code` (+ PKCE), `client_credentials`,
+//!   and RFC 8693 `token-exchange`; errors are RFC 6749 / 8693 bodies.
+//!
+//! Seeded clients are in [`CLIENTS`]; every token is an RFC 9068 `at+jwt`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use axum::Json;
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::Serialize;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::{MockState, Router};
 
@@ -27,14 +41,180 @@ const KEYS: [(&str, &str); 2] = [
     ("dev-es256-2", include_str!("../keys/dev-es256-2.pem")),
 ];
 
-/// The client applications the identity provider knows, one per BFF.
+/// Lifetime of user and client access tokens.
+const ACCESS_TOKEN_SECS: u64 = 900;
+/// Lifetime of exchanged (service) tokens: short, they are re-exchanged.
+const SERVICE_TOKEN_SECS: u64 = 300;
+/// Lifetime of an authorization code.
+const CODE_SECS: u64 = 60;
+
+/// The RFC 8693 token-exchange grant type.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The RFC 8693 token type of access tokens.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// What an OAuth client may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Log users in with the authorization-code flow (PKCE required).
+    AuthorizationCode,
+    /// Get a token for itself with its secret.
+    ClientCredentials,
+    /// Exchange a token issued to it for a downstream service token.
+    TokenExchange,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthClient {
+    /// `client_id`.
+    pub id: &'static str,
+    /// Secret of confidential clients; `None` for public (PKCE-only) clients.
+    pub secret: Option<&'static str>,
+    /// Grants it may use.
+    pub grants: &'static [Grant],
+    /// Audience of the tokens it obtains for users or itself: the BFF they are for.
+    pub audience: &'static str,
+    /// Allowed redirect URIs (loopback URIs match on any port, RFC 8252).
+    pub redirect_uris: &'static [&'static str],
+    /// Scopes granted to its tokens.
+    pub scope: &'static str,
+    /// Tenant of a partner client.
+    pub tenant: Option<&'static str>,
+}
+
+/// Every client the identity provider knows. Secrets are development
+/// values, listed in the README.
+pub const CLIENTS: &[OAuthClient] = &[
+    OAuthClient {
+        id: "mobile-app",
+        secret: None,
+        grants: &[Grant::AuthorizationCode],
+        audience: "mobile-bff",
+        redirect_uris: &["com.example.shop:/oauth/callback", "http://127.0.0.1/callback"],
+        scope: "openid profile cart catalog orders",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "web-bff",
+        secret: Some("web-bff-dev-secret"),
+        grants: &[Grant::AuthorizationCode, Grant::TokenExchange],
+        audience: "web-bff",
+        redirect_uris: &["http://127.0.0.1:8080/auth/callback", "http://localhost:8080/auth/callback"],
+        scope: "openid profile cart catalog orders",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "mobile-bff",
+        secret: Some("mobile-bff-dev-secret"),
+        grants: &[Grant::TokenExchange],
+        audience: "mobile-bff",
+        redirect_uris: &[],
+        scope: "",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "partner-bff",
+        secret: Some("partner-bff-dev-secret"),
+        grants: &[Grant::TokenExchange],
+        audience: "partner-bff",
+        redirect_uris: &[],
+        scope: "",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "admin-bff",
+        secret: Some("admin-bff-dev-secret"),
+        grants: &[Grant::TokenExchange],
+        audience: "admin-bff",
+        redirect_uris: &[],
+        scope: "",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "admin-console",
+        secret: None,
+        grants: &[Grant::AuthorizationCode],
+        audience: "admin-bff",
+        redirect_uris: &["http://127.0.0.1/callback"],
+        scope: "openid admin",
+        tenant: None,
+    },
+    OAuthClient {
+        id: "partner-acme",
+        secret: Some("acme-dev-secret"),
+        grants: &[Grant::ClientCredentials],
+        audience: "partner-bff",
+        redirect_uris: &[],
+        scope: "catalog",
+        tenant: Some("acme"),
+    },
+    OAuthClient {
+        id: "partner-globex",
+        secret: Some("globex-dev-secret"),
+        grants: &[Grant::ClientCredentials],
+        audience: "partner-bff",
+        redirect_uris: &[],
+        scope: "catalog",
+        tenant: Some("globex"),
+    },
+];
+
+/// The client with `id`.
+pub fn client(id: &str) -> Option<&'static OAuthClient> {
+    CLIENTS.iter().find(|c| c.id == id)
+}
+
+/// A person who can log in: a customer (`u-N`, from the seed) or staff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Subject id.
+    pub id: String,
+    /// Tenant: `shop` for customers, `staff` for staff.
+    pub tenant: &'static str,
+    /// Roles: `customer`, `admin` or `support`.
+    pub roles: Vec<&'static str>,
+}
+
+/// Back-office staff: `(id, name, role)`.
+pub const STAFF: &[(&str, &str, &str)] =
+    &[("s-1", "Alice Admin", "admin"), ("s-2", "Sam Support", "support"), ("s-3", "Nia Nobody", "viewer")];
+
+/// The person with `id`, if seeded.
+pub fn person(id: &str) -> Option<Person> {
+    if let Some((id, _, role)) = STAFF.iter().find(|(staff, _, _)| *staff == id) {
+        return Some(Person { id: (*id).to_owned(), tenant: "staff", roles: vec![role] });
+    }
+    let n: usize = id.strip_prefix("u-")?.parse().ok()?;
+    (1..=crate::seed::Seed::new().users.len()).contains(&n).then(|| Person {
+        id: id.to_owned(),
+        tenant: "shop",
+        roles: vec!["customer"],
+    })
+}
+
+/// The domain services a BFF may exchange tokens for, and the scopes each accepts.
+pub const SERVICE_SCOPES: &[(&str, &str)] = &[
+    ("user", "user:read"),
+    ("catalog", "catalog:read"),
+    ("pricing", "pricing:read"),
+    ("inventory", "inventory:read"),
+    ("cart", "cart:read"),
+    ("recommendations", "recommendations:read"),
+    ("promotions", "promotions:read"),
+    ("shipping", "shipping:read"),
+    ("reviews", "reviews:read"),
+    ("orders", "orders:read"),
+];
+
+/// The client applications the command line mints tokens for, one per BFF.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     /// The mobile app (PKCE public client), audience `mobile-bff`.
     Mobile,
-    /// The web app, audience `web-bff`.
+    /// The web front end; its BFF is the OAuth client, audience `web-bff`.
     Web,
-    /// A partner integration, audience `partner-bff`.
+    /// A partner integration (client credentials), audience `partner-bff`.
     Partner,
     /// The back-office app, audience `admin-bff`.
     Admin,
@@ -55,12 +235,12 @@ impl ClientKind {
         }
     }
 
-    /// The OAuth client id.
+    /// The OAuth client that obtains user tokens of this kind.
     pub const fn client_id(self) -> &'static str {
         match self {
             ClientKind::Mobile => "mobile-app",
-            ClientKind::Web => "web-app",
-            ClientKind::Partner => "partner-app",
+            ClientKind::Web => "web-bff",
+            ClientKind::Partner => "partner-acme",
             ClientKind::Admin => "admin-console",
         }
     }
@@ -75,13 +255,9 @@ impl ClientKind {
         }
     }
 
-    /// The scopes granted to its user tokens.
-    pub const fn scope(self) -> &'static str {
-        match self {
-            ClientKind::Mobile | ClientKind::Web => "openid profile cart catalog orders",
-            ClientKind::Partner => "catalog",
-            ClientKind::Admin => "openid admin",
-        }
+    /// The scopes granted to its tokens.
+    pub fn scope(self) -> &'static str {
+        client(self.client_id()).map(|c| c.scope).unwrap_or_default()
     }
 }
 
@@ -96,14 +272,21 @@ impl std::str::FromStr for ClientKind {
     }
 }
 
-/// The claims of a user access token.
-#[derive(Debug, Clone, Serialize)]
+/// The actor of an exchanged token (RFC 8693 `act`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The client that acts on the subject's behalf.
+    pub sub: String,
+}
+
+/// The claims of every access token this provider issues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserClaims {
     /// Issuer.
     pub iss: String,
-    /// Audience: the BFF the token is for.
+    /// Audience: the BFF (user and client tokens) or service (exchanged tokens).
     pub aud: String,
-    /// The user id.
+    /// The user id, or the client id of a client-credentials token.
     pub sub: String,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
@@ -115,18 +298,39 @@ pub struct UserClaims {
     pub scope: String,
     /// The OAuth client the token was issued to.
     pub client_id: String,
+    /// Tenant of the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Roles of the subject.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// On exchanged tokens: who acts for the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
 }
 
 struct SigningKey {
     kid: &'static str,
     encoding: EncodingKey,
+    decoding: DecodingKey,
     jwk: Jwk,
 }
 
-/// The identity provider's keys and issuer.
+/// An issued, not yet redeemed authorization code.
+#[derive(Debug, Clone)]
+struct PendingCode {
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
+    user: String,
+    expires: u64,
+}
+
+/// The identity provider's keys, issuer and pending authorization codes.
 pub struct Identity {
     issuer: String,
     keys: Vec<SigningKey>,
+    codes: Mutex<HashMap<String, PendingCode>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -139,6 +343,11 @@ impl std::fmt::Debug for Identity {
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The PKCE S256 challenge of `verifier`.
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 impl Identity {
@@ -154,10 +363,11 @@ impl Identity {
                 jwk.common.key_id = Some((*kid).to_owned());
                 jwk.common.public_key_use = Some(PublicKeyUse::Signature);
                 jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
-                Ok(SigningKey { kid, encoding, jwk })
+                let decoding = DecodingKey::from_jwk(&jwk).with_context(|| format!("verifying key {kid}"))?;
+                Ok(SigningKey { kid, encoding, decoding, jwk })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Identity { issuer: issuer.into(), keys })
+        Ok(Identity { issuer: issuer.into(), keys, codes: Mutex::default() })
     }
 
     /// The issuer URL.
@@ -170,34 +380,81 @@ impl Identity {
         JwkSet { keys: self.keys.iter().map(|k| k.jwk.clone()).collect() }
     }
 
-    /// Signs any claims with the current key (ES256, `kid` set). Tests use it
-    /// to build tokens with chosen defects.
+    /// Signs any claims with the current key (ES256, `typ: at+jwt`, `kid`
+    /// set). Tests use it to build tokens with chosen defects.
     pub fn sign<C: Serialize>(&self, claims: &C) -> anyhow::Result<String> {
-        let key = self.keys.first().context("no signing key")?;
+        let kid = self.keys.first().map(|k| k.kid).context("no signing key")?;
+        self.sign_with(kid, claims)
+    }
+
+    /// Signs with the key `kid` (the older key, to show rotation works).
+    pub fn sign_with<C: Serialize>(&self, kid: &str, claims: &C) -> anyhow::Result<String> {
+        let key = self.keys.iter().find(|k| k.kid == kid).with_context(|| format!("no key {kid}"))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.to_owned());
         header.typ = Some("at+jwt".to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding).context("signing token")
     }
 
-    /// The claims of a fresh access token for `user` of `client`.
-    pub fn user_claims(&self, client: ClientKind, user: &str, ttl: Duration) -> UserClaims {
+    fn claims(&self, aud: &str, sub: &str, scope: &str, client_id: &str, ttl: u64) -> UserClaims {
         let now = now_secs();
+        let person = person(sub);
         UserClaims {
             iss: self.issuer.clone(),
-            aud: client.audience().to_owned(),
-            sub: user.to_owned(),
-            exp: now + ttl.as_secs(),
+            aud: aud.to_owned(),
+            sub: sub.to_owned(),
+            exp: now + ttl,
             iat: now,
             nbf: now,
-            scope: client.scope().to_owned(),
-            client_id: client.client_id().to_owned(),
+            scope: scope.to_owned(),
+            client_id: client_id.to_owned(),
+            tenant: person
+                .as_ref()
+                .map(|p| p.tenant.to_owned())
+                .or_else(|| client(sub).and_then(|c| c.tenant).map(str::to_owned)),
+            roles: person.map(|p| p.roles.iter().map(|r| (*r).to_owned()).collect()).unwrap_or_default(),
+            act: None,
         }
+    }
+
+    /// The claims of a fresh access token for `user` of `client` (for a
+    /// partner, `user` is ignored: its tokens are the client's own).
+    pub fn user_claims(&self, client: ClientKind, user: &str, ttl: Duration) -> UserClaims {
+        let subject = if client == ClientKind::Partner { client.client_id() } else { user };
+        self.claims(client.audience(), subject, client.scope(), client.client_id(), ttl.as_secs())
     }
 
     /// A signed access token for `user` of `client`.
     pub fn user_token(&self, client: ClientKind, user: &str, ttl: Duration) -> anyhow::Result<String> {
         self.sign(&self.user_claims(client, user, ttl))
+    }
+
+    /// A signed service token, as token exchange would issue it: `aud` the
+    /// service, `sub` the user, `act` the BFF.
+    pub fn service_token(&self, service: &str, user: &str, actor: &str) -> anyhow::Result<String> {
+        let scope = SERVICE_SCOPES.iter().find(|(s, _)| *s == service).map(|(_, scope)| *scope).unwrap_or("");
+        let mut claims = self.claims(service, user, scope, actor, SERVICE_TOKEN_SECS);
+        claims.act = Some(Actor { sub: actor.to_owned() });
+        self.sign(&claims)
+    }
+
+    /// Verifies a token issued here for `audience`: signature (by `kid`),
+    /// issuer, audience, expiry.
+    pub fn verify(&self, token: &str, audience: &str) -> Result<UserClaims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+        if header.alg != Algorithm::ES256 {
+            return Err(format!("algorithm {:?} not accepted", header.alg));
+        }
+        let kid = header.kid.ok_or("no kid")?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or("unknown kid")?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        jsonwebtoken::decode::<UserClaims>(token, &key.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -205,6 +462,8 @@ pub(crate) fn routes() -> Router {
     Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery))
+        .route("/authorize", get(authorize))
+        .route("/oauth/token", post(token))
 }
 
 async fn jwks(State(state): State<MockState>) -> Json<JwkSet> {
@@ -216,7 +475,334 @@ async fn discovery(State(state): State<MockState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "grant_types_supported": ["authorization_code", "client_credentials", TOKEN_EXCHANGE],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_post"],
     }))
+}
+
+/// An OAuth error body (RFC 6749 section 5.2).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response =
+        (status, Json(serde_json::json!({ "error": error, "error_description": description })))
+            .into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    }
+    response
+}
+
+fn redirect_uri_allowed(client: &OAuthClient, uri: &str) -> bool {
+    let loopback_without_port = |u: &str| {
+        for host in ["http://127.0.0.1", "http://localhost"] {
+            if let Some(rest) = u.strip_prefix(host) {
+                let path = rest
+                    .strip_prefix(':')
+                    .map_or(rest, |r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
+                return Some(format!("{host}{path}"));
+            }
+        }
+        None
+    };
+    client.redirect_uris.iter().any(|allowed| {
+        *allowed == uri
+            || matches!((loopback_without_port(allowed), loopback_without_port(uri)), (Some(a), Some(b)) if a == b)
+    })
+}
+
+/// Query of `GET /authorize`.
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    state: Option<String>,
+    login_hint: Option<String>,
+}
+
+/// Issues a code for the user in `login_hint` and redirects back. Errors
+/// about the client or redirect URI are shown here (never redirected to an
+/// unverified URI); the rest go back to the client as `?error=`.
+async fn authorize(State(state): State<MockState>, Query(query): Query<AuthorizeQuery>) -> Response {
+    let Some(client) = query.client_id.as_deref().and_then(client) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown client_id");
+    };
+    let Some(redirect_uri) = query.redirect_uri.filter(|uri| redirect_uri_allowed(client, uri)) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "redirect_uri is not registered");
+    };
+    let back = |params: &[(&str, &str)]| {
+        let mut url = redirect_uri.clone();
+        url.push(if url.contains('?') { '&' } else { '?' });
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+        url.push_str(&query.join("&"));
+        Redirect::to(&url).into_response()
+    };
+    let state_param = query.state.clone().unwrap_or_default();
+    if query.response_type.as_deref() != Some("code") || !client.grants.contains(&Grant::AuthorizationCode) {
+        return back(&[("error", "unsupported_response_type"), ("state", &state_param)]);
+    }
+    let challenge = match (query.code_challenge, query.code_challenge_method.as_deref()) {
+        (Some(challenge), Some("S256")) if (43..=128).contains(&challenge.len()) => challenge,
+        _ => {
+            return back(&[
+                ("error", "invalid_request"),
+                ("error_description", "PKCE S256 is required"),
+                ("state", &state_param),
+            ]);
+        }
+    };
+    let user = query.login_hint.unwrap_or_else(|| "u-1".to_owned());
+    if person(&user).is_none() {
+        return back(&[
+            ("error", "access_denied"),
+            ("error_description", "unknown user"),
+            ("state", &state_param),
+        ]);
+    }
+    let code: String = std::iter::repeat_with(fastrand::alphanumeric).take(32).collect();
+    let pending = PendingCode {
+        client_id: client.id.to_owned(),
+        redirect_uri: redirect_uri.clone(),
+        challenge,
+        user,
+        expires: now_secs() + CODE_SECS,
+    };
+    state.identity.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(code.clone(), pending);
+    back(&[("code", &code), ("state", &state_param)])
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Form of `POST /oauth/token` (every grant's fields; each grant reads its own).
+#[derive(Debug, Default, Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    scope: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    audience: Option<String>,
+}
+
+/// A successful token response.
+#[derive(Debug, Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+}
+
+fn issued(access_token: String, claims: &UserClaims, issued_token_type: Option<&'static str>) -> Response {
+    let body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: claims.exp.saturating_sub(now_secs()),
+        scope: claims.scope.clone(),
+        issued_token_type,
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Authenticates the client: HTTP Basic or `client_secret_post`; public
+/// clients present only their id.
+fn authenticate_client(headers: &HeaderMap, form: &TokenForm) -> Result<&'static OAuthClient, Box<Response>> {
+    let invalid =
+        || Box::new(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| STANDARD.decode(b64.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())));
+    let (id, secret) = match basic {
+        Some((id, secret)) => (id, Some(secret)),
+        None => (form.client_id.clone().ok_or_else(invalid)?, form.client_secret.clone()),
+    };
+    let client = client(&id).ok_or_else(invalid)?;
+    match (client.secret, secret.as_deref()) {
+        (Some(expected), Some(given)) if expected == given => Ok(client),
+        (None, None) => Ok(client),
+        _ => Err(invalid()),
+    }
+}
+
+async fn token(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected an application/x-www-form-urlencoded body",
+        );
+    };
+    let client = match authenticate_client(&headers, &form) {
+        Ok(client) => client,
+        Err(response) => return *response,
+    };
+    let identity = &state.identity;
+    match form.grant_type.as_deref() {
+        Some("authorization_code") if client.grants.contains(&Grant::AuthorizationCode) => {
+            authorization_code(identity, client, &form)
+        }
+        Some("client_credentials") if client.grants.contains(&Grant::ClientCredentials) => {
+            let claims =
+                identity.claims(client.audience, client.id, client.scope, client.id, ACCESS_TOKEN_SECS);
+            match identity.sign(&claims) {
+                Ok(token) => issued(token, &claims, None),
+                Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+            }
+        }
+        Some(TOKEN_EXCHANGE) if client.grants.contains(&Grant::TokenExchange) => {
+            token_exchange(identity, client, &form)
+        }
+        Some("authorization_code" | "client_credentials" | TOKEN_EXCHANGE) => {
+            oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", "the client may not use this grant")
+        }
+        Some(_) => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
+        None => oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+    }
+}
+
+fn authorization_code(identity: &Identity, client: &OAuthClient, form: &TokenForm) -> Response {
+    let (Some(code), Some(redirect_uri), Some(verifier)) =
+        (form.code.as_deref(), form.redirect_uri.as_deref(), form.code_verifier.as_deref())
+    else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code, redirect_uri and code_verifier are required",
+        );
+    };
+    // Single use: the code is gone whether or not the rest checks out.
+    let pending = identity.codes.lock().unwrap_or_else(|p| p.into_inner()).remove(code);
+    let Some(pending) = pending else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown or used code");
+    };
+    if pending.client_id != client.id || pending.redirect_uri != redirect_uri || pending.expires < now_secs()
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "code does not match this client, redirect_uri or time",
+        );
+    }
+    if pkce_challenge(verifier) != pending.challenge {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "code_verifier does not match the challenge",
+        );
+    }
+    let claims = identity.claims(client.audience, &pending.user, client.scope, client.id, ACCESS_TOKEN_SECS);
+    match identity.sign(&claims) {
+        Ok(token) => issued(token, &claims, None),
+        Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+    }
+}
+
+/// RFC 8693: a BFF trades a token issued *for it* (its own audience) for a
+/// short-lived token for one service, with the user as `sub` and itself as
+/// `act`, narrowed to scopes that service accepts.
+fn token_exchange(identity: &Identity, client: &OAuthClient, form: &TokenForm) -> Response {
+    let Some(subject_token) = form.subject_token.as_deref() else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "subject_token is required");
+    };
+    if form.subject_token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "subject_token_type must be an access token",
+        );
+    }
+    let subject = match identity.verify(subject_token, client.audience) {
+        Ok(claims) => claims,
+        Err(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "subject_token is invalid, expired or not issued to this client",
+            );
+        }
+    };
+    let Some((service, allowed)) =
+        form.audience.as_deref().and_then(|aud| SERVICE_SCOPES.iter().find(|(service, _)| *service == aud))
+    else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", "audience is not a known service");
+    };
+    let requested = form.scope.as_deref().unwrap_or(allowed);
+    if requested.split_whitespace().any(|scope| !allowed.split_whitespace().any(|a| a == scope)) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope exceeds what the service accepts",
+        );
+    }
+    let now = now_secs();
+    let claims = UserClaims {
+        iss: identity.issuer.clone(),
+        aud: (*service).to_owned(),
+        sub: subject.sub.clone(),
+        exp: (now + SERVICE_TOKEN_SECS).min(subject.exp),
+        iat: now,
+        nbf: now,
+        scope: requested.to_owned(),
+        client_id: client.id.to_owned(),
+        tenant: subject.tenant.clone(),
+        roles: subject.roles.clone(),
+        act: Some(Actor { sub: client.id.to_owned() }),
+    };
+    match identity.sign(&claims) {
+        Ok(token) => issued(token, &claims, Some(ACCESS_TOKEN_TYPE)),
+        Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_redirects_match_on_any_port_others_exactly() {
+        let web = client("web-bff").expect("web-bff");
+        assert!(redirect_uri_allowed(web, "http://127.0.0.1:8080/auth/callback"));
+        assert!(redirect_uri_allowed(web, "http://127.0.0.1:41234/auth/callback"));
+        assert!(!redirect_uri_allowed(web, "http://127.0.0.1:41234/other"));
+        assert!(!redirect_uri_allowed(web, "http://evil.example/auth/callback"));
+        assert!(!redirect_uri_allowed(web, "http://127.0.0.1.evil.example/auth/callback"));
+    }
+
+    #[test]
+    fn people_are_customers_or_staff() {
+        assert_eq!(person("u-1").map(|p| p.roles), Some(vec!["customer"]));
+        assert_eq!(person("s-2").map(|p| p.roles), Some(vec!["support"]));
+        assert!(person("u-99").is_none());
+        assert!(person("x").is_none());
+    }
 }

@@ -152,9 +152,17 @@ impl MockState {
 }
 
 /// The complete app of `service`: service routes behind the fault
-/// middleware, plus the admin routes.
+/// middleware and (except for the identity provider) the service-token
+/// check, plus the admin routes.
 pub fn app(service: Service, state: MockState) -> axum::Router {
-    let service_routes = services::routes(service)
+    let mut service_routes = services::routes(service);
+    if service != Service::Identity {
+        service_routes = service_routes.route_layer(axum::middleware::from_fn_with_state(
+            (Arc::clone(&state.identity), service.name()),
+            require_service_token,
+        ));
+    }
+    let service_routes = service_routes
         .route_layer(axum::middleware::from_fn_with_state(state.control.clone(), faults::inject));
     let schemas = services::schemas(service);
     Router::new()
@@ -165,6 +173,39 @@ pub fn app(service: Service, state: MockState) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { faults::error_body(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state)
+}
+
+/// Every domain service accepts only tokens issued for it: a valid
+/// signature from the identity provider and `aud` equal to its own name
+/// (what token exchange produces). A user's own token, or one for another
+/// service, is `401`.
+async fn require_service_token(
+    axum::extract::State((identity, audience)): axum::extract::State<(Arc<Identity>, &'static str)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let token = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let verdict = match token {
+        None => Err("a bearer service token is required".to_owned()),
+        Some(token) => identity.verify(token, audience).map(|_| ()),
+    };
+    match verdict {
+        Ok(()) => next.run(request).await,
+        Err(reason) => {
+            tracing::info!(%audience, %reason, "rejected service token");
+            let mut response = faults::error_body(StatusCode::UNAUTHORIZED, "invalid service token");
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            response.into_response()
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight

@@ -4,6 +4,7 @@
 //! services-mock [all] [--host H]                   every mock on its default port
 //! services-mock serve <service> [--host H] [--port P] [--issuer URL]
 //! services-mock token --client mobile --user u-1 [--ttl-secs N] [--issuer URL]
+//! services-mock token --service catalog [--user u-1]   (a service token)
 //! services-mock ids                                seeded users and products
 //! ```
 
@@ -20,6 +21,7 @@ const USAGE: &str = "usage:
   services-mock [all] [--host H] [--issuer URL]
   services-mock serve <service> [--host H] [--port P] [--issuer URL]
   services-mock token --client <mobile|web|partner|admin> --user <id> [--ttl-secs N] [--issuer URL]
+  services-mock token --service <name> [--user <id>]   a service token, to call one mock directly
   services-mock ids";
 
 struct Args {
@@ -77,7 +79,19 @@ async fn run_command() -> anyhow::Result<()> {
     let command = args.positional.first().map(String::as_str).unwrap_or("all");
     match command {
         "token" => {
-            args.check_flags(&["client", "user", "ttl-secs", "issuer"])?;
+            args.check_flags(&["client", "user", "ttl-secs", "issuer", "service"])?;
+            if let Some(service) = args.flag("service") {
+                // A service token, as token exchange would issue it to a BFF:
+                // for calling one mock directly.
+                let service: Service = service.parse().map_err(anyhow::Error::msg)?;
+                let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
+                let actor = format!("{}-bff", args.flag("client").unwrap_or("mobile"));
+                println!(
+                    "{}",
+                    identity.service_token(service.name(), args.flag("user").unwrap_or("u-1"), &actor)?
+                );
+                return Ok(());
+            }
             let client: ClientKind =
                 args.flag("client").unwrap_or("mobile").parse().map_err(anyhow::Error::msg)?;
             let user = args.flag("user").unwrap_or("u-1");

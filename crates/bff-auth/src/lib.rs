@@ -13,19 +13,26 @@
 //! * the JWKS is cached; an unknown `kid` triggers at most one refresh per
 //!   cool-down, and cached keys keep working while the JWKS endpoint is down.
 //!
-//! Handlers take a [`Caller`] argument; a request without a valid token is
-//! answered `401 auth.invalid_token` with a `WWW-Authenticate` challenge
-//! before the handler runs, so nothing reaches a downstream service.
+//! [`require_bearer`] is the authentication middleware: a request without a
+//! valid token is answered `401 auth.invalid_token` with a
+//! `WWW-Authenticate` challenge before any handler runs, so nothing reaches
+//! a downstream service. Handlers take the [`Caller`] it established.
+//!
+//! [`TokenExchanger`] turns the caller's token into short-lived,
+//! audience-scoped service tokens (RFC 8693), cached and coalesced; it is the
+//! [`bff_resilience::ServiceTokens`] every downstream client uses.
 
+mod exchange;
+mod middleware;
 mod verifier;
 
-use std::sync::Arc;
-
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::{header, request::Parts};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use bff_error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+pub use exchange::{ExchangeConfig, Secret, TokenExchanger};
+pub use middleware::require_bearer;
 pub use verifier::{AuthError, JwtVerifier};
 
 /// How a BFF authenticates its callers.
@@ -47,12 +54,19 @@ pub struct AuthConfig {
     pub jwks_refresh_cooldown_secs: u64,
     /// Timeout of one JWKS fetch, in milliseconds.
     pub jwks_timeout_ms: u64,
+    /// How this BFF exchanges callers' tokens for service tokens.
+    pub exchange: ExchangeConfig,
 }
 
 impl AuthConfig {
     /// Local-development settings for the BFF whose tokens carry `audience`.
+    /// The BFF is also the OAuth client `audience` for token exchange.
     pub fn local(audience: &str) -> Self {
-        AuthConfig { audience: audience.to_owned(), ..AuthConfig::default() }
+        AuthConfig {
+            audience: audience.to_owned(),
+            exchange: ExchangeConfig::local(audience),
+            ..AuthConfig::default()
+        }
     }
 
     /// Problems that make this configuration unusable.
@@ -82,6 +96,7 @@ impl AuthConfig {
         if self.jwks_timeout_ms == 0 {
             problems.push("jwks_timeout_ms must be greater than 0".to_owned());
         }
+        problems.extend(self.exchange.problems().into_iter().map(|p| format!("exchange.{p}")));
         problems
     }
 }
@@ -96,6 +111,7 @@ impl Default for AuthConfig {
             leeway_secs: 30,
             jwks_refresh_cooldown_secs: 30,
             jwks_timeout_ms: 2_000,
+            exchange: ExchangeConfig::default(),
         }
     }
 }
@@ -103,12 +119,16 @@ impl Default for AuthConfig {
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The user id (`sub`).
+    /// The user id (`sub`), or a partner's client id for client-credentials tokens.
     pub subject: String,
     /// The OAuth client the token was issued to, when the token says.
     pub client_id: Option<String>,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// The subject's tenant, when the token says.
+    pub tenant: Option<String>,
+    /// The subject's roles (e.g. `admin`, `support`).
+    pub roles: Vec<String>,
 }
 
 impl Caller {
@@ -116,35 +136,28 @@ impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+
+    /// Whether the subject has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether this is a client acting for itself (client credentials:
+    /// the subject is the client), rather than a user.
+    pub fn is_client(&self) -> bool {
+        self.client_id.as_deref() == Some(self.subject.as_str())
+    }
 }
 
-impl<S> FromRequestParts<S> for Caller
-where
-    S: Send + Sync,
-    Arc<JwtVerifier>: FromRef<S>,
-{
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = Arc::<JwtVerifier>::from_ref(state);
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::new(ErrorCode::AuthInvalidToken)
-                .with_detail("a bearer access token is required")
-                .with_challenge("Bearer"));
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(|| ApiError::invalid_token("the Authorization header is not a bearer token"))?;
-        match verifier.verify(token).await {
-            Ok(caller) => Ok(caller),
-            Err(error) => {
-                tracing::info!(reason = %error, "rejected access token");
-                Err(ApiError::invalid_token(error.public_description()))
-            }
-        }
+    /// The caller established by the authentication middleware. A route
+    /// without that middleware has no caller: fail closed with a 401.
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            tracing::error!("Caller extracted on a route without authentication middleware");
+            ApiError::new(ErrorCode::AuthInvalidToken).with_challenge("Bearer")
+        })
     }
 }

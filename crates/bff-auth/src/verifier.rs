@@ -88,6 +88,10 @@ struct Claims {
     scope: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
@@ -270,6 +274,8 @@ impl JwtVerifier {
             subject: claims.sub,
             client_id: claims.client_id,
             scopes: claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            tenant: claims.tenant,
+            roles: claims.roles,
         })
     }
 }

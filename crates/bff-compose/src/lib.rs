@@ -43,7 +43,7 @@ use std::time::Duration;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts as RequestParts;
 use bff_error::{ApiError, Classify};
-use bff_resilience::{CallCtx, Deadline};
+use bff_resilience::{CallCtx, Deadline, Principal};
 use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
 
@@ -198,7 +198,11 @@ where
 
     async fn from_request_parts(parts: &mut RequestParts, state: &S) -> Result<Self, Self::Rejection> {
         let request = RequestContext::from_request_parts(parts, state).await?;
-        Ok(Plan::new(request, Arc::<ComposeConfig>::from_ref(state)))
+        let mut plan = Plan::new(request, Arc::<ComposeConfig>::from_ref(state));
+        // Set by the authentication middleware; unauthenticated routes have none.
+        let principal = parts.extensions.get::<Arc<Principal>>().cloned();
+        plan.cx = plan.cx.with_principal(principal);
+        Ok(plan)
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bff_resilience::{CallCtx, Dependency, GuardError};
+use bff_error::{Failure, ReasonCode};
+use bff_resilience::{CallCtx, Dependency, GuardError, ServiceTokens};
 use reqwest::{StatusCode, Url, header};
 use serde::de::DeserializeOwned;
 
@@ -29,6 +30,8 @@ struct EndpointInner {
     guard: Dependency,
     http: reqwest::Client,
     max_response_bytes: usize,
+    tokens: Arc<dyn ServiceTokens>,
+    scopes: Vec<String>,
 }
 
 impl Endpoint {
@@ -55,14 +58,17 @@ impl Endpoint {
         T: DeserializeOwned + Validate,
     {
         let service = self.inner.service;
-        let url = self.url(segments, query)?;
-        let result =
-            self.inner.guard.call(cx, |budget| self.send::<T>(cx, url, budget)).await.map_err(|error| {
-                match error {
+        let result = async {
+            let url = self.url(segments, query)?;
+            let token = self.service_token(cx).await?;
+            self.inner.guard.call(cx, |budget| self.send::<T>(cx, url, token, budget)).await.map_err(
+                |error| match error {
                     GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
                     GuardError::Failed(error) => error,
-                }
-            });
+                },
+            )
+        }
+        .await;
         match &result {
             // A well-formed "no such entity" is an answer, not a failure.
             Err(error @ DownstreamError::NotFound { .. }) => {
@@ -99,12 +105,36 @@ impl Endpoint {
         Ok(url)
     }
 
-    async fn send<T>(&self, cx: &CallCtx, url: Url, budget: Duration) -> Result<T, DownstreamError>
+    /// The token this call carries: the caller's token exchanged for this
+    /// service (before the guard, so an identity-provider failure does not
+    /// count against the service's breaker). Unauthenticated requests carry
+    /// none.
+    async fn service_token(&self, cx: &CallCtx) -> Result<Option<Arc<str>>, DownstreamError> {
+        let service = self.inner.service;
+        let Some(principal) = cx.principal() else { return Ok(None) };
+        let exchange = self.inner.tokens.token_for(principal, service.name(), &self.inner.scopes);
+        match tokio::time::timeout(cx.deadline().remaining(), exchange).await {
+            Ok(Ok(token)) => Ok(Some(token)),
+            Ok(Err(error)) => Err(DownstreamError::Credentials { service, reason: error.0 }),
+            Err(_) => Err(DownstreamError::Rejected { service, failure: Failure::new(ReasonCode::Timeout) }),
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        cx: &CallCtx,
+        url: Url,
+        token: Option<Arc<str>>,
+        budget: Duration,
+    ) -> Result<T, DownstreamError>
     where
         T: DeserializeOwned + Validate,
     {
         let service = self.inner.service;
         let mut request = self.inner.http.get(url).timeout(budget).header(header::ACCEPT, "application/json");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         for (name, value) in cx.request().outbound_headers() {
             request = request.header(name, value);
         }
@@ -304,7 +334,14 @@ pub struct Api {
 impl Api {
     /// Builds every client. Fails on an invalid configuration, so a bad URL
     /// stops start-up instead of failing requests.
-    pub fn new(config: &DownstreamConfig, user_agent: &str) -> Result<Self, String> {
+    ///
+    /// Calls made for an authenticated caller carry a token from `tokens`
+    /// for the called service, never the caller's own token.
+    pub fn new(
+        config: &DownstreamConfig,
+        user_agent: &str,
+        tokens: Arc<dyn ServiceTokens>,
+    ) -> Result<Self, String> {
         let problems = config.problems();
         if !problems.is_empty() {
             return Err(problems.join("; "));
@@ -328,6 +365,8 @@ impl Api {
                 guard: Dependency::new(service.name(), &settings.policy()),
                 http: http.clone(),
                 max_response_bytes: config.max_response_bytes,
+                tokens: Arc::clone(&tokens),
+                scopes: settings.scopes.clone(),
             };
             endpoints.insert(service, Endpoint { inner: Arc::new(inner) });
         }
@@ -352,8 +391,22 @@ impl Api {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct NoTokens;
+
+    impl ServiceTokens for NoTokens {
+        fn token_for<'a>(
+            &'a self,
+            _: &'a bff_resilience::Principal,
+            _: &'a str,
+            _: &'a [String],
+        ) -> bff_resilience::TokenFuture<'a> {
+            Box::pin(async { Err(bff_resilience::TokenUnavailable("none in unit tests".to_owned())) })
+        }
+    }
+
     fn api() -> Api {
-        Api::new(&DownstreamConfig::default(), "test").expect("default config builds")
+        Api::new(&DownstreamConfig::default(), "test", Arc::new(NoTokens)).expect("default config builds")
     }
 
     #[test]

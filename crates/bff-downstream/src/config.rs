@@ -124,6 +124,10 @@ pub struct ServiceConfig {
     /// Circuit breaker settings.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Scopes requested when exchanging the caller's token for this
+    /// service: only what the BFF needs from it (least privilege).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 fn default_max_concurrent() -> usize {
@@ -138,6 +142,7 @@ impl ServiceConfig {
             timeout_ms: service.default_timeout_ms(),
             max_concurrent: default_max_concurrent(),
             breaker: BreakerConfig::default(),
+            scopes: vec![format!("{}:read", service.name())],
         }
     }
 

@@ -65,6 +65,15 @@ pub enum DownstreamError {
         /// The broken invariant.
         problem: String,
     },
+    /// No service token could be obtained (token exchange failed). The
+    /// call was not made: the caller's own token is never sent instead.
+    #[error("{service}: no service token: {reason}")]
+    Credentials {
+        /// The service that would have been called.
+        service: Service,
+        /// Why.
+        reason: String,
+    },
     /// The request could not be built (e.g. an id that cannot be a path segment).
     #[error("{service}: request not built: {problem}")]
     BadRequest {
@@ -84,6 +93,7 @@ impl Classify for DownstreamError {
             }
             DownstreamError::Transport { .. }
             | DownstreamError::Status { .. }
+            | DownstreamError::Credentials { .. }
             | DownstreamError::BadRequest { .. } => Failure::new(ReasonCode::Unavailable),
             DownstreamError::RateLimited { retry_after, .. } => {
                 Failure { reason: ReasonCode::RateLimited, retry_after: *retry_after }

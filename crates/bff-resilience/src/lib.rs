@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use bulkhead::Bulkhead;
-pub use context::{CallCtx, Deadline};
+pub use context::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
 
 /// The resilience settings of one dependency, from configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

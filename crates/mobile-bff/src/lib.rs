@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use bff_auth::{AuthConfig, JwtVerifier};
+use bff_auth::{AuthConfig, JwtVerifier, TokenExchanger};
 use bff_compose::ComposeConfig;
 use bff_downstream::{Api, DownstreamConfig};
 use bff_server::config::Validate;
@@ -98,7 +98,9 @@ impl AppState {
     /// (a failure there is logged, not fatal: `/readyz` reports it and the
     /// first request retries).
     pub async fn new(config: &Config) -> anyhow::Result<Self> {
-        let api = Api::new(&config.downstream, "mobile-bff").map_err(anyhow::Error::msg)?;
+        let exchanger = TokenExchanger::new(config.auth.exchange.clone()).map_err(anyhow::Error::msg)?;
+        let api =
+            Api::new(&config.downstream, "mobile-bff", Arc::new(exchanger)).map_err(anyhow::Error::msg)?;
         let verifier = Arc::new(JwtVerifier::new(config.auth.clone()).map_err(anyhow::Error::msg)?);
         if let Err(error) = verifier.refresh().await {
             tracing::warn!(%error, "JWKS not loaded at start-up; will retry");
@@ -119,9 +121,12 @@ pub fn app(state: AppState, server: &ServerConfig) -> Router {
             verifier.refresh().await.map(|_| ()).map_err(|e| e.to_string())
         })
     });
+    let authenticate =
+        axum::middleware::from_fn_with_state(Arc::clone(&state.verifier), bff_auth::require_bearer);
     let routes = Router::new()
         .route("/v1/home", get(routes::home))
         .route("/v1/product-page/{id}", get(routes::product_page))
+        .route_layer(authenticate)
         .with_state(state);
     bff_server::edge(routes, server, readiness)
 }

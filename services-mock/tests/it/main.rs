@@ -4,6 +4,22 @@
 use serde_json::{Value, json};
 use services_mock::{Fleet, Service};
 
+mod identity;
+
+/// `GET url` with a valid service token for `service` (what token exchange gives a BFF).
+async fn get_as(fleet: &Fleet, service: Service, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let token = fleet.service_token(service, "u-1", "mobile-bff");
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", fleet.url(service)))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("mock reachable");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.expect("body"))
+}
+
 async fn get(url: String) -> (u16, reqwest::header::HeaderMap, String) {
     let response = reqwest::get(url).await.expect("mock reachable");
     let status = response.status().as_u16();
@@ -14,12 +30,12 @@ async fn get(url: String) -> (u16, reqwest::header::HeaderMap, String) {
 #[tokio::test]
 async fn seeded_entities_are_served_and_unknown_ids_are_404() {
     let fleet = Fleet::start().await.expect("fleet");
-    let (status, _, body) = get(format!("{}/products/p-1", fleet.url(Service::Catalog))).await;
+    let (status, _, body) = get_as(&fleet, Service::Catalog, "/products/p-1").await;
     assert_eq!(status, 200);
     let product: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(product["id"], "p-1");
-    assert_eq!(get(format!("{}/products/p-49", fleet.url(Service::Catalog))).await.0, 404);
-    assert_eq!(get(format!("{}/users/u-7", fleet.url(Service::User))).await.0, 404);
+    assert_eq!(get_as(&fleet, Service::Catalog, "/products/p-49").await.0, 404);
+    assert_eq!(get_as(&fleet, Service::User, "/users/u-7").await.0, 404);
     assert_eq!(get(format!("{}/nope", fleet.url(Service::User))).await.0, 404);
 }
 
@@ -35,25 +51,27 @@ async fn faults_are_validated_applied_and_reset() {
         .set_faults(Service::Pricing, json!({"rateLimitRatio": 1.0, "retryAfterS": 9}))
         .await
         .expect("faults");
-    let (status, headers, _) = get(format!("{pricing}/prices/p-1")).await;
+    let (status, headers, _) = get_as(&fleet, Service::Pricing, "/prices/p-1").await;
     assert_eq!(status, 429);
     assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("9"));
 
     fleet.set_faults(Service::Pricing, json!({"errorRatio": 1.0, "errorStatus": 502})).await.expect("faults");
-    assert_eq!(get(format!("{pricing}/prices/p-1")).await.0, 502);
+    assert_eq!(get_as(&fleet, Service::Pricing, "/prices/p-1").await.0, 502);
     assert_eq!(get(format!("{pricing}/__stats")).await.0, 200, "admin routes are never faulted");
 
     fleet.set_faults(Service::Pricing, json!({"badData": true})).await.expect("faults");
-    let (_, _, body) = get(format!("{pricing}/prices/p-1")).await;
+    let (_, _, body) = get_as(&fleet, Service::Pricing, "/prices/p-1").await;
     let price: Value = serde_json::from_str(&body).expect("json");
     assert!(price["price"]["amountMinor"].as_i64().expect("amount") < 0);
 
     fleet.set_faults(Service::Pricing, json!({"dropRatio": 1.0})).await.expect("faults");
-    let dropped = async { reqwest::get(format!("{pricing}/prices/p-1")).await?.bytes().await };
+    let token = fleet.service_token(Service::Pricing, "u-1", "mobile-bff");
+    let request = reqwest::Client::new().get(format!("{pricing}/prices/p-1")).bearer_auth(token);
+    let dropped = async { request.send().await?.bytes().await };
     assert!(dropped.await.is_err(), "the connection is dropped mid-response");
 
     fleet.clear_faults(Service::Pricing).await.expect("heal");
-    assert_eq!(get(format!("{pricing}/prices/p-1")).await.0, 200);
+    assert_eq!(get_as(&fleet, Service::Pricing, "/prices/p-1").await.0, 200);
 }
 
 #[tokio::test]
@@ -61,7 +79,7 @@ async fn stats_count_requests_per_route_and_reset() {
     let fleet = Fleet::start().await.expect("fleet");
     let reviews = fleet.url(Service::Reviews);
     for id in ["p-1", "p-2", "p-404"] {
-        get(format!("{reviews}/reviews/{id}/summary")).await;
+        get_as(&fleet, Service::Reviews, &format!("/reviews/{id}/summary")).await;
     }
     let stats = fleet.stats(Service::Reviews).await.expect("stats");
     assert_eq!(stats["total"], 3);

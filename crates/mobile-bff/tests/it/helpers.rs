@@ -61,6 +61,7 @@ fn test_config(fleet: &Fleet) -> Config {
     let mut config = Config::default();
     config.server.port = 0;
     config.auth.jwks_url = format!("{}/.well-known/jwks.json", fleet.url(Service::Identity));
+    config.auth.exchange.token_url = format!("{}/oauth/token", fleet.url(Service::Identity));
     config.compose.request_deadline_ms = 5_000;
     for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
         config.downstream.set_base_url(downstream(service), fleet.url(service));

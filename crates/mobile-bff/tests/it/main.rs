@@ -8,3 +8,4 @@ mod home;
 mod operations;
 mod product_page;
 mod resilience;
+mod token_exchange;

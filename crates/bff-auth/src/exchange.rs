@@ -1,0 +1,255 @@
+//! RFC 8693 token exchange: the caller's token in, a short-lived token for
+//! one downstream service out (`aud` = the service, `sub` = the caller,
+//! `act` = this BFF, only the scopes that service needs).
+//!
+//! Exchanged tokens are cached per (subject, audience, scopes) until
+//! `refresh_margin_secs` before they expire, and concurrent misses for one
+//! key share a single exchange (moka's `try_get_with` coalesces them). A
+//! failed exchange is not cached and fails the call: the caller's token is
+//! never sent downstream as a fallback.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bff_resilience::{Principal, ServiceTokens, TokenFuture, TokenUnavailable};
+use moka::Expiry;
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+
+/// The grant type of RFC 8693.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type of access tokens (RFC 8693 section 3).
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A configuration secret: deserialized like a string, never printed.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How a BFF exchanges tokens at the identity provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeConfig {
+    /// The identity provider's token endpoint.
+    pub token_url: String,
+    /// This BFF's OAuth client id (it becomes `act.sub` of exchanged tokens).
+    pub client_id: String,
+    /// This BFF's client secret.
+    pub client_secret: Secret,
+    /// Exchanged tokens are renewed this long before they expire, in seconds.
+    pub refresh_margin_secs: u64,
+    /// Timeout of one exchange, in milliseconds (the request deadline also applies).
+    pub timeout_ms: u64,
+    /// Most exchanged tokens kept in memory.
+    pub cache_capacity: u64,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        ExchangeConfig {
+            token_url: "http://127.0.0.1:7000/oauth/token".to_owned(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            refresh_margin_secs: 30,
+            timeout_ms: 1_000,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+impl ExchangeConfig {
+    /// Local-development settings for the BFF client `client_id`, with the
+    /// identity mock's development secret (`<client_id>-dev-secret`).
+    pub fn local(client_id: &str) -> Self {
+        ExchangeConfig {
+            client_id: client_id.to_owned(),
+            client_secret: Secret::new(format!("{client_id}-dev-secret")),
+            ..ExchangeConfig::default()
+        }
+    }
+
+    /// Problems that make this configuration unusable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match reqwest::Url::parse(&self.token_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => problems.push(format!("token_url `{}` is not an http(s) URL", self.token_url)),
+        }
+        if self.client_id.is_empty() {
+            problems.push("client_id must be set".to_owned());
+        }
+        if self.client_secret.expose().is_empty() {
+            problems.push("client_secret must be set".to_owned());
+        }
+        if self.timeout_ms == 0 {
+            problems.push("timeout_ms must be greater than 0".to_owned());
+        }
+        problems
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    subject: String,
+    audience: String,
+    scopes: String,
+}
+
+#[derive(Debug)]
+struct Exchanged {
+    token: Arc<str>,
+    refresh_at: Instant,
+}
+
+/// Each cached token lives until its own refresh time.
+struct UntilRefresh;
+
+impl Expiry<Key, Arc<Exchanged>> for UntilRefresh {
+    fn expire_after_create(
+        &self,
+        _key: &Key,
+        value: &Arc<Exchanged>,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.refresh_at.saturating_duration_since(created_at))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorResponse {
+    error: String,
+}
+
+/// Exchanges callers' tokens for service tokens; share one per BFF.
+pub struct TokenExchanger {
+    config: ExchangeConfig,
+    http: reqwest::Client,
+    cache: Cache<Key, Arc<Exchanged>>,
+}
+
+impl fmt::Debug for TokenExchanger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchanger")
+            .field("token_url", &self.config.token_url)
+            .field("client_id", &self.config.client_id)
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl TokenExchanger {
+    /// An exchanger with an empty cache.
+    pub fn new(config: ExchangeConfig) -> Result<Self, String> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("token client: {e}"))?;
+        let cache = Cache::builder().max_capacity(config.cache_capacity).expire_after(UntilRefresh).build();
+        Ok(TokenExchanger { config, http, cache })
+    }
+
+    /// A token for `audience` on behalf of `principal`: cached, or obtained
+    /// by one exchange shared by every concurrent caller asking the same.
+    pub async fn exchange(
+        &self,
+        principal: &Principal,
+        audience: &str,
+        scopes: &[String],
+    ) -> Result<Arc<str>, TokenUnavailable> {
+        let key = Key {
+            subject: principal.subject().to_owned(),
+            audience: audience.to_owned(),
+            scopes: scopes.join(" "),
+        };
+        let scope = key.scopes.clone();
+        self.cache
+            .try_get_with(key, self.fetch(principal.token(), audience, scope))
+            .await
+            .map(|exchanged| Arc::clone(&exchanged.token))
+            .map_err(|error| (*error).clone())
+    }
+
+    async fn fetch(
+        &self,
+        subject_token: &str,
+        audience: &str,
+        scope: String,
+    ) -> Result<Arc<Exchanged>, TokenUnavailable> {
+        let started = Instant::now();
+        let mut form = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", audience),
+        ];
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        let response = self
+            .http
+            .post(&self.config.token_url)
+            .basic_auth(&self.config.client_id, Some(self.config.client_secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenUnavailable(format!("token exchange for {audience} failed: {e}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            let error = response.json::<ErrorResponse>().await.map(|e| e.error).unwrap_or_default();
+            tracing::warn!(%audience, %status, %error, "token exchange refused");
+            return Err(TokenUnavailable(format!("token exchange for {audience} refused: {status} {error}")));
+        }
+        let body: TokenResponse = response.json().await.map_err(|e| {
+            TokenUnavailable(format!("token exchange for {audience}: unreadable answer: {e}"))
+        })?;
+        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(0));
+        let margin = Duration::from_secs(self.config.refresh_margin_secs);
+        tracing::debug!(%audience, latency_ms = started.elapsed().as_millis() as u64, "token exchanged");
+        Ok(Arc::new(Exchanged {
+            token: body.access_token.into(),
+            refresh_at: started + lifetime.saturating_sub(margin),
+        }))
+    }
+}
+
+impl ServiceTokens for TokenExchanger {
+    fn token_for<'a>(
+        &'a self,
+        principal: &'a Principal,
+        service: &'a str,
+        scopes: &'a [String],
+    ) -> TokenFuture<'a> {
+        Box::pin(self.exchange(principal, service, scopes))
+    }
+}
