@@ -10,7 +10,11 @@
 //!   finish within a grace period.
 //! * [`extract`]: `Json` and `Path` extractors whose rejections are problem
 //!   responses, so malformed input gets the same error shape as everything else.
+//! * [`Backbone`]: what every BFF's handlers share (downstream clients with
+//!   token exchange, the token verifier, composition settings), and
+//!   [`launch`], the whole `main` of a BFF binary.
 
+mod backbone;
 pub mod config;
 pub mod edge;
 pub mod extract;
@@ -21,6 +25,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use backbone::{Backbone, BffConfig, launch};
 pub use config::{ConfigError, ServerConfig, load};
 pub use edge::{Readiness, edge};
 

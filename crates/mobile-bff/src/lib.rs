@@ -16,13 +16,12 @@ mod view;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::FromRef;
 use axum::routing::get;
-use bff_auth::{AuthConfig, JwtVerifier, TokenExchanger};
+use bff_auth::AuthConfig;
 use bff_compose::ComposeConfig;
-use bff_downstream::{Api, DownstreamConfig};
+use bff_downstream::DownstreamConfig;
 use bff_server::config::Validate;
-use bff_server::{Readiness, ServerConfig};
+use bff_server::{Backbone, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix: `MOBILE_BFF__SERVER__PORT=9000`, and
@@ -70,64 +69,22 @@ impl Validate for Config {
     }
 }
 
-/// Shared state of the handlers.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// Typed downstream clients.
-    pub api: Api,
-    /// Access-token verifier.
-    pub verifier: Arc<JwtVerifier>,
-    /// Composition settings.
-    pub compose: Arc<ComposeConfig>,
-}
-
-impl FromRef<AppState> for Arc<JwtVerifier> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.verifier)
+impl bff_server::BffConfig for Config {
+    fn server(&self) -> &ServerConfig {
+        &self.server
     }
 }
 
-impl FromRef<AppState> for Arc<ComposeConfig> {
-    fn from_ref(state: &AppState) -> Self {
-        Arc::clone(&state.compose)
-    }
-}
-
-impl AppState {
-    /// Builds the state from a validated configuration and loads the JWKS
-    /// (a failure there is logged, not fatal: `/readyz` reports it and the
-    /// first request retries).
-    pub async fn new(config: &Config) -> anyhow::Result<Self> {
-        let exchanger = TokenExchanger::new(config.auth.exchange.clone()).map_err(anyhow::Error::msg)?;
-        let api =
-            Api::new(&config.downstream, "mobile-bff", Arc::new(exchanger)).map_err(anyhow::Error::msg)?;
-        let verifier = Arc::new(JwtVerifier::new(config.auth.clone()).map_err(anyhow::Error::msg)?);
-        if let Err(error) = verifier.refresh().await {
-            tracing::warn!(%error, "JWKS not loaded at start-up; will retry");
-        }
-        Ok(AppState { api, verifier, compose: Arc::new(config.compose.clone()) })
-    }
-}
-
-/// The complete app: screens behind the edge stack.
-pub fn app(state: AppState, server: &ServerConfig) -> Router {
-    let verifier = Arc::clone(&state.verifier);
-    let readiness: Readiness = Arc::new(move || {
-        let verifier = Arc::clone(&verifier);
-        Box::pin(async move {
-            if verifier.key_count() > 0 {
-                return Ok(());
-            }
-            verifier.refresh().await.map(|_| ()).map_err(|e| e.to_string())
-        })
-    });
+/// The complete app: screens behind authentication and the edge stack.
+pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {
+    let readiness = backbone.readiness();
     let authenticate =
-        axum::middleware::from_fn_with_state(Arc::clone(&state.verifier), bff_auth::require_bearer);
+        axum::middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
     let routes = Router::new()
         .route("/v1/home", get(routes::home))
         .route("/v1/product-page/{id}", get(routes::product_page))
         .route_layer(authenticate)
-        .with_state(state);
+        .with_state(backbone);
     bff_server::edge(routes, server, readiness)
 }
 
@@ -137,9 +94,8 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(&config).await?;
-    let app = app(state, &config.server);
-    tracing::info!(addr = %listener.local_addr()?, "mobile-bff listening");
+    let backbone = Backbone::new("mobile-bff", &config.auth, &config.downstream, &config.compose).await?;
+    let app = app(backbone, &config.server);
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);
     bff_server::serve(listener, app, shutdown, grace).await?;
     Ok(())

@@ -7,9 +7,9 @@ use axum::extract::State;
 use bff_auth::Caller;
 use bff_compose::{Envelope, Plan};
 use bff_error::{ApiError, ErrorCode};
+use bff_server::Backbone;
 use bff_server::extract::Path;
 
-use crate::AppState;
 use crate::view::{Availability, HomeVm, ProductPageVm};
 
 /// `GET /v1/home`: the home screen.
@@ -22,7 +22,7 @@ use crate::view::{Availability, HomeVm, ProductPageVm};
 /// | `promotions` | no | no banners (`fallback`) |
 /// | `shipping` | no | no delivery banner (`error`, omitted) |
 pub async fn home(
-    State(state): State<AppState>,
+    State(state): State<Backbone>,
     caller: Caller,
     plan: Plan,
 ) -> Result<Envelope<HomeVm>, ApiError> {
@@ -51,7 +51,7 @@ pub async fn home(
 /// | `recommendations` | no | empty (`fallback`) |
 /// | `reviews` | no | no rating (`error`, omitted) |
 pub async fn product_page(
-    State(state): State<AppState>,
+    State(state): State<Backbone>,
     caller: Caller,
     plan: Plan,
     Path(id): Path<String>,

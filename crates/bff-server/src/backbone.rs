@@ -1,0 +1,117 @@
+//! The parts every BFF is built from, so a BFF crate holds only its screens.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use bff_auth::{AuthConfig, JwtVerifier, TokenExchanger};
+use bff_compose::ComposeConfig;
+use bff_downstream::{Api, DownstreamConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+
+use crate::config::Validate;
+use crate::{Readiness, ServerConfig};
+
+/// What the handlers of every BFF share: typed downstream clients (whose
+/// calls carry exchanged service tokens), the access-token verifier and the
+/// composition settings. Cheap to clone; use it as (part of) the router state.
+#[derive(Debug, Clone)]
+pub struct Backbone {
+    /// Typed downstream clients.
+    pub api: Api,
+    /// Access-token verifier.
+    pub verifier: Arc<JwtVerifier>,
+    /// Composition settings (read by the `Plan` extractor).
+    pub compose: Arc<ComposeConfig>,
+}
+
+impl FromRef<Backbone> for Arc<JwtVerifier> {
+    fn from_ref(backbone: &Backbone) -> Self {
+        Arc::clone(&backbone.verifier)
+    }
+}
+
+impl FromRef<Backbone> for Arc<ComposeConfig> {
+    fn from_ref(backbone: &Backbone) -> Self {
+        Arc::clone(&backbone.compose)
+    }
+}
+
+impl Backbone {
+    /// Builds the shared parts of the BFF `name` and loads the JWKS (a
+    /// failure there is logged, not fatal: `/readyz` reports it and the
+    /// first request retries).
+    pub async fn new(
+        name: &str,
+        auth: &AuthConfig,
+        downstream: &DownstreamConfig,
+        compose: &ComposeConfig,
+    ) -> anyhow::Result<Self> {
+        let exchanger = TokenExchanger::new(auth.exchange.clone()).map_err(anyhow::Error::msg)?;
+        let api = Api::new(downstream, name, Arc::new(exchanger)).map_err(anyhow::Error::msg)?;
+        let verifier = Arc::new(JwtVerifier::new(auth.clone()).map_err(anyhow::Error::msg)?);
+        if let Err(error) = verifier.refresh().await {
+            tracing::warn!(%error, "JWKS not loaded at start-up; will retry");
+        }
+        Ok(Backbone { api, verifier, compose: Arc::new(compose.clone()) })
+    }
+
+    /// Ready once signing keys are loaded (tries to load them if not).
+    pub fn readiness(&self) -> Readiness {
+        let verifier = Arc::clone(&self.verifier);
+        Arc::new(move || {
+            let verifier = Arc::clone(&verifier);
+            Box::pin(async move {
+                if verifier.key_count() > 0 {
+                    return Ok(());
+                }
+                verifier.refresh().await.map(|_| ()).map_err(|e| e.to_string())
+            })
+        })
+    }
+}
+
+/// A BFF's configuration type: loadable, validated, with server settings.
+pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
+    /// The HTTP server section.
+    fn server(&self) -> &ServerConfig;
+}
+
+/// The whole `main` of a BFF binary: load and validate configuration
+/// (`<env_prefix>__...`), set up logging, bind, and `run` until SIGTERM or
+/// Ctrl-C. Every failure is one line on stderr and a non-zero exit.
+pub async fn launch<C, F, Fut>(name: &str, env_prefix: &str, run: F) -> ExitCode
+where
+    C: BffConfig,
+    F: FnOnce(C, TcpListener, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config: C = match crate::load(env_prefix) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    bff_telemetry::init(config.server().log_format, "info");
+    let addr = SocketAddr::new(config.server().host, config.server().port);
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("{name}: cannot bind {addr}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%addr, "{name} listening");
+    match run(config, listener, Box::pin(crate::shutdown_signal())).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
