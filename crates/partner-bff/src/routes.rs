@@ -1,0 +1,102 @@
+//! Partner routes. Field names and meanings are a versioned contract:
+//! within `v1` fields are only ever added.
+
+use axum::extract::State;
+use bff_compose::{Envelope, Plan};
+use bff_downstream::model::Money;
+use bff_error::{ApiError, ErrorCode};
+use bff_server::Backbone;
+use bff_server::extract::Path;
+use serde::Serialize;
+
+/// A price in a partner payload: minor units, no formatting (partners render
+/// it their own way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceV1 {
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl From<&Money> for PriceV1 {
+    fn from(money: &Money) -> Self {
+        PriceV1 { amount_minor: money.amount_minor, currency: money.currency.clone() }
+    }
+}
+
+/// Stock, coarse on purpose (exact counts are not part of the contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AvailabilityV1 {
+    /// More than ten units.
+    InStock,
+    /// One to ten units.
+    Limited,
+    /// None.
+    OutOfStock,
+    /// Inventory did not answer; order and let checkout decide.
+    Unknown,
+}
+
+impl AvailabilityV1 {
+    fn from_stock(available: i64) -> Self {
+        match available {
+            n if n > 10 => AvailabilityV1::InStock,
+            n if n > 0 => AvailabilityV1::Limited,
+            _ => AvailabilityV1::OutOfStock,
+        }
+    }
+}
+
+/// `GET /partner/v1/products/{id}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductV1 {
+    /// Product id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Brand.
+    pub brand: String,
+    /// Current price.
+    pub price: PriceV1,
+    /// Regular price when on sale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_price: Option<PriceV1>,
+    /// Availability.
+    pub availability: AvailabilityV1,
+}
+
+/// `GET /partner/v1/products/{id}`: catalog and price are critical (no
+/// product without a valid price), availability is optional (`unknown`).
+pub async fn product(
+    State(backbone): State<Backbone>,
+    plan: Plan,
+    Path(id): Path<String>,
+) -> Result<Envelope<ProductV1>, ApiError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ApiError::new(ErrorCode::RequestInvalid)
+            .with_detail("a product id is 1 to 64 letters, digits, '-' or '_'"));
+    }
+    let (api, id) = (&backbone.api, id.as_str());
+    let (product, price, availability) = plan
+        .run((
+            plan.critical("product", |cx| api.catalog.product(cx, id)),
+            plan.critical("price", |cx| api.pricing.price(cx, id)),
+            plan.optional("availability", |cx| async move {
+                api.inventory.stock(cx, id).await.map(|stock| AvailabilityV1::from_stock(stock.available))
+            })
+            .or(AvailabilityV1::Unknown),
+        ))
+        .await?;
+    Ok(plan.envelope(ProductV1 {
+        id: product.id,
+        name: product.name,
+        brand: product.brand,
+        price: PriceV1::from(&price.price),
+        list_price: price.list_price.as_ref().map(PriceV1::from),
+        availability,
+    }))
+}
