@@ -32,7 +32,7 @@ use bff_error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 pub use exchange::{ExchangeConfig, Secret, TokenExchanger};
-pub use middleware::require_bearer;
+pub use middleware::{Unauthenticated, authenticate, require_bearer};
 pub use verifier::{AuthError, JwtVerifier};
 
 /// How a BFF authenticates its callers.

@@ -47,9 +47,12 @@ pub enum AuthError {
     /// `iss` is not the configured issuer.
     #[error("wrong issuer")]
     WrongIssuer,
-    /// `aud` is not this BFF.
+    /// `aud` is not this BFF (the signature did verify).
     #[error("wrong audience")]
-    WrongAudience,
+    WrongAudience {
+        /// The token's subject, for audit only.
+        subject: Option<String>,
+    },
     /// A required claim is missing.
     #[error("missing claim {0}")]
     MissingClaim(String),
@@ -59,6 +62,16 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// For a token whose signature verified but whose audience is another
+    /// service's: its subject, read without further checks. Lets a BFF say
+    /// *who* knocked on the wrong door (audit), never to let them in.
+    pub fn foreign_subject(&self) -> Option<&str> {
+        match self {
+            AuthError::WrongAudience { subject } => subject.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What the client is told (RFC 6750 `error_description`): enough to act
     /// on (refresh an expired token), nothing about our checks.
     pub fn public_description(&self) -> &'static str {
@@ -262,7 +275,9 @@ impl JwtVerifier {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience {
+                subject: jsonwebtoken::dangerous::insecure_decode::<Claims>(token).ok().map(|d| d.claims.sub),
+            },
             ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
             _ => AuthError::Malformed(e.to_string()),
         })?;

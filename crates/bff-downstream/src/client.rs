@@ -11,8 +11,8 @@ use reqwest::{StatusCode, Url, header};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Cart, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock, UserProfile,
-    Validate,
+    Cart, Orders, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock,
+    UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
 
@@ -233,6 +233,10 @@ typed_client!(
     /// The reviews service.
     ReviewsClient
 );
+typed_client!(
+    /// The orders service.
+    OrdersClient
+);
 
 impl UserClient {
     /// `GET /users/{id}`.
@@ -307,6 +311,13 @@ impl ReviewsClient {
     }
 }
 
+impl OrdersClient {
+    /// `GET /orders?user=..`: the user's past orders.
+    pub async fn for_user(&self, cx: CallCtx, user_id: &str) -> Result<Orders, DownstreamError> {
+        self.endpoint.get(&cx, &["orders"], &[("user", user_id)]).await
+    }
+}
+
 /// Every typed client, built from one configuration and sharing one
 /// connection pool. Build it once at start-up and share it (it is `Clone`).
 #[derive(Debug, Clone)]
@@ -329,6 +340,8 @@ pub struct Api {
     pub shipping: ShippingClient,
     /// The reviews service.
     pub reviews: ReviewsClient,
+    /// The orders service.
+    pub orders: OrdersClient,
 }
 
 impl Api {
@@ -383,6 +396,7 @@ impl Api {
             promotions: PromotionsClient { endpoint: take(Service::Promotions)? },
             shipping: ShippingClient { endpoint: take(Service::Shipping)? },
             reviews: ReviewsClient { endpoint: take(Service::Reviews)? },
+            orders: OrdersClient { endpoint: take(Service::Orders)? },
         })
     }
 }

@@ -23,7 +23,7 @@ pub mod model;
 
 pub use bff_resilience::BreakerConfig;
 pub use client::{
-    Api, CartClient, CatalogClient, Endpoint, InventoryClient, PricingClient, PromotionsClient,
+    Api, CartClient, CatalogClient, Endpoint, InventoryClient, OrdersClient, PricingClient, PromotionsClient,
     RecommendationsClient, ReviewsClient, ShippingClient, UserClient,
 };
 pub use config::{DownstreamConfig, Service, ServiceConfig};

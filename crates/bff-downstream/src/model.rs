@@ -52,6 +52,9 @@ pub struct UserProfile {
     pub tier: String,
     /// BCP 47 locale, e.g. `de-DE`.
     pub locale: String,
+    /// E-mail address (personal data: only privileged BFFs show it, masked by role).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 impl Validate for UserProfile {
@@ -230,6 +233,39 @@ impl Validate for ShippingEstimate {
             return Err(format!("minDays {} > maxDays {}", self.min_days, self.max_days));
         }
         self.free_shipping_over.as_ref().map_or(Ok(()), Validate::validate)
+    }
+}
+
+/// One past order (orders service).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// Order id.
+    pub id: String,
+    /// When it was placed (RFC 3339).
+    pub placed_at: String,
+    /// `placed`, `shipped`, `delivered`, ...
+    pub status: String,
+    /// Units ordered.
+    pub item_count: u32,
+    /// What was paid.
+    pub total: Money,
+}
+
+/// A user's order history, newest first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orders {
+    /// The orders.
+    pub orders: Vec<Order>,
+}
+
+impl Validate for Orders {
+    fn validate(&self) -> Result<(), String> {
+        self.orders.iter().try_for_each(|order| {
+            non_empty("id", &order.id)?;
+            order.total.validate()
+        })
     }
 }
 

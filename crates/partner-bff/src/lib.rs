@@ -88,7 +88,8 @@ async fn only_partners(caller: Caller, request: Request, next: Next) -> Response
 /// The complete app: partner routes behind authentication and the edge stack.
 pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {
     let readiness = backbone.readiness();
-    let authenticate = middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
+    let authenticate =
+        middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
     let routes = Router::new()
         .route("/partner/v1/products/{id}", get(routes::product))
         // Layers run bottom-up: authenticate first, then check the caller kind.

@@ -76,7 +76,10 @@ pub async fn product(
     plan: Plan,
     Path(id): Path<String>,
 ) -> Result<Envelope<ProductV1>, ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ApiError::new(ErrorCode::RequestInvalid)
             .with_detail("a product id is 1 to 64 letters, digits, '-' or '_'"));
     }

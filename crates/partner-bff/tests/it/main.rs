@@ -11,8 +11,10 @@ async fn spawn_app() -> TestApp {
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
     bff_testkit::wire(&fleet, &mut config.auth, &mut config.downstream, &mut config.compose);
-    bff_testkit::spawn(fleet, ClientKind::Partner, |listener, shutdown| partner_bff::run(config, listener, shutdown))
-        .await
+    bff_testkit::spawn(fleet, ClientKind::Partner, |listener, shutdown| {
+        partner_bff::run(config, listener, shutdown)
+    })
+    .await
 }
 
 /// A token from the identity provider's real client-credentials grant.
@@ -64,7 +66,8 @@ async fn user_tokens_do_not_open_partner_routes() {
     product(&app, &mobile, "p-1").await.assert_problem(401, "auth.invalid_token");
 
     // Even a user token minted for this audience is refused: partner routes act for partners.
-    let mut claims = app.fleet.identity().user_claims(ClientKind::Mobile, "u-1", std::time::Duration::from_secs(60));
+    let mut claims =
+        app.fleet.identity().user_claims(ClientKind::Mobile, "u-1", std::time::Duration::from_secs(60));
     claims.aud = "partner-bff".to_owned();
     let forged_kind = app.fleet.identity().sign(&claims).expect("sign");
     product(&app, &forged_kind, "p-1").await.assert_problem(403, "auth.forbidden");

@@ -1,0 +1,132 @@
+//! Admin screens. What a role may see is decided here, per field.
+
+use axum::extract::State;
+use bff_auth::Caller;
+use bff_compose::{Envelope, Plan};
+use bff_downstream::model::{Money, Orders};
+use bff_error::{ApiError, ErrorCode};
+use bff_server::Backbone;
+use bff_server::extract::Path;
+use serde::Serialize;
+
+/// Money as the back office shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoneyVm {
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl From<&Money> for MoneyVm {
+    fn from(money: &Money) -> Self {
+        MoneyVm { amount_minor: money.amount_minor, currency: money.currency.clone() }
+    }
+}
+
+/// One order in the back office.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderVm {
+    /// Order id.
+    pub id: String,
+    /// When.
+    pub placed_at: String,
+    /// Status.
+    pub status: String,
+    /// Units.
+    pub item_count: u32,
+    /// Total.
+    pub total: MoneyVm,
+}
+
+/// `GET /admin/v1/users/{id}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserVm {
+    /// User id.
+    pub id: String,
+    /// Name.
+    pub display_name: String,
+    /// E-mail: whole for `admin`, masked for `support` (`a***@example.com`).
+    pub email: Option<String>,
+    /// Loyalty tier.
+    pub tier: String,
+    /// Locale.
+    pub locale: String,
+    /// Up to ten most recent orders.
+    pub recent_orders: Vec<OrderVm>,
+    /// The fields masked for the caller's role, so the UI can say so.
+    pub masked: Vec<&'static str>,
+}
+
+/// `a***@example.com`: the first character of the local part, the domain.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first = local.chars().next().map(String::from).unwrap_or_default();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// `GET /admin/v1/users/{id}`: the profile is critical, orders optional.
+pub async fn user(
+    State(backbone): State<Backbone>,
+    caller: Caller,
+    plan: Plan,
+    Path(id): Path<String>,
+) -> Result<Envelope<UserVm>, ApiError> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ApiError::new(ErrorCode::RequestInvalid)
+            .with_detail("a user id is 1 to 64 letters, digits, '-' or '_'"));
+    }
+    let (api, id) = (&backbone.api, id.as_str());
+    let (profile, orders) = plan
+        .run((
+            plan.critical("profile", |cx| api.users.profile(cx, id)),
+            plan.optional("orders", |cx| api.orders.for_user(cx, id)).or(Orders::default()),
+        ))
+        .await?;
+    let whole = caller.has_role("admin");
+    let masked = if whole { Vec::new() } else { vec!["email"] };
+    let email = profile.email.as_deref().map(|e| if whole { e.to_owned() } else { mask_email(e) });
+    Ok(plan.envelope(UserVm {
+        id: profile.id,
+        display_name: profile.display_name,
+        email,
+        tier: profile.tier,
+        locale: profile.locale,
+        recent_orders: orders
+            .orders
+            .iter()
+            .rev()
+            .take(10)
+            .map(|o| OrderVm {
+                id: o.id.clone(),
+                placed_at: o.placed_at.clone(),
+                status: o.status.clone(),
+                item_count: o.item_count,
+                total: MoneyVm::from(&o.total),
+            })
+            .collect(),
+        masked,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_email;
+
+    #[test]
+    fn emails_keep_one_letter_and_the_domain() {
+        assert_eq!(mask_email("ada@example.com"), "a***@example.com");
+        assert_eq!(mask_email("@example.com"), "***@example.com");
+        assert_eq!(mask_email("not-an-email"), "***");
+    }
+}
