@@ -1,0 +1,196 @@
+//! Web screens: richer than mobile's (a desktop page shows more), composed
+//! the same way.
+
+use axum::extract::State;
+use bff_auth::Caller;
+use bff_compose::{Envelope, Plan};
+use bff_downstream::model::{
+    Cart, Money, Orders, Promotions, Recommendations, ShippingEstimate, UserProfile,
+};
+use bff_error::ApiError;
+use bff_server::Backbone;
+use serde::Serialize;
+
+/// Money, ready to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoneyVm {
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// E.g. `€59.97`.
+    pub formatted: String,
+}
+
+impl From<&Money> for MoneyVm {
+    fn from(money: &Money) -> Self {
+        let symbol = match money.currency.as_str() {
+            "EUR" => "€".to_owned(),
+            "USD" => "$".to_owned(),
+            "GBP" => "£".to_owned(),
+            other => format!("{other} "),
+        };
+        MoneyVm {
+            amount_minor: money.amount_minor,
+            currency: money.currency.clone(),
+            formatted: format!("{symbol}{}.{:02}", money.amount_minor / 100, money.amount_minor % 100),
+        }
+    }
+}
+
+/// A product card.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductCard {
+    /// Product id.
+    pub id: String,
+    /// Name.
+    pub title: String,
+    /// Image.
+    pub image_url: String,
+    /// Price.
+    pub price: MoneyVm,
+}
+
+/// The mini-cart.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MiniCart {
+    /// Units in the cart.
+    pub item_count: u32,
+    /// Distinct lines.
+    pub line_count: usize,
+    /// The cart service's total.
+    pub total: MoneyVm,
+}
+
+/// A recent order line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentOrder {
+    /// Order id.
+    pub id: String,
+    /// When.
+    pub placed_at: String,
+    /// Status.
+    pub status: String,
+    /// Total.
+    pub total: MoneyVm,
+}
+
+/// A promotion banner.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Banner {
+    /// Promotion id.
+    pub id: String,
+    /// Headline.
+    pub title: String,
+    /// Badge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub badge: Option<String>,
+}
+
+/// `GET /v1/home` (web).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebHomeVm {
+    /// "Welcome back, Ada".
+    pub greeting: String,
+    /// Loyalty tier.
+    pub tier: String,
+    /// The mini-cart.
+    pub cart: MiniCart,
+    /// Up to twelve suggestions (empty when unavailable).
+    pub recommendations: Vec<ProductCard>,
+    /// Banners (empty when unavailable).
+    pub promotions: Vec<Banner>,
+    /// Delivery line; absent when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
+    /// The three latest orders; absent when unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_orders: Option<Vec<RecentOrder>>,
+}
+
+impl WebHomeVm {
+    fn new(
+        profile: &UserProfile,
+        cart: &Cart,
+        recommendations: &Recommendations,
+        promotions: &Promotions,
+        shipping: Option<&ShippingEstimate>,
+        orders: Option<&Orders>,
+    ) -> Self {
+        let first = profile.display_name.split_whitespace().next().unwrap_or(&profile.display_name);
+        WebHomeVm {
+            greeting: format!("Welcome back, {first}"),
+            tier: profile.tier.clone(),
+            cart: MiniCart {
+                item_count: cart.items.iter().map(|l| l.quantity).sum(),
+                line_count: cart.items.len(),
+                total: MoneyVm::from(&cart.total),
+            },
+            recommendations: recommendations
+                .items
+                .iter()
+                .map(|r| ProductCard {
+                    id: r.product_id.clone(),
+                    title: r.name.clone(),
+                    image_url: r.image_url.clone(),
+                    price: MoneyVm::from(&r.price),
+                })
+                .collect(),
+            promotions: promotions
+                .promotions
+                .iter()
+                .map(|p| Banner { id: p.id.clone(), title: p.title.clone(), badge: p.badge.clone() })
+                .collect(),
+            delivery: shipping.map(|s| format!("Delivery in {}–{} days", s.min_days, s.max_days)),
+            recent_orders: orders.map(|o| {
+                o.orders
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .map(|order| RecentOrder {
+                        id: order.id.clone(),
+                        placed_at: order.placed_at.clone(),
+                        status: order.status.clone(),
+                        total: MoneyVm::from(&order.total),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// `GET /v1/home`: profile and cart critical; recommendations and
+/// promotions fall back to empty; delivery and recent orders are omitted
+/// when missing.
+pub async fn home(
+    State(backbone): State<Backbone>,
+    caller: Caller,
+    plan: Plan,
+) -> Result<Envelope<WebHomeVm>, ApiError> {
+    let (api, user) = (&backbone.api, caller.subject.as_str());
+    let (profile, cart, recommendations, promotions, shipping, orders) = plan
+        .run((
+            plan.critical("profile", |cx| api.users.profile(cx, user)),
+            plan.critical("cart", |cx| api.cart.cart(cx, user)),
+            plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, "home", 12))
+                .or_default(),
+            plan.optional("promotions", |cx| api.promotions.for_user(cx, user)).or_default(),
+            plan.optional("shipping", |cx| api.shipping.estimate(cx, user)).omit(),
+            plan.optional("orders", |cx| api.orders.for_user(cx, user)).omit(),
+        ))
+        .await?;
+    Ok(plan.envelope(WebHomeVm::new(
+        &profile,
+        &cart,
+        &recommendations,
+        &promotions,
+        shipping.as_ref(),
+        orders.as_ref(),
+    )))
+}

@@ -1,0 +1,192 @@
+//! web-bff integration tests: the whole login flow over real HTTP against
+//! the identity mock, sealed cookies, CSRF and CORS.
+
+use bff_testkit::{Reply, TestApp};
+use services_mock::identity::ClientKind;
+use services_mock::{Fleet, Service};
+use web_bff::Config;
+
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+async fn spawn_app() -> TestApp {
+    let fleet = Fleet::start().await.expect("mocks start");
+    let mut config = Config::default();
+    bff_testkit::wire(&fleet, &mut config.auth, &mut config.downstream, &mut config.compose);
+    config.session.authorize_url = format!("{}/authorize", fleet.url(Service::Identity));
+    bff_testkit::spawn(fleet, ClientKind::Web, |listener, shutdown| {
+        if let Ok(addr) = listener.local_addr() {
+            config.session.public_url = format!("http://{addr}");
+        }
+        web_bff::run(config, listener, shutdown)
+    })
+    .await
+}
+
+fn set_cookies(reply: &Reply) -> Vec<String> {
+    reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+}
+
+/// `name=value` of the Set-Cookie for `name`.
+fn cookie_pair(reply: &Reply, name: &str) -> String {
+    set_cookies(reply)
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", set_cookies(reply)))
+}
+
+async fn get(app: &TestApp, url: &str, cookie: Option<&str>) -> Reply {
+    let mut request = app.http.get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    Reply::read(request.send().await.expect("reachable")).await
+}
+
+/// Logs `user` in through the real flow; returns the session cookie pair.
+async fn log_in(app: &TestApp, user: &str) -> String {
+    let login =
+        get(app, &format!("{}/auth/login?return_to=/account&login_hint={user}", app.base), None).await;
+    assert_eq!(login.status, 303, "{}", login.text);
+    let to_identity = login.header("location").expect("redirect to the identity provider").to_owned();
+    assert!(
+        to_identity.starts_with(&format!("{}/authorize?", app.fleet.url(Service::Identity))),
+        "{to_identity}"
+    );
+    assert!(to_identity.contains("code_challenge_method=S256") && to_identity.contains("client_id=web-bff"));
+    let login_cookie = cookie_pair(&login, "__Host-login");
+
+    let at_identity = get(app, &to_identity, None).await;
+    assert_eq!(at_identity.status, 303, "{}", at_identity.text);
+    let back = at_identity.header("location").expect("redirect back").to_owned();
+    assert!(back.starts_with(&format!("{}/auth/callback?code=", app.base)), "{back}");
+
+    let callback = get(app, &back, Some(&login_cookie)).await;
+    assert_eq!(callback.status, 303, "{}", callback.text);
+    assert_eq!(callback.header("location"), Some("/account"));
+    cookie_pair(&callback, "__Host-session")
+}
+
+#[tokio::test]
+async fn login_round_trip_sets_an_exact_sealed_cookie_that_opens_the_home_page() {
+    let app = spawn_app().await;
+    let login = get(&app, &format!("{}/auth/login", app.base), None).await;
+    let login_cookie =
+        set_cookies(&login).into_iter().find(|c| c.starts_with("__Host-login=")).expect("login cookie");
+    let attributes: Vec<&str> = login_cookie.split("; ").skip(1).collect();
+    assert_eq!(attributes, ["Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=600"]);
+
+    let session = log_in(&app, "u-2").await;
+    let value = session.trim_start_matches("__Host-session=");
+    assert!(!value.contains("eyJ"), "the token must not be readable in the cookie");
+
+    let home = get(&app, &format!("{}/v1/home", app.base), Some(&session)).await;
+    assert_eq!(home.status, 200, "{}", home.text);
+    let body = home.json();
+    assert_eq!(body["degraded"], false, "{body}");
+    assert_eq!(body["data"]["greeting"], "Welcome back, Grace");
+    assert_eq!(body["data"]["recommendations"].as_array().map(Vec::len), Some(12));
+    assert_eq!(body["data"]["recentOrders"].as_array().map(Vec::len), Some(1));
+    for component in ["profile", "cart", "recommendations", "promotions", "shipping", "orders"] {
+        assert_eq!(body["components"][component]["status"], "ok", "{component}");
+    }
+
+    // Downstream got exchanged tokens for the user, acted by web-bff.
+    let stats = app.fleet.stats(Service::Cart).await.expect("stats");
+    assert_eq!(stats["recent"][0]["token"]["sub"], "u-2");
+    assert_eq!(stats["recent"][0]["token"]["act"]["sub"], "web-bff");
+    assert_eq!(stats["recent"][0]["token"]["aud"], "cart");
+}
+
+#[tokio::test]
+async fn the_callback_sets_the_session_cookie_with_exact_attributes_and_clears_the_login() {
+    let app = spawn_app().await;
+    let login = get(&app, &format!("{}/auth/login", app.base), None).await;
+    let login_cookie = cookie_pair(&login, "__Host-login");
+    let at_identity = get(&app, login.header("location").expect("location"), None).await;
+    let callback = get(&app, at_identity.header("location").expect("location"), Some(&login_cookie)).await;
+    let cookies = set_cookies(&callback);
+    let session = cookies.iter().find(|c| c.starts_with("__Host-session=")).expect("session cookie");
+    let attributes: Vec<&str> = session.split("; ").skip(1).collect();
+    assert_eq!(attributes[..4], ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]);
+    let max_age: u64 = attributes[4].strip_prefix("Max-Age=").and_then(|v| v.parse().ok()).expect("Max-Age");
+    assert!((800..=900).contains(&max_age), "the session lasts as long as the token: {max_age}");
+    assert!(!session.contains("Domain="), "__Host- cookies have no Domain");
+    assert!(cookies.iter().any(|c| c == "__Host-login=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"));
+}
+
+#[tokio::test]
+async fn tampered_missing_or_foreign_sessions_are_401() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-1").await;
+    let mut bytes = session.into_bytes();
+    let last = bytes.len() - 3;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    let url = format!("{}/v1/home", app.base);
+    get(&app, &url, Some(&tampered)).await.assert_problem(401, "auth.invalid_token");
+    get(&app, &url, None).await.assert_problem(401, "auth.invalid_token");
+    // A bearer token is not a session: the browser path takes cookies only.
+    let bearer = app.get_with("/v1/home", Some(&app.token("u-1")), &[]).await;
+    bearer.assert_problem(401, "auth.invalid_token");
+    assert_eq!(app.fleet.domain_requests().await.expect("stats"), 0);
+}
+
+#[tokio::test]
+async fn a_forged_or_replayed_callback_is_refused() {
+    let app = spawn_app().await;
+    let login = get(&app, &format!("{}/auth/login", app.base), None).await;
+    let login_cookie = cookie_pair(&login, "__Host-login");
+    let at_identity = get(&app, login.header("location").expect("location"), None).await;
+    let back = at_identity.header("location").expect("location").to_owned();
+    let wrong_state = back.split("&state=").next().map(|b| format!("{b}&state=forged")).expect("url");
+    get(&app, &wrong_state, Some(&login_cookie)).await.assert_problem(400, "request.invalid");
+    get(&app, &back, None).await.assert_problem(400, "request.invalid");
+}
+
+async fn logout(app: &TestApp, session: &str, origin: Option<&str>, csrf: Option<&str>) -> Reply {
+    let mut request = app.http.post(format!("{}/auth/logout", app.base)).header("cookie", session);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    Reply::read(request.send().await.expect("reachable")).await
+}
+
+#[tokio::test]
+async fn writes_need_an_allowed_origin_and_the_session_csrf_token() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-1").await;
+    let info = get(&app, &format!("{}/auth/session", app.base), Some(&session)).await.json();
+    let csrf = info["csrfToken"].as_str().expect("csrf token").to_owned();
+
+    logout(&app, &session, Some(ORIGIN), None).await.assert_problem(403, "auth.forbidden");
+    logout(&app, &session, Some(ORIGIN), Some("guess")).await.assert_problem(403, "auth.forbidden");
+    logout(&app, &session, Some("https://evil.example"), Some(&csrf))
+        .await
+        .assert_problem(403, "auth.forbidden");
+    logout(&app, &session, None, Some(&csrf)).await.assert_problem(403, "auth.forbidden");
+
+    let done = logout(&app, &session, Some(ORIGIN), Some(&csrf)).await;
+    assert_eq!(done.status, 204, "{}", done.text);
+    assert_eq!(set_cookies(&done), ["__Host-session=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"]);
+}
+
+#[tokio::test]
+async fn cors_allows_listed_origins_with_credentials_and_nobody_else() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, format!("{}/v1/home", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = Reply::read(preflight(ORIGIN).await.expect("reachable")).await;
+    assert_eq!(allowed.header("access-control-allow-origin"), Some(ORIGIN));
+    assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
+    let foreign = Reply::read(preflight("https://evil.example").await.expect("reachable")).await;
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+}
