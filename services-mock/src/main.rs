@@ -20,7 +20,8 @@ use tokio::sync::watch;
 const USAGE: &str = "usage:
   services-mock [all] [--host H] [--issuer URL]
   services-mock serve <service> [--host H] [--port P] [--issuer URL]
-  services-mock token --client <mobile|web|partner|admin> --user <id> [--ttl-secs N] [--issuer URL]
+  services-mock token --client <mobile|partner|admin> --user <id> [--ttl-secs N] [--issuer URL]
+  services-mock token --client web --user <id> [--web-url URL]   logs in through web-bff, prints the session cookie
   services-mock token --service <name> [--user <id>]   a service token, to call one mock directly
   services-mock ids";
 
@@ -79,7 +80,7 @@ async fn run_command() -> anyhow::Result<()> {
     let command = args.positional.first().map(String::as_str).unwrap_or("all");
     match command {
         "token" => {
-            args.check_flags(&["client", "user", "ttl-secs", "issuer", "service"])?;
+            args.check_flags(&["client", "user", "ttl-secs", "issuer", "service", "web-url"])?;
             if let Some(service) = args.flag("service") {
                 // A service token, as token exchange would issue it to a BFF:
                 // for calling one mock directly.
@@ -94,10 +95,19 @@ async fn run_command() -> anyhow::Result<()> {
             }
             let client: ClientKind =
                 args.flag("client").unwrap_or("mobile").parse().map_err(anyhow::Error::msg)?;
-            let user = args.flag("user").unwrap_or("u-1");
-            let seed = Seed::new();
-            if seed.user(user).is_none() {
-                bail!("unknown user `{user}`: seeded users are u-1 ..= u-{}", seed.users.len());
+            let user = args.flag("user").unwrap_or(if client == ClientKind::Admin { "s-1" } else { "u-1" });
+            if client != ClientKind::Partner && services_mock::identity::person(user).is_none() {
+                let customers = Seed::new().users.len();
+                bail!(
+                    "unknown user `{user}`: customers are u-1 ..= u-{customers}, staff s-1 (admin), s-2 (support), s-3 (no role)"
+                );
+            }
+            if client == ClientKind::Web {
+                // The browser never holds a token: log in through web-bff
+                // and print its session cookie instead.
+                let web = args.flag("web-url").unwrap_or("http://127.0.0.1:8080");
+                println!("{}", web_session(web, user).await?);
+                return Ok(());
             }
             let ttl: u64 = args.flag("ttl-secs").unwrap_or("3600").parse().context("--ttl-secs")?;
             let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
@@ -168,6 +178,40 @@ async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
         result.context("mock task panicked")??;
     }
     Ok(())
+}
+
+/// Runs web-bff's login flow (login, identity provider, callback) like a
+/// browser would and returns the `__Host-session=...` cookie pair.
+async fn web_session(web: &str, user: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let cookie = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+    };
+    let location = |response: &reqwest::Response| {
+        response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let login = http
+        .get(format!("{web}/auth/login"))
+        .query(&[("login_hint", user)])
+        .send()
+        .await
+        .with_context(|| format!("is web-bff running at {web}? (cargo xtask dev)"))?;
+    let login_cookie = cookie(&login, "__Host-login").context("web-bff set no login cookie")?;
+    let to_identity = location(&login).context("web-bff did not redirect to the identity provider")?;
+    let authorized = http.get(&to_identity).send().await.context("identity provider unreachable")?;
+    let back = location(&authorized).context("the identity provider did not redirect back")?;
+    let callback = http.get(&back).header(reqwest::header::COOKIE, login_cookie).send().await?;
+    match cookie(&callback, "__Host-session") {
+        Some(session) => Ok(session),
+        None => bail!("login failed: {} {}", callback.status(), callback.text().await.unwrap_or_default()),
+    }
 }
 
 fn init_logging() {

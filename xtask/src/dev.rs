@@ -115,10 +115,17 @@ fn print_table() {
         println!("  {:<16} {:<24} {}", bff.package, format!("http://127.0.0.1:{}", bff.port), bff.routes);
     }
     println!();
-    if let Some(bff) = BFFS.first() {
-        println!("  try:  TOKEN=$(cargo xtask token --client {} --user u-1)", bff.client);
-        println!("        curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{}/v1/home", bff.port);
-    }
+    println!("  try:");
+    println!(
+        "    curl -H \"Authorization: Bearer $(cargo xtask token --client mobile --user u-1)\" http://127.0.0.1:8081/v1/home"
+    );
+    println!("    curl -b \"$(cargo xtask token --client web --user u-2)\" http://127.0.0.1:8080/v1/home");
+    println!(
+        "    curl -H \"Authorization: Bearer $(cargo xtask token --client partner)\" http://127.0.0.1:8082/partner/v1/products/p-1"
+    );
+    println!(
+        "    curl -H \"Authorization: Bearer $(cargo xtask token --client admin --user s-2)\" http://127.0.0.1:8083/admin/v1/users/u-1"
+    );
     for bff in BFFS {
         println!("  configure {}: {}__SECTION__KEY=value (see README)", bff.package, bff.env_prefix);
     }

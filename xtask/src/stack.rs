@@ -12,18 +12,30 @@ pub(crate) struct Bff {
     pub(crate) env_prefix: &'static str,
     /// Routes to show in the `dev` table.
     pub(crate) routes: &'static str,
-    /// `--client` for `cargo xtask token`.
-    pub(crate) client: &'static str,
 }
 
 /// Every BFF binary.
-pub(crate) const BFFS: &[Bff] = &[Bff {
-    package: "mobile-bff",
-    port: 8081,
-    env_prefix: "MOBILE_BFF",
-    routes: "GET /v1/home, GET /v1/product-page/{id}",
-    client: "mobile",
-}];
+pub(crate) const BFFS: &[Bff] = &[
+    Bff {
+        package: "web-bff",
+        port: 8080,
+        env_prefix: "WEB_BFF",
+        routes: "GET /auth/login, GET /v1/home (session cookie)",
+    },
+    Bff {
+        package: "mobile-bff",
+        port: 8081,
+        env_prefix: "MOBILE_BFF",
+        routes: "GET /v1/home, GET /v1/product-page/{id}",
+    },
+    Bff {
+        package: "partner-bff",
+        port: 8082,
+        env_prefix: "PARTNER_BFF",
+        routes: "GET /partner/v1/products/{id}",
+    },
+    Bff { package: "admin-bff", port: 8083, env_prefix: "ADMIN_BFF", routes: "GET /admin/v1/users/{id}" },
+];
 
 /// The mock services and their default ports (identity first). Must equal
 /// `services_mock::Service::ALL`; a test checks.

@@ -41,11 +41,53 @@ fn mocks_listed_here_are_the_mock_crate_services() {
     assert_eq!(MOCKS, from_code.as_slice());
 }
 
+fn bff(package: &str) -> &'static super::Bff {
+    BFFS.iter().find(|b| b.package == package).unwrap_or_else(|| panic!("{package} listed in BFFS"))
+}
+
+/// The BFF's defaults agree with the stack list, and compose's environment
+/// for it is accepted by its real configuration type and points it at the
+/// compose services.
+fn check_bff<C: bff_server::BffConfig>(compose: &Compose, package: &str, env_prefix: &str) {
+    let listed = bff(package);
+    assert_eq!(listed.port, C::default().server().port, "{package} port");
+    assert_eq!(listed.env_prefix, env_prefix, "{package} env prefix");
+
+    let service = compose.services.get(package).unwrap_or_else(|| panic!("compose lacks {package}"));
+    assert_eq!(service.ports, vec![format!("{0}:{0}", listed.port)], "{package} ports");
+    assert_eq!(service.command, vec![package.to_owned()], "{package} command");
+    for (mock, _) in MOCKS {
+        assert!(service.depends_on.iter().any(|d| d == mock), "{package} should depend on {mock}");
+    }
+    let mut figment = Figment::from(Serialized::defaults(C::default()));
+    for (key, value) in &service.environment {
+        let path = key
+            .strip_prefix(&format!("{env_prefix}__"))
+            .unwrap_or_else(|| panic!("{key} lacks the {env_prefix}__ prefix"))
+            .to_lowercase()
+            .replace("__", ".");
+        figment = figment.merge(Serialized::default(&path, value));
+    }
+    let config: C = bff_server::config::from_figment(figment)
+        .unwrap_or_else(|e| panic!("{package}: compose environment rejected: {e}"));
+    let config = serde_json::to_value(&config).expect("config serializes");
+    assert_eq!(config["server"]["host"], "0.0.0.0", "{package}");
+    assert_eq!(config["auth"]["jwks_url"], "http://identity:7000/.well-known/jwks.json", "{package}");
+    assert_eq!(config["auth"]["exchange"]["token_url"], "http://identity:7000/oauth/token", "{package}");
+    for (mock, port) in MOCKS.iter().filter(|(name, _)| *name != "identity") {
+        let base_url = &config["downstream"]["services"][*mock]["base_url"];
+        assert_eq!(base_url, &format!("http://{mock}:{port}"), "{package}: {mock} base_url");
+    }
+}
+
 #[test]
-fn bff_ports_match_their_configuration_defaults() {
-    let mobile = BFFS.iter().find(|b| b.package == "mobile-bff").expect("mobile-bff listed");
-    assert_eq!(mobile.port, mobile_bff::Config::default().server.port);
-    assert_eq!(mobile.env_prefix, mobile_bff::ENV_PREFIX);
+fn compose_runs_every_bff_with_an_environment_its_configuration_accepts() {
+    let compose = compose();
+    check_bff::<web_bff::Config>(&compose, "web-bff", web_bff::ENV_PREFIX);
+    check_bff::<mobile_bff::Config>(&compose, "mobile-bff", mobile_bff::ENV_PREFIX);
+    check_bff::<partner_bff::Config>(&compose, "partner-bff", partner_bff::ENV_PREFIX);
+    check_bff::<admin_bff::Config>(&compose, "admin-bff", admin_bff::ENV_PREFIX);
+    assert_eq!(BFFS.len(), 4, "a new BFF needs a check_bff line here");
 }
 
 #[test]
@@ -63,38 +105,4 @@ fn compose_runs_every_mock_on_its_default_port() {
         );
     }
     assert!(compose.services.contains_key("redis"), "compose has Redis");
-}
-
-#[test]
-fn compose_runs_every_bff_wired_to_the_mocks() {
-    let compose = compose();
-    for bff in BFFS {
-        let service =
-            compose.services.get(bff.package).unwrap_or_else(|| panic!("compose lacks {}", bff.package));
-        assert_eq!(service.ports, vec![format!("{0}:{0}", bff.port)], "{} ports", bff.package);
-        assert_eq!(service.command, vec![bff.package.to_owned()], "{} command", bff.package);
-        for (mock, _) in MOCKS {
-            assert!(service.depends_on.iter().any(|d| d == mock), "{} should depend on {mock}", bff.package);
-        }
-    }
-    // The environment must be accepted by the real configuration type and
-    // point every downstream at its compose service.
-    let mobile = compose.services.get("mobile-bff").expect("mobile-bff in compose");
-    let mut figment = Figment::from(Serialized::defaults(mobile_bff::Config::default()));
-    for (key, value) in &mobile.environment {
-        let path = key
-            .strip_prefix("MOBILE_BFF__")
-            .unwrap_or_else(|| panic!("{key} lacks the MOBILE_BFF__ prefix"))
-            .to_lowercase()
-            .replace("__", ".");
-        figment = figment.merge(Serialized::default(&path, value));
-    }
-    let config: mobile_bff::Config = bff_server::config::from_figment(figment)
-        .unwrap_or_else(|e| panic!("compose environment rejected: {e}"));
-    assert_eq!(config.server.host.to_string(), "0.0.0.0");
-    assert_eq!(config.auth.jwks_url, "http://identity:7000/.well-known/jwks.json");
-    for (mock, port) in MOCKS.iter().filter(|(name, _)| *name != "identity") {
-        let settings = config.downstream.services.get(*mock).unwrap_or_else(|| panic!("{mock} configured"));
-        assert_eq!(settings.base_url, format!("http://{mock}:{port}"), "{mock} base_url");
-    }
 }

@@ -140,3 +140,12 @@ async fn unknown_key_ids_refresh_the_jwks_at_most_once_per_cooldown() {
     let fetches = jwks_fetches().await - before;
     assert_eq!(fetches, 1, "10 unknown kids within the cool-down cause exactly one JWKS refresh");
 }
+
+#[tokio::test]
+async fn tokens_signed_with_either_published_key_are_accepted() {
+    let app = spawn_app().await;
+    let claims = valid_claims(&app);
+    let rotated = app.fleet.identity().sign_with("dev-es256-2", &claims).expect("sign with the second key");
+    let reply = app.get_with("/v1/home", Some(&rotated), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
