@@ -82,13 +82,8 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let prefixed = |section: &str, problems: Vec<String>| {
-            problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
-        };
-        let mut problems = self.server.problems();
-        problems.extend(prefixed("auth", self.auth.problems()));
-        problems.extend(prefixed("downstream", self.downstream.problems()));
-        problems.extend(prefixed("compose", self.compose.problems()));
+        let mut problems =
+            bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose);
         if self.audit.path.as_os_str().is_empty() {
             problems.push("audit.path must be set".to_owned());
         }

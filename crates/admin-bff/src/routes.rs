@@ -4,9 +4,9 @@ use axum::extract::State;
 use bff_auth::Caller;
 use bff_compose::{Envelope, Plan};
 use bff_downstream::model::{Money, Orders};
-use bff_error::{ApiError, ErrorCode};
+use bff_error::ApiError;
 use bff_server::Backbone;
-use bff_server::extract::Path;
+use bff_server::extract::PathId;
 use serde::Serialize;
 
 /// Money as the back office shows it.
@@ -77,15 +77,8 @@ pub async fn user(
     State(backbone): State<Backbone>,
     caller: Caller,
     plan: Plan,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Envelope<UserVm>, ApiError> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ApiError::new(ErrorCode::RequestInvalid)
-            .with_detail("a user id is 1 to 64 letters, digits, '-' or '_'"));
-    }
     let (api, id) = (&backbone.api, id.as_str());
     let (profile, orders) = plan
         .run((

@@ -24,6 +24,23 @@ pub struct Money {
     pub currency: String,
 }
 
+impl Money {
+    /// The amount for display: `€59.97`, `$5.00`, `£0.05`, `SEK 12.50`
+    /// (symbol for EUR, USD and GBP, the code otherwise; two decimals, the
+    /// minor unit of every currency the services use).
+    pub fn formatted(&self) -> String {
+        let symbol = match self.currency.as_str() {
+            "EUR" => "€".to_owned(),
+            "USD" => "$".to_owned(),
+            "GBP" => "£".to_owned(),
+            other => format!("{other} "),
+        };
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        let amount = self.amount_minor.unsigned_abs();
+        format!("{sign}{symbol}{}.{:02}", amount / 100, amount % 100)
+    }
+}
+
 impl Validate for Money {
     fn validate(&self) -> Result<(), String> {
         if self.amount_minor < 0 {
@@ -299,6 +316,15 @@ mod tests {
         assert!(money(-1, "EUR").validate().is_err());
         assert!(money(100, "eur").validate().is_err());
         assert!(money(100, "EURO").validate().is_err());
+    }
+
+    #[test]
+    fn money_is_formatted_with_symbol_and_two_decimals() {
+        let money = |amount_minor, currency: &str| Money { amount_minor, currency: currency.to_owned() };
+        assert_eq!(money(5997, "EUR").formatted(), "€59.97");
+        assert_eq!(money(5, "GBP").formatted(), "£0.05");
+        assert_eq!(money(1250, "SEK").formatted(), "SEK 12.50");
+        assert_eq!(money(-1250, "USD").formatted(), "-$12.50");
     }
 
     #[test]

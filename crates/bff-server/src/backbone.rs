@@ -75,6 +75,24 @@ impl Backbone {
     }
 }
 
+/// Problems of the sections every BFF configuration has, each prefixed with
+/// its section (`auth.jwks_url ...`). A BFF's `Validate` adds its own.
+pub fn common_problems(
+    server: &ServerConfig,
+    auth: &AuthConfig,
+    downstream: &DownstreamConfig,
+    compose: &ComposeConfig,
+) -> Vec<String> {
+    let prefixed = |section: &str, problems: Vec<String>| {
+        problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
+    };
+    let mut problems = server.problems();
+    problems.extend(prefixed("auth", auth.problems()));
+    problems.extend(prefixed("downstream", downstream.problems()));
+    problems.extend(prefixed("compose", compose.problems()));
+    problems
+}
+
 /// A BFF's configuration type: loadable, validated, with server settings.
 pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
     /// The HTTP server section.

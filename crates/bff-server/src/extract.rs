@@ -57,3 +57,45 @@ where
 fn path_rejection(rejection: &PathRejection) -> ApiError {
     ApiError::new(ErrorCode::RequestInvalid).with_detail(rejection.body_text())
 }
+
+/// The one path parameter of a route, as an entity id (`u-1`, `p-42`):
+/// 1 to 64 ASCII letters, digits, `-` or `_`, else `400 request.invalid`.
+/// Ids go into downstream URLs (percent-encoded anyway) and logs, so
+/// anything else is refused at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathId(pub String);
+
+impl PathId {
+    /// Whether `id` is an acceptable entity id.
+    pub fn is_valid(id: &str) -> bool {
+        (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
+        if PathId::is_valid(&id) {
+            Ok(PathId(id))
+        } else {
+            Err(ApiError::new(ErrorCode::RequestInvalid)
+                .with_detail("an id is 1 to 64 letters, digits, '-' or '_'"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathId;
+
+    #[test]
+    fn ids_are_short_and_plain() {
+        assert!(PathId::is_valid("p-42") && PathId::is_valid("u_1"));
+        for bad in ["", "a/b", "..", "p 1", "é", &"x".repeat(65)] {
+            assert!(!PathId::is_valid(bad), "{bad:?}");
+        }
+    }
+}

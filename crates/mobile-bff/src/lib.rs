@@ -58,14 +58,7 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let prefixed = |section: &str, problems: Vec<String>| {
-            problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
-        };
-        let mut problems = self.server.problems();
-        problems.extend(prefixed("auth", self.auth.problems()));
-        problems.extend(prefixed("downstream", self.downstream.problems()));
-        problems.extend(prefixed("compose", self.compose.problems()));
-        problems
+        bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose)
     }
 }
 

@@ -21,16 +21,10 @@ pub struct MoneyVm {
 
 impl From<&Money> for MoneyVm {
     fn from(money: &Money) -> Self {
-        let symbol = match money.currency.as_str() {
-            "EUR" => "€".to_owned(),
-            "USD" => "$".to_owned(),
-            "GBP" => "£".to_owned(),
-            other => format!("{other} "),
-        };
         MoneyVm {
             amount_minor: money.amount_minor,
             currency: money.currency.clone(),
-            formatted: format!("{symbol}{}.{:02}", money.amount_minor / 100, money.amount_minor % 100),
+            formatted: money.formatted(),
         }
     }
 }
@@ -270,14 +264,6 @@ impl ProductPageVm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_is_formatted_with_symbol_and_two_decimals() {
-        let money = |amount_minor, currency: &str| Money { amount_minor, currency: currency.to_owned() };
-        assert_eq!(MoneyVm::from(&money(5997, "EUR")).formatted, "€59.97");
-        assert_eq!(MoneyVm::from(&money(5, "GBP")).formatted, "£0.05");
-        assert_eq!(MoneyVm::from(&money(1250, "SEK")).formatted, "SEK 12.50");
-    }
 
     #[test]
     fn stock_is_bucketed_never_exact() {

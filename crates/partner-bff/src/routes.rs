@@ -4,9 +4,9 @@
 use axum::extract::State;
 use bff_compose::{Envelope, Plan};
 use bff_downstream::model::Money;
-use bff_error::{ApiError, ErrorCode};
+use bff_error::ApiError;
 use bff_server::Backbone;
-use bff_server::extract::Path;
+use bff_server::extract::PathId;
 use serde::Serialize;
 
 /// A price in a partner payload: minor units, no formatting (partners render
@@ -74,15 +74,8 @@ pub struct ProductV1 {
 pub async fn product(
     State(backbone): State<Backbone>,
     plan: Plan,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Envelope<ProductV1>, ApiError> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ApiError::new(ErrorCode::RequestInvalid)
-            .with_detail("a product id is 1 to 64 letters, digits, '-' or '_'"));
-    }
     let (api, id) = (&backbone.api, id.as_str());
     let (product, price, availability) = plan
         .run((

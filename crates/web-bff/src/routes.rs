@@ -25,16 +25,10 @@ pub struct MoneyVm {
 
 impl From<&Money> for MoneyVm {
     fn from(money: &Money) -> Self {
-        let symbol = match money.currency.as_str() {
-            "EUR" => "€".to_owned(),
-            "USD" => "$".to_owned(),
-            "GBP" => "£".to_owned(),
-            other => format!("{other} "),
-        };
         MoneyVm {
             amount_minor: money.amount_minor,
             currency: money.currency.clone(),
-            formatted: format!("{symbol}{}.{:02}", money.amount_minor / 100, money.amount_minor % 100),
+            formatted: money.formatted(),
         }
     }
 }

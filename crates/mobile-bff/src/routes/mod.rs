@@ -6,9 +6,9 @@
 use axum::extract::State;
 use bff_auth::Caller;
 use bff_compose::{Envelope, Plan};
-use bff_error::{ApiError, ErrorCode};
+use bff_error::ApiError;
 use bff_server::Backbone;
-use bff_server::extract::Path;
+use bff_server::extract::PathId;
 
 use crate::view::{Availability, HomeVm, ProductPageVm};
 
@@ -54,15 +54,8 @@ pub async fn product_page(
     State(state): State<Backbone>,
     caller: Caller,
     plan: Plan,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Envelope<ProductPageVm>, ApiError> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ApiError::new(ErrorCode::RequestInvalid)
-            .with_detail("a product id is 1 to 64 letters, digits, '-' or '_'"));
-    }
     let api = &state.api;
     let (id, user) = (id.as_str(), caller.subject.as_str());
     let context = format!("product:{id}");
