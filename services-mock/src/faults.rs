@@ -41,6 +41,12 @@ pub struct Faults {
     pub drop_ratio: f64,
     /// Serve semantically wrong data (negative prices, empty names, ...).
     pub bad_data: bool,
+    /// The next this-many requests fail with `errorStatus` (deterministic;
+    /// counted from this `PUT`).
+    pub error_first: u64,
+    /// Every this-many-th request is slow by `slowMs` (deterministic;
+    /// counted from this `PUT`), on top of `slowRatio`.
+    pub slow_every: u64,
     /// Only these routes misbehave (`"GET /.well-known/jwks.json"`, as
     /// `/__stats` names them); empty means every route.
     pub routes: Vec<String>,
@@ -212,6 +218,8 @@ fn now_us() -> u64 {
 #[derive(Debug, Default)]
 pub struct FaultState {
     faults: Mutex<Faults>,
+    /// Requests the faults were applied to since the last `PUT`.
+    seen: std::sync::atomic::AtomicU64,
 }
 
 impl FaultState {
@@ -222,6 +230,12 @@ impl FaultState {
 
     fn set(&self, faults: Faults) {
         *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+        self.seen.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Counts a request; returns its 1-based number since the last `PUT`.
+    fn next(&self) -> u64 {
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
     }
 
     /// Whether handlers should corrupt their data.
@@ -278,7 +292,11 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
     if !faults.routes.is_empty() && !faults.routes.contains(&route) {
         return next.run(request).await;
     }
+    let nth = control.faults.next();
     let mut delay = faults.latency_ms;
+    if faults.slow_every > 0 && nth.is_multiple_of(faults.slow_every) {
+        delay += faults.slow_ms;
+    }
     if faults.jitter_ms > 0 {
         delay += fastrand::u64(0..=faults.jitter_ms);
     }
@@ -289,6 +307,13 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
 
+    if nth <= faults.error_first {
+        let status = faults
+            .error_status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error_body(status, "failure (injected)");
+    }
     let roll = fastrand::f64();
     if roll < faults.drop_ratio {
         return dropped_connection();

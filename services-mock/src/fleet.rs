@@ -90,6 +90,12 @@ impl Fleet {
         Ok(())
     }
 
+    /// `DELETE /__stats` on `service`.
+    pub async fn reset_stats(&self, service: Service) -> anyhow::Result<()> {
+        self.http.delete(format!("{}/__stats", self.url(service))).send().await?.error_for_status()?;
+        Ok(())
+    }
+
     /// `GET /__stats` of `service`.
     pub async fn stats(&self, service: Service) -> anyhow::Result<Value> {
         let response = self.http.get(format!("{}/__stats", self.url(service))).send().await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bff_error::{Failure, ReasonCode};
-use bff_resilience::{CallCtx, Dependency, GuardError, ServiceTokens};
+use bff_resilience::{CallCtx, Dependency, GuardError, Idempotency, ServiceTokens};
 use reqwest::{StatusCode, Url, header};
 use serde::de::DeserializeOwned;
 
@@ -61,12 +61,12 @@ impl Endpoint {
         let result = async {
             let url = self.url(segments, query)?;
             let token = self.service_token(cx).await?;
-            self.inner.guard.call(cx, |budget| self.send::<T>(cx, url, token, budget)).await.map_err(
-                |error| match error {
-                    GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
-                    GuardError::Failed(error) => error,
-                },
-            )
+            // GETs are idempotent: the guard may retry or hedge them.
+            let attempt = |budget| self.send::<T>(cx, url.clone(), token.clone(), budget);
+            self.inner.guard.call(cx, Idempotency::Idempotent, attempt).await.map_err(|error| match error {
+                GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
+                GuardError::Failed(error) => error,
+            })
         }
         .await;
         match &result {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use bff_resilience::{BreakerConfig, DependencyPolicy};
+use bff_resilience::{BreakerConfig, DependencyPolicy, HedgePolicy, RetryPolicy};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,12 @@ pub struct ServiceConfig {
     /// service: only what the BFF needs from it (least privilege).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Retries of reads (writes are never retried).
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Hedging of reads (off unless enabled; on for recommendations by default).
+    #[serde(default)]
+    pub hedge: HedgePolicy,
 }
 
 fn default_max_concurrent() -> usize {
@@ -143,6 +149,9 @@ impl ServiceConfig {
             max_concurrent: default_max_concurrent(),
             breaker: BreakerConfig::default(),
             scopes: vec![format!("{}:read", service.name())],
+            retry: RetryPolicy::default(),
+            // Ranking has the longest tail and the cheapest repeat: hedge it.
+            hedge: HedgePolicy { enabled: service == Service::Recommendations, ..HedgePolicy::default() },
         }
     }
 
@@ -152,6 +161,8 @@ impl ServiceConfig {
             timeout_ms: self.timeout_ms,
             max_concurrent: self.max_concurrent,
             breaker: self.breaker.clone(),
+            retry: self.retry.clone(),
+            hedge: self.hedge.clone(),
         }
     }
 

@@ -21,7 +21,7 @@ mod config;
 mod error;
 pub mod model;
 
-pub use bff_resilience::BreakerConfig;
+pub use bff_resilience::{BreakerConfig, HedgePolicy, RetryPolicy};
 pub use client::{
     Api, CartClient, CatalogClient, Endpoint, InventoryClient, OrdersClient, PricingClient, PromotionsClient,
     RecommendationsClient, ReviewsClient, ShippingClient, UserClient,

@@ -11,25 +11,45 @@
 //! 3. the **timeout**: the smaller of the dependency's own timeout and what is
 //!    left of the caller's [`Deadline`] (`timeout`).
 //!
-//! Each call gets one `downstream` span with `dependency`, `budget_ms` and
-//! `outcome`.
+//! Around those, for **idempotent** calls only ([`Idempotency`]):
+//!
+//! * **retries** on transient failures (timeout, unavailable), with
+//!   exponential backoff and jitter, never past the deadline, paid for from
+//!   a retry budget so that retries cannot multiply an outage;
+//! * **hedging** (opt-in per dependency): when an attempt is slower than the
+//!   dependency's observed p95, a second one starts and the first answer
+//!   wins; hedges are paid for from their own budget (5% by default).
+//!
+//! A `429` puts the dependency in a **cool-down** for its `Retry-After`
+//! (1 s if absent, 60 s at most): calls fail at once with `rate_limited`
+//! until it ends, so we stop hammering a service that asked for air.
+//!
+//! Each call gets one `downstream` span with `dependency`, `budget_ms`,
+//! `outcome`, `attempts` and `hedged`.
 //!
 //! Why hand-rolled and not tower layers: the budget of each call comes from
 //! the request's deadline, which a static `tower::timeout` cannot express, and
 //! no well-kept crate offers an async breaker with both consecutive-failure
 //! and failure-ratio trips. The bulkhead is a `tokio::sync::Semaphore`.
 
+mod adaptive;
 mod breaker;
 mod bulkhead;
 mod context;
 
 use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::retry::budget::{Budget as _, TpsBudget};
 
 use bff_error::{Classify, Failure, ReasonCode};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+pub use adaptive::{HedgePolicy, RetryPolicy};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use bulkhead::Bulkhead;
 pub use context::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
@@ -45,11 +65,21 @@ pub struct DependencyPolicy {
     pub max_concurrent: usize,
     /// When the breaker opens and how it recovers.
     pub breaker: BreakerConfig,
+    /// Retries of idempotent calls.
+    pub retry: RetryPolicy,
+    /// Hedging of idempotent calls.
+    pub hedge: HedgePolicy,
 }
 
 impl Default for DependencyPolicy {
     fn default() -> Self {
-        DependencyPolicy { timeout_ms: 120, max_concurrent: 64, breaker: BreakerConfig::default() }
+        DependencyPolicy {
+            timeout_ms: 120,
+            max_concurrent: 64,
+            breaker: BreakerConfig::default(),
+            retry: RetryPolicy::default(),
+            hedge: HedgePolicy::default(),
+        }
     }
 }
 
@@ -69,8 +99,32 @@ impl DependencyPolicy {
             problems.push("max_concurrent must be greater than 0".to_owned());
         }
         problems.extend(self.breaker.problems());
+        problems.extend(adaptive::policy_problems(&self.retry, &self.hedge));
         problems
     }
+}
+
+/// Whether a call may be repeated: only idempotent calls are ever retried
+/// or hedged. Writes are not, whatever the configuration says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Safe to send twice (reads).
+    Idempotent,
+    /// Must be sent at most once (writes).
+    NonIdempotent,
+}
+
+/// What a dependency's guard did, for tests and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    /// Retries sent.
+    pub retries: u64,
+    /// Retries wanted but refused by the budget.
+    pub retries_refused: u64,
+    /// Hedges sent.
+    pub hedges: u64,
+    /// Calls refused during a 429 cool-down.
+    pub cooled_down: u64,
 }
 
 /// How a finished call counts for the breaker.
@@ -114,24 +168,63 @@ impl<E: Classify> Classify for GuardError<E> {
     }
 }
 
-/// One dependency's guard: its breaker, bulkhead and timeout, shared by every
-/// call to it from this process.
-#[derive(Debug)]
+/// One dependency's guard: its breaker, bulkhead, timeout, cool-down,
+/// retry and hedge budgets, shared by every call to it from this process.
 pub struct Dependency {
     name: String,
     timeout: Duration,
     breaker: CircuitBreaker,
     bulkhead: Bulkhead,
+    retry: RetryPolicy,
+    hedge: HedgePolicy,
+    retry_budget: TpsBudget,
+    hedge_budget: TpsBudget,
+    latency: adaptive::LatencyRecord,
+    cooldown_until: Mutex<Option<Instant>>,
+    retries: AtomicU64,
+    retries_refused: AtomicU64,
+    hedges: AtomicU64,
+    cooled_down: AtomicU64,
 }
 
+impl std::fmt::Debug for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dependency")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .field("breaker", &self.breaker.state())
+            .field("in_flight", &self.bulkhead.in_flight())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Longest cool-down a `Retry-After` can impose.
+const MAX_COOLDOWN: Duration = Duration::from_secs(60);
+
 impl Dependency {
-    /// A guard for the dependency `name` with `policy`.
+    /// A guard for the dependency `name` with `policy` (validate the policy
+    /// first: see [`DependencyPolicy::problems`]).
     pub fn new(name: impl Into<String>, policy: &DependencyPolicy) -> Self {
+        // tower's budget asserts on out-of-range values; clamp so that an
+        // unvalidated policy degrades instead of panicking.
+        let retry_percent = policy.retry.budget_percent.clamp(0.0, 1000.0);
+        let hedge_percent = policy.hedge.budget_percent.clamp(0.0, 1.0);
         Dependency {
             name: name.into(),
             timeout: Duration::from_millis(policy.timeout_ms),
             breaker: CircuitBreaker::new(policy.breaker.clone()),
             bulkhead: Bulkhead::new(policy.max_concurrent),
+            retry: policy.retry.clone(),
+            hedge: policy.hedge.clone(),
+            retry_budget: adaptive::budget(retry_percent, policy.retry.budget_min_per_sec.min(1_000_000)),
+            hedge_budget: adaptive::budget(hedge_percent, 0),
+            latency: adaptive::LatencyRecord::new(policy.hedge.percentile.clamp(0.5, 0.999)),
+            cooldown_until: Mutex::new(None),
+            retries: AtomicU64::new(0),
+            retries_refused: AtomicU64::new(0),
+            hedges: AtomicU64::new(0),
+            cooled_down: AtomicU64::new(0),
         }
     }
 
@@ -150,37 +243,147 @@ impl Dependency {
         &self.bulkhead
     }
 
-    /// Runs `call` under this guard. `call` receives the time it may take;
-    /// it is also enforced here, so a call that ignores it is still cut.
-    pub async fn call<T, E, F, Fut>(&self, cx: &CallCtx, call: F) -> Result<T, GuardError<E>>
+    /// Counters of retries, hedges and cool-down refusals so far.
+    pub fn stats(&self) -> GuardStats {
+        GuardStats {
+            retries: self.retries.load(Ordering::Relaxed),
+            retries_refused: self.retries_refused.load(Ordering::Relaxed),
+            hedges: self.hedges.load(Ordering::Relaxed),
+            cooled_down: self.cooled_down.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `call` under this guard. `call` receives the time one attempt
+    /// may take (it is also enforced here, so a call that ignores it is
+    /// still cut); it is called again for a retry or a hedge, which only
+    /// happen for [`Idempotency::Idempotent`] calls.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        cx: &CallCtx,
+        idempotency: Idempotency,
+        call: F,
+    ) -> Result<T, GuardError<E>>
     where
         E: Classify,
-        F: FnOnce(Duration) -> Fut,
+        F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let budget = cx.deadline().remaining().min(self.timeout);
         let span = tracing::info_span!(
             "downstream",
             dependency = %self.name,
-            budget_ms = budget.as_millis() as u64,
+            budget_ms = cx.deadline().remaining().min(self.timeout).as_millis() as u64,
             outcome = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            hedged = tracing::field::Empty,
         );
-        let result = self.call_inner(budget, call).instrument(span.clone()).await;
+        let before = self.stats();
+        let result = self.run(cx, idempotency, &call).instrument(span.clone()).await;
+        let after = self.stats();
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.failure().reason.as_str(),
         };
         span.record("outcome", outcome);
+        span.record("attempts", 1 + after.retries - before.retries);
+        span.record("hedged", after.hedges > before.hedges);
         span.in_scope(|| tracing::debug!(outcome, "downstream call finished"));
         result
     }
 
-    async fn call_inner<T, E, F, Fut>(&self, budget: Duration, call: F) -> Result<T, GuardError<E>>
+    async fn run<T, E, F, Fut>(
+        &self,
+        cx: &CallCtx,
+        idempotency: Idempotency,
+        call: &F,
+    ) -> Result<T, GuardError<E>>
     where
         E: Classify,
-        F: FnOnce(Duration) -> Fut,
+        F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        if let Some(remaining) = self.cooling_down() {
+            self.cooled_down.fetch_add(1, Ordering::Relaxed);
+            return Err(GuardError::Rejected(Failure {
+                reason: ReasonCode::RateLimited,
+                retry_after: Some(remaining),
+            }));
+        }
+        let idempotent = idempotency == Idempotency::Idempotent;
+        if idempotent {
+            self.retry_budget.deposit();
+        }
+        let mut attempt = 1;
+        loop {
+            let result = if idempotent && self.hedge.enabled {
+                self.hedged_attempt(cx, call).await
+            } else {
+                self.attempt(cx, call).await
+            };
+            let Err(error) = &result else { return result };
+            let transient = matches!(error.failure().reason, ReasonCode::Timeout | ReasonCode::Unavailable);
+            if !idempotent || !transient || attempt >= self.retry.max_attempts {
+                return result;
+            }
+            let pause = adaptive::backoff(&self.retry, attempt);
+            // A retry needs time left for itself, not just for the pause.
+            if cx.deadline().remaining() <= pause + Duration::from_millis(5) {
+                return result;
+            }
+            if !self.retry_budget.withdraw() {
+                self.retries_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("retry budget exhausted; not retrying");
+                return result;
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, plus a hedge if it is slower than usual.
+    async fn hedged_attempt<T, E, F, Fut>(&self, cx: &CallCtx, call: &F) -> Result<T, GuardError<E>>
+    where
+        E: Classify,
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let Some(delay) = self.latency.hedge_delay(&self.hedge) else {
+            return self.attempt(cx, call).await;
+        };
+        self.hedge_budget.deposit();
+        let first = self.attempt(cx, call);
+        tokio::pin!(first);
+        tokio::select! {
+            result = &mut first => return result,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !self.hedge_budget.withdraw() {
+            return first.await;
+        }
+        self.hedges.fetch_add(1, Ordering::Relaxed);
+        let second = self.attempt(cx, call);
+        tokio::pin!(second);
+        // The first success wins and the other attempt is dropped (cancelled).
+        tokio::select! {
+            result = &mut first => match result {
+                Ok(value) => Ok(value),
+                Err(_) => second.await,
+            },
+            result = &mut second => match result {
+                Ok(value) => Ok(value),
+                Err(_) => first.await,
+            },
+        }
+    }
+
+    /// One attempt: breaker, bulkhead, timeout.
+    async fn attempt<T, E, F, Fut>(&self, cx: &CallCtx, call: &F) -> Result<T, GuardError<E>>
+    where
+        E: Classify,
+        F: Fn(Duration) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let budget = cx.deadline().remaining().min(self.timeout);
         let permit = self.breaker.try_acquire().map_err(|retry_after| {
             GuardError::Rejected(Failure { reason: ReasonCode::CircuitOpen, retry_after: Some(retry_after) })
         })?;
@@ -192,13 +395,19 @@ impl Dependency {
             permit.record(Verdict::Neutral);
             return Err(GuardError::Rejected(Failure::new(ReasonCode::Timeout)));
         }
+        let started = Instant::now();
         match tokio::time::timeout(budget, call(budget)).await {
             Ok(Ok(value)) => {
                 permit.record(Verdict::Success);
+                self.latency.record(started.elapsed());
                 Ok(value)
             }
             Ok(Err(error)) => {
-                permit.record(Verdict::of(error.failure().reason));
+                let failure = error.failure();
+                if failure.reason == ReasonCode::RateLimited {
+                    self.start_cooldown(failure.retry_after);
+                }
+                permit.record(Verdict::of(failure.reason));
                 Err(GuardError::Failed(error))
             }
             Err(_elapsed) => {
@@ -207,10 +416,27 @@ impl Dependency {
             }
         }
     }
+
+    fn cooling_down(&self) -> Option<Duration> {
+        let until = *self.cooldown_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.and_then(|until| until.checked_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    fn start_cooldown(&self, retry_after: Option<Duration>) {
+        let pause = retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_COOLDOWN);
+        tracing::warn!(dependency = %self.name, pause_ms = pause.as_millis() as u64, "rate limited: cooling down");
+        let until = Instant::now() + pause;
+        let mut slot = self.cooldown_until.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none_or(|current| current < until) {
+            *slot = Some(until);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
     use super::*;
 
     fn cx(ms: u64) -> CallCtx {
@@ -223,7 +449,7 @@ mod tests {
         let seen_budget = std::sync::Mutex::new(Duration::ZERO);
         let seen = &seen_budget;
         let result: Result<(), _> = dependency
-            .call(&cx(50), |budget| async move {
+            .call(&cx(50), Idempotency::NonIdempotent, |budget| async move {
                 *seen.lock().expect("lock") = budget;
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok::<_, Failure>(())
@@ -237,30 +463,30 @@ mod tests {
     async fn a_full_bulkhead_fails_fast_without_calling() {
         let policy = DependencyPolicy { max_concurrent: 1, ..DependencyPolicy::with_timeout_ms(1000) };
         let dependency = Dependency::new("narrow", &policy);
-        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
-        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let entered = tokio::sync::Notify::new();
+        let release = tokio::sync::Notify::new();
         let context = cx(1000);
-        let first = dependency.call(&context, |_| async move {
-            let _ = entered_tx.send(());
-            let _ = release_rx.await;
+        let first = dependency.call(&context, Idempotency::NonIdempotent, |_| async {
+            entered.notify_one();
+            release.notified().await;
             Ok::<_, Failure>(1)
         });
         let second = async {
-            let _ = entered_rx.await;
-            let called = std::sync::atomic::AtomicBool::new(false);
+            entered.notified().await;
+            let called = AtomicU32::new(0);
             let result = dependency
-                .call(&context, |_| async {
-                    called.store(true, std::sync::atomic::Ordering::SeqCst);
+                .call(&context, Idempotency::NonIdempotent, |_| async {
+                    called.fetch_add(1, Ordering::SeqCst);
                     Ok::<_, Failure>(2)
                 })
                 .await;
-            let _ = release_tx.send(());
-            (result, called.load(std::sync::atomic::Ordering::SeqCst))
+            release.notify_one();
+            (result, called.load(Ordering::SeqCst))
         };
         let (first, (second, called)) = tokio::join!(first, second);
         assert_eq!(first.ok(), Some(1));
         assert!(matches!(second, Err(GuardError::Rejected(f)) if f.reason == ReasonCode::BulkheadFull));
-        assert!(!called, "the rejected call must not run");
+        assert_eq!(called, 0, "the rejected call must not run");
     }
 
     #[tokio::test]
@@ -273,10 +499,13 @@ mod tests {
         let context = cx(1000);
         for _ in 0..2 {
             let _ = dependency
-                .call(&context, |_| async { Err::<(), _>(Failure::new(ReasonCode::Unavailable)) })
+                .call(&context, Idempotency::NonIdempotent, |_| async {
+                    Err::<(), _>(Failure::new(ReasonCode::Unavailable))
+                })
                 .await;
         }
-        let result = dependency.call(&context, |_| async { Ok::<_, Failure>(()) }).await;
+        let result =
+            dependency.call(&context, Idempotency::NonIdempotent, |_| async { Ok::<_, Failure>(()) }).await;
         match result {
             Err(GuardError::Rejected(failure)) => {
                 assert_eq!(failure.reason, ReasonCode::CircuitOpen);
@@ -284,5 +513,120 @@ mod tests {
             }
             other => panic!("expected circuit_open, got {other:?}"),
         }
+    }
+
+    async fn failing_then_ok(calls: &AtomicU32, failures: u32) -> Result<u32, Failure> {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n <= failures { Err(Failure::new(ReasonCode::Unavailable)) } else { Ok(n) }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idempotent_calls_are_retried_on_transient_failures_and_writes_never() {
+        let dependency = Dependency::new("flaky", &DependencyPolicy::with_timeout_ms(1000));
+        let calls = AtomicU32::new(0);
+        let read = dependency.call(&cx(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, 1)).await;
+        assert_eq!(read.ok(), Some(2), "one retry turned a failure into a success");
+
+        let calls = AtomicU32::new(0);
+        let write =
+            dependency.call(&cx(1000), Idempotency::NonIdempotent, |_| failing_then_ok(&calls, 1)).await;
+        assert!(write.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a write is sent exactly once");
+        assert_eq!(dependency.stats().retries, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_found_and_bad_data_are_not_retried() {
+        let dependency = Dependency::new("exact", &DependencyPolicy::with_timeout_ms(1000));
+        for reason in [ReasonCode::NotFound, ReasonCode::InvalidData, ReasonCode::RateLimited] {
+            let calls = AtomicU32::new(0);
+            let _ = dependency
+                .call(&cx(1000), Idempotency::Idempotent, |_| async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err::<(), _>(Failure::new(reason))
+                })
+                .await;
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{reason}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_retry_budget_stops_retries_in_a_total_outage() {
+        let policy = DependencyPolicy {
+            retry: RetryPolicy { budget_percent: 0.1, budget_min_per_sec: 0, ..RetryPolicy::default() },
+            breaker: BreakerConfig {
+                consecutive_failures: 10_000,
+                minimum_calls: 10_000,
+                ..BreakerConfig::default()
+            },
+            ..DependencyPolicy::with_timeout_ms(1000)
+        };
+        let dependency = Dependency::new("down", &policy);
+        let calls = AtomicU32::new(0);
+        for _ in 0..100 {
+            let _ = dependency
+                .call(&cx(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, u32::MAX))
+                .await;
+        }
+        let sent = calls.load(Ordering::SeqCst);
+        assert!((100..=111).contains(&sent), "100 calls and about 10% retries, not 200: {sent}");
+        assert!(dependency.stats().retries_refused >= 89);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_cools_the_dependency_down_for_its_retry_after() {
+        let dependency = Dependency::new("busy", &DependencyPolicy::with_timeout_ms(1000));
+        let calls = AtomicU32::new(0);
+        let rate_limited = |_| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(Failure {
+                reason: ReasonCode::RateLimited,
+                retry_after: Some(Duration::from_secs(3)),
+            })
+        };
+        let _ = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
+        let refused = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
+        match refused {
+            Err(GuardError::Rejected(failure)) => {
+                assert_eq!(failure.reason, ReasonCode::RateLimited);
+                assert!(failure.retry_after.is_some_and(|d| d <= Duration::from_secs(3)));
+            }
+            other => panic!("expected a cool-down refusal, got {other:?}"),
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "no call during the cool-down");
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let _ = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "calls resume after it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_attempt_is_hedged_and_the_fast_answer_wins() {
+        let policy = DependencyPolicy {
+            hedge: HedgePolicy {
+                enabled: true,
+                min_samples: 10,
+                min_delay_ms: 15,
+                budget_percent: 0.5,
+                ..HedgePolicy::default()
+            },
+            ..DependencyPolicy::with_timeout_ms(10_000)
+        };
+        let dependency = Dependency::new("tail", &policy);
+        let calls = AtomicU32::new(0);
+        // Calls take 10 ms, except the 21st, which takes 5 s.
+        let call = |_| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let ms = if n == 21 { 5_000 } else { 10 };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, Failure>(n)
+        };
+        for _ in 0..20 {
+            dependency.call(&cx(60_000), Idempotency::Idempotent, call).await.expect("fast");
+        }
+        let started = Instant::now();
+        let value = dependency.call(&cx(60_000), Idempotency::Idempotent, call).await.expect("hedged");
+        assert_eq!(value, 22, "the hedge (call 22) answered first");
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert_eq!(dependency.stats().hedges, 1);
     }
 }

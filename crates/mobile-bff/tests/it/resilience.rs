@@ -1,6 +1,6 @@
 //! Breakers, bulkheads and downstream rate limits, observed at the mocks.
 
-use bff_downstream::BreakerConfig;
+use bff_downstream::{BreakerConfig, HedgePolicy};
 use serde_json::json;
 use services_mock::Service;
 
@@ -9,8 +9,11 @@ use crate::helpers::{spawn_app_with, status_of};
 #[tokio::test]
 async fn an_open_breaker_stops_calls_and_recovers_after_healing() {
     let app = spawn_app_with(|config| {
-        config.downstream.services.get_mut("promotions").expect("configured").breaker =
+        let promotions = config.downstream.services.get_mut("promotions").expect("configured");
+        promotions.breaker =
             BreakerConfig { consecutive_failures: 3, open_ms: 1_000, ..BreakerConfig::default() };
+        // No retries: one call per request, so the count at the mock is exact.
+        promotions.retry.max_attempts = 1;
     })
     .await;
     app.fleet.set_faults(Service::Promotions, json!({"errorRatio": 1.0})).await.expect("faults");
@@ -98,4 +101,98 @@ async fn a_downstream_429_degrades_as_rate_limited() {
         status_of(&body, "promotions"),
         &json!({"status": "fallback", "source": "default", "reasonCode": "rate_limited"})
     );
+}
+
+#[tokio::test]
+async fn a_transient_failure_of_a_read_is_retried() {
+    let app = spawn_app_with(|_| {}).await;
+    app.fleet.set_faults(Service::Promotions, json!({"errorFirst": 1})).await.expect("faults");
+    let body = app.get("/v1/home").await.json();
+    assert_eq!(status_of(&body, "promotions"), &json!({"status": "ok"}), "the retry succeeded");
+    assert_eq!(app.fleet.requests(Service::Promotions).await.expect("stats"), 2);
+}
+
+#[tokio::test]
+async fn the_retry_budget_stops_retries_during_a_total_outage() {
+    let app = spawn_app_with(|config| {
+        let promotions = config.downstream.services.get_mut("promotions").expect("configured");
+        // The breaker would stop the calls first; take it out of the picture.
+        promotions.breaker =
+            BreakerConfig { consecutive_failures: 10_000, minimum_calls: 10_000, ..BreakerConfig::default() };
+        promotions.retry.budget_percent = 0.1;
+        promotions.retry.budget_min_per_sec = 0;
+    })
+    .await;
+    app.fleet.set_faults(Service::Promotions, json!({"errorRatio": 1.0})).await.expect("faults");
+    for _ in 0..50 {
+        assert_eq!(app.get("/v1/home").await.status, 200);
+    }
+    let calls = app.fleet.requests(Service::Promotions).await.expect("stats");
+    assert!((50..=56).contains(&calls), "50 requests and at most ~10% retries, not 100 calls: {calls}");
+}
+
+#[tokio::test]
+async fn a_429_cools_the_dependency_down_until_retry_after() {
+    let app = spawn_app_with(|_| {}).await;
+    app.fleet
+        .set_faults(Service::Promotions, json!({"rateLimitRatio": 1.0, "retryAfterS": 30}))
+        .await
+        .expect("faults");
+    for _ in 0..4 {
+        let body = app.get("/v1/home").await.json();
+        assert_eq!(status_of(&body, "promotions")["reasonCode"], "rate_limited");
+    }
+    assert_eq!(
+        app.fleet.requests(Service::Promotions).await.expect("stats"),
+        1,
+        "no calls while cooling down"
+    );
+}
+
+/// Sequential home requests with every 10th recommendations call slow:
+/// how many come back with recommendations timed out, and how many calls
+/// the service saw.
+async fn tail_of_recommendations(hedge: bool) -> (usize, u64) {
+    let app = spawn_app_with(|config| {
+        let reco = config.downstream.services.get_mut("recommendations").expect("configured");
+        reco.timeout_ms = 300;
+        // No retries: they would also rescue slow calls, and this is about hedging.
+        reco.retry.max_attempts = 1;
+        reco.hedge = HedgePolicy {
+            enabled: hedge,
+            min_samples: 20,
+            min_delay_ms: 50,
+            budget_percent: 0.3,
+            ..HedgePolicy::default()
+        };
+    })
+    .await;
+    for _ in 0..25 {
+        assert_eq!(app.get("/v1/home").await.status, 200, "warm-up");
+    }
+    app.fleet
+        .set_faults(Service::Recommendations, json!({"slowEvery": 10, "slowMs": 3_000}))
+        .await
+        .expect("faults");
+    app.fleet.reset_stats(Service::Recommendations).await.expect("reset");
+    let mut timeouts = 0;
+    for _ in 0..60 {
+        let body = app.get("/v1/home").await.json();
+        if status_of(&body, "recommendations")["reasonCode"] == "timeout" {
+            timeouts += 1;
+        }
+    }
+    (timeouts, app.fleet.requests(Service::Recommendations).await.expect("stats"))
+}
+
+#[tokio::test]
+async fn hedging_rescues_the_slow_tail_within_its_budget() {
+    let (timeouts_without, calls_without) = tail_of_recommendations(false).await;
+    assert_eq!((timeouts_without, calls_without), (6, 60), "every 10th call is slow and times out");
+
+    let (timeouts_with, calls_with) = tail_of_recommendations(true).await;
+    assert!(timeouts_with <= 1, "hedges answer for the slow calls: {timeouts_with} timeouts");
+    let extra = calls_with - 60;
+    assert!(extra >= 5, "the slow calls were hedged: {extra} extra calls");
+    assert!(extra <= 26, "extra calls stay within the 30% hedge budget: {extra}");
 }
