@@ -7,6 +7,10 @@
 //! act for partners, not people. The contract is versioned in the path
 //! (`/partner/v1/...`) and only ever grows within a version.
 //!
+//! Each partner has a strict quota, shared by every instance through Redis
+//! (`bff-ratelimit`): every answer carries `RateLimit-Policy` and
+//! `RateLimit`; over quota is `429 rate_limited` with `Retry-After`.
+//!
 //! * `GET /partner/v1/products/{id}`: [`routes::product`]
 
 pub mod routes;
@@ -14,7 +18,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,6 +26,8 @@ use bff_auth::{AuthConfig, Caller};
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_error::{ApiError, ErrorCode};
+use bff_ratelimit::{Limiter, QuotaConfig, RateLimitConfig};
+use bff_redis::{RedisConfig, SharedRedis};
 use bff_server::config::Validate;
 use bff_server::{Backbone, ServerConfig};
 use serde::{Deserialize, Serialize};
@@ -41,6 +47,10 @@ pub struct Config {
     pub downstream: DownstreamConfig,
     /// Request deadline and per-component budgets.
     pub compose: ComposeConfig,
+    /// Shared state across instances (rate-limit counters).
+    pub redis: RedisConfig,
+    /// Per-partner quotas.
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -50,13 +60,24 @@ impl Default for Config {
             auth: AuthConfig::local("partner-bff"),
             downstream: DownstreamConfig::default(),
             compose: ComposeConfig { request_deadline_ms: 300, ..ComposeConfig::default() },
+            redis: RedisConfig::default(),
+            rate_limit: RateLimitConfig {
+                policy: "partner".to_owned(),
+                default: QuotaConfig { requests: 120, window_secs: 60 },
+                overrides: [("partner-globex".to_owned(), QuotaConfig { requests: 30, window_secs: 60 })]
+                    .into(),
+            },
         }
     }
 }
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose)
+        let mut problems =
+            bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose);
+        problems.extend(self.redis.problems().into_iter().map(|p| format!("redis.{p}")));
+        problems.extend(self.rate_limit.problems().into_iter().map(|p| format!("rate_limit.{p}")));
+        problems
     }
 }
 
@@ -78,14 +99,39 @@ async fn only_partners(caller: Caller, request: Request, next: Next) -> Response
     }
 }
 
-/// The complete app: partner routes behind authentication and the edge stack.
-pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {
+/// Counts the request against the partner's quota; adds the `RateLimit`
+/// headers to every answer and refuses over-quota requests with `429`.
+async fn rate_limit(
+    State(limiter): State<Arc<Limiter>>,
+    caller: Caller,
+    request: Request,
+    next: Next,
+) -> Response {
+    let decision = limiter.check(&caller.subject).await;
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        tracing::info!(partner = %caller.subject, "over quota");
+        ApiError::new(ErrorCode::RateLimited)
+            .with_detail("the partner's request quota is used up")
+            .into_response()
+    };
+    for (name, value) in decision.headers() {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// The complete app: partner routes behind authentication, the partner
+/// check, the rate limit and the edge stack.
+pub fn app(backbone: Backbone, limiter: Arc<Limiter>, server: &ServerConfig) -> Router {
     let readiness = backbone.readiness();
     let authenticate =
         middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
     let routes = Router::new()
         .route("/partner/v1/products/{id}", get(routes::product))
-        // Layers run bottom-up: authenticate first, then check the caller kind.
+        // Layers run bottom-up: authenticate, check the caller kind, count.
+        .route_layer(middleware::from_fn_with_state(limiter, rate_limit))
         .route_layer(middleware::from_fn(only_partners))
         .route_layer(authenticate)
         .with_state(backbone);
@@ -99,7 +145,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let backbone = Backbone::new("partner-bff", &config.auth, &config.downstream, &config.compose).await?;
-    let app = app(backbone, &config.server);
+    let limiter = Arc::new(Limiter::new(config.rate_limit.clone(), SharedRedis::new(&config.redis)));
+    let app = app(backbone, limiter, &config.server);
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);
     bff_server::serve(listener, app, shutdown, grace).await?;
     Ok(())

@@ -7,10 +7,18 @@ use serde_json::json;
 use services_mock::identity::ClientKind;
 use services_mock::{Fleet, Service};
 
+mod rate_limit;
+
 async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
     bff_testkit::wire(&fleet, &mut config.auth, &mut config.downstream, &mut config.compose);
+    config.redis.url = None;
+    customize(&mut config);
     bff_testkit::spawn(fleet, ClientKind::Partner, |listener, shutdown| {
         partner_bff::run(config, listener, shutdown)
     })
@@ -18,7 +26,7 @@ async fn spawn_app() -> TestApp {
 }
 
 /// A token from the identity provider's real client-credentials grant.
-async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> String {
+pub(crate) async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("{}/oauth/token", app.fleet.url(Service::Identity)))
         .basic_auth(client_id, Some(secret))
@@ -31,7 +39,7 @@ async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> Str
     body["access_token"].as_str().expect("access_token").to_owned()
 }
 
-async fn product(app: &TestApp, token: &str, id: &str) -> Reply {
+pub(crate) async fn product(app: &TestApp, token: &str, id: &str) -> Reply {
     app.get_with(&format!("/partner/v1/products/{id}"), Some(token), &[]).await
 }
 
