@@ -49,10 +49,8 @@ impl RedisConfig {
     /// Problems that make this configuration unusable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(url) = &self.url {
-            if redis::Client::open(url.as_str()).is_err() {
-                problems.push(format!("url `{url}` is not a Redis URL"));
-            }
+        if let Some(url) = self.url.as_ref().filter(|url| redis::Client::open(url.as_str()).is_err()) {
+            problems.push(format!("url `{url}` is not a Redis URL"));
         }
         if self.timeout_ms == 0 {
             problems.push("timeout_ms must be greater than 0".to_owned());
