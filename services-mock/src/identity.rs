@@ -307,6 +307,10 @@ pub struct UserClaims {
     /// On exchanged tokens: who acts for the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The customer's marketing segment (a custom claim): lets a BFF share
+    /// cached, segment-level content without first fetching the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 struct SigningKey {
@@ -414,6 +418,7 @@ impl Identity {
                 .or_else(|| client(sub).and_then(|c| c.tenant).map(str::to_owned)),
             roles: person.map(|p| p.roles.iter().map(|r| (*r).to_owned()).collect()).unwrap_or_default(),
             act: None,
+            segment: crate::seed::Seed::new().user(sub).map(|u| u.segment.to_owned()),
         }
     }
 
@@ -777,6 +782,7 @@ fn token_exchange(identity: &Identity, client: &OAuthClient, form: &TokenForm) -
         tenant: subject.tenant.clone(),
         roles: subject.roles.clone(),
         act: Some(Actor { sub: client.id.to_owned() }),
+        segment: subject.segment.clone(),
     };
     match identity.sign(&claims) {
         Ok(token) => issued(token, &claims, Some(ACCESS_TOKEN_TYPE)),

@@ -216,6 +216,7 @@ async fn cart(State(state): State<MockState>, Path(user_id): Path<String>) -> Re
 #[derive(Debug, Deserialize)]
 struct RecommendationsQuery {
     user: Option<String>,
+    segment: Option<String>,
     context: Option<String>,
     limit: Option<usize>,
 }
@@ -246,8 +247,8 @@ async fn recommendations(
 ) -> Response {
     let context = query.context.unwrap_or_else(|| "home".to_owned());
     let limit = query.limit.unwrap_or(8).clamp(1, 20);
-    let salt =
-        query.user.as_deref().unwrap_or("").len() * 7 + context.bytes().map(usize::from).sum::<usize>();
+    let who = query.user.as_deref().or(query.segment.as_deref()).unwrap_or("");
+    let salt = who.len() * 7 + context.bytes().map(usize::from).sum::<usize>();
     let bad = state.control.faults.bad_data();
     let items = (0..limit)
         .map(|k| {
@@ -274,6 +275,13 @@ struct UserQuery {
     user: String,
 }
 
+/// Query naming a user or a segment.
+#[derive(Debug, Deserialize)]
+struct AudienceQuery {
+    user: Option<String>,
+    segment: Option<String>,
+}
+
 /// `GET /promotions`.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -293,15 +301,23 @@ pub struct PromotionBody {
     ends_at: String,
 }
 
-/// The user's segment's promotions plus those for everyone. Bad data: empty titles.
-async fn promotions(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
-    let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
+/// The promotions of a segment (given, or the user's) plus those for
+/// everyone. Bad data: empty titles.
+async fn promotions(State(state): State<MockState>, Query(query): Query<AudienceQuery>) -> Response {
+    let segment = match (&query.segment, &query.user) {
+        (Some(segment), _) => segment.clone(),
+        (None, Some(user)) => match state.seed.user(user) {
+            Some(user) => user.segment.to_owned(),
+            None => return not_found("user"),
+        },
+        (None, None) => return error_body(StatusCode::BAD_REQUEST, "user or segment is required"),
+    };
     let bad = state.control.faults.bad_data();
     let promotions = state
         .seed
         .promotions
         .iter()
-        .filter(|p| p.segment == "all" || p.segment == user.segment)
+        .filter(|p| p.segment == "all" || p.segment == segment)
         .map(|p| PromotionBody {
             id: p.id.to_owned(),
             title: if bad { String::new() } else { p.title.to_owned() },

@@ -22,11 +22,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bff_auth::{AuthConfig, Caller, JwtVerifier, Unauthenticated};
+use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_error::{ApiError, ErrorCode};
+use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, ServerConfig};
+use bff_server::{Backbone, Sections, ServerConfig};
 use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,10 @@ pub struct Config {
     pub downstream: DownstreamConfig,
     /// Request deadline and per-component budgets.
     pub compose: ComposeConfig,
+    /// Shared state across instances (optional: `$REDIS_URL`).
+    pub redis: RedisConfig,
+    /// Lifetimes and encryption of cached parts.
+    pub cache: CacheConfig,
     /// The audit trail.
     pub audit: AuditConfig,
 }
@@ -75,6 +81,8 @@ impl Default for Config {
             auth: AuthConfig::local("admin-bff"),
             downstream: DownstreamConfig::default(),
             compose: ComposeConfig { request_deadline_ms: 400, ..ComposeConfig::default() },
+            redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
             audit: AuditConfig::default(),
         }
     }
@@ -82,12 +90,24 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems =
-            bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose);
+        let mut problems = bff_server::common_problems(&self.server, self.sections());
         if self.audit.path.as_os_str().is_empty() {
             problems.push("audit.path must be set".to_owned());
         }
         problems
+    }
+}
+
+impl Config {
+    /// The sections the shared backbone is built from.
+    pub fn sections(&self) -> Sections<'_> {
+        Sections {
+            auth: &self.auth,
+            downstream: &self.downstream,
+            compose: &self.compose,
+            redis: &self.redis,
+            cache: &self.cache,
+        }
     }
 }
 
@@ -152,6 +172,7 @@ async fn authenticate_staff(
                 scopes: Vec::new(),
                 tenant: None,
                 roles: Vec::new(),
+                segment: None,
             });
             response
         }
@@ -218,7 +239,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let backbone = Backbone::new("admin-bff", &config.auth, &config.downstream, &config.compose).await?;
+    let backbone = Backbone::new("admin-bff", config.sections()).await?;
     let audit = Arc::new(AuditLog::open(&config.audit.path)?);
     let app = app(AppState { backbone, audit }, &config.server);
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);

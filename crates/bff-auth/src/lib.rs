@@ -129,6 +129,8 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The subject's roles (e.g. `admin`, `support`).
     pub roles: Vec<String>,
+    /// The customer's marketing segment, when the token says.
+    pub segment: Option<String>,
 }
 
 impl Caller {

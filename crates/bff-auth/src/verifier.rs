@@ -105,6 +105,8 @@ struct Claims {
     tenant: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    #[serde(default)]
+    segment: Option<String>,
 }
 
 type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
@@ -291,6 +293,7 @@ impl JwtVerifier {
             scopes: claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
             tenant: claims.tenant,
             roles: claims.roles,
+            segment: claims.segment,
         })
     }
 }

@@ -12,6 +12,8 @@ use serde::{Serialize, Serializer};
 pub enum Source {
     /// A value fixed by the handler (`or`, `or_default`).
     Default,
+    /// The last good value, from the cache (stale-if-error).
+    Cache,
 }
 
 /// The outcome of one component, as clients see it in `components`.
@@ -27,6 +29,8 @@ pub enum ComponentStatus {
         source: Source,
         /// Why the real value is missing.
         reason: ReasonCode,
+        /// For a cached substitute: how old it is, in milliseconds.
+        age_ms: Option<u64>,
     },
     /// The component is missing from the response.
     Error {
@@ -44,13 +48,16 @@ impl ComponentStatus {
 
 impl Serialize for ComponentStatus {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (status, source, reason) = match self {
-            ComponentStatus::Pending => ("pending", None, None),
-            ComponentStatus::Ok => ("ok", None, None),
-            ComponentStatus::Fallback { source, reason } => ("fallback", Some(source), Some(reason)),
-            ComponentStatus::Error { reason } => ("error", None, Some(reason)),
+        let (status, source, reason, age_ms) = match self {
+            ComponentStatus::Pending => ("pending", None, None, None),
+            ComponentStatus::Ok => ("ok", None, None, None),
+            ComponentStatus::Fallback { source, reason, age_ms } => {
+                ("fallback", Some(source), Some(reason), *age_ms)
+            }
+            ComponentStatus::Error { reason } => ("error", None, Some(reason), None),
         };
-        let fields = 1 + usize::from(source.is_some()) + usize::from(reason.is_some());
+        let fields =
+            1 + usize::from(source.is_some()) + usize::from(reason.is_some()) + usize::from(age_ms.is_some());
         let mut state = serializer.serialize_struct("ComponentStatus", fields)?;
         state.serialize_field("status", status)?;
         if let Some(source) = source {
@@ -58,6 +65,9 @@ impl Serialize for ComponentStatus {
         }
         if let Some(reason) = reason {
             state.serialize_field("reasonCode", reason)?;
+        }
+        if let Some(age_ms) = age_ms {
+            state.serialize_field("ageMs", &age_ms)?;
         }
         state.end()
     }

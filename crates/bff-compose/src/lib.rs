@@ -48,7 +48,7 @@ use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
 
 pub use envelope::{ComponentStatus, Envelope, Source};
-pub use parts::{Critical, Omitted, Optional, Part, Parts, WithFallback};
+pub use parts::{Critical, CriticalFailure, Omitted, Optional, Part, PartHandle, Parts, WithFallback};
 
 /// Composition settings of one BFF, keyed by component name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

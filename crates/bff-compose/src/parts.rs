@@ -147,6 +147,41 @@ where
     pub fn omit(self) -> Omitted<Fut> {
         Omitted { part: self }
     }
+
+    /// Takes the part apart, for crates that build their own kind of part
+    /// (e.g. `bff-cache`'s stale-from-cache): the handle runs the future
+    /// under the part's deadline and reports its status.
+    pub fn into_handle(self) -> (PartHandle, Fut) {
+        (PartHandle { slot: self.slot }, self.future)
+    }
+}
+
+/// A part's bookkeeping, for parts built outside this crate.
+#[derive(Debug)]
+pub struct PartHandle {
+    slot: Slot,
+}
+
+impl PartHandle {
+    /// The component's name.
+    pub fn name(&self) -> &'static str {
+        self.slot.name
+    }
+
+    /// Runs `future` under the part's deadline, in its span; any error is
+    /// reduced to its [`Failure`].
+    pub async fn execute<T, E, F>(&self, future: F) -> Result<T, Failure>
+    where
+        E: Classify,
+        F: Future<Output = Result<T, E>>,
+    {
+        self.slot.execute(future).await
+    }
+
+    /// Records the part's outcome in the envelope.
+    pub fn report(&self, status: ComponentStatus) {
+        self.slot.report(status);
+    }
 }
 
 /// An optional part with a substitute value. See [`Optional::or`].
@@ -173,8 +208,11 @@ where
                 value
             }
             Err(failure) => {
-                part.slot
-                    .report(ComponentStatus::Fallback { source: Source::Default, reason: failure.reason });
+                part.slot.report(ComponentStatus::Fallback {
+                    source: Source::Default,
+                    reason: failure.reason,
+                    age_ms: None,
+                });
                 fallback
             }
         })

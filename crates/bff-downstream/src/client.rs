@@ -138,8 +138,10 @@ impl Endpoint {
         for (name, value) in cx.request().outbound_headers() {
             request = request.header(name, value);
         }
-        let mut response =
-            request.send().await.map_err(|source| DownstreamError::Transport { service, source })?;
+        let mut response = request.send().await.map_err(|source| {
+            tracing::debug!(error = %source, "transport error");
+            DownstreamError::Transport { service, source }
+        })?;
         match response.status() {
             status if status.is_success() => {}
             StatusCode::NOT_FOUND => return Err(DownstreamError::NotFound { service }),
@@ -290,7 +292,29 @@ impl RecommendationsClient {
     }
 }
 
+impl RecommendationsClient {
+    /// `GET /recommendations?segment=..&context=..&limit=..`: suggestions for
+    /// everyone in a segment (cacheable per segment, unlike per-user ones).
+    pub async fn for_segment(
+        &self,
+        cx: CallCtx,
+        segment: &str,
+        context: &str,
+        limit: u8,
+    ) -> Result<Recommendations, DownstreamError> {
+        let limit = limit.to_string();
+        self.endpoint
+            .get(&cx, &["recommendations"], &[("segment", segment), ("context", context), ("limit", &limit)])
+            .await
+    }
+}
+
 impl PromotionsClient {
+    /// `GET /promotions?segment=..`: the promotions of a segment (and for all).
+    pub async fn for_segment(&self, cx: CallCtx, segment: &str) -> Result<Promotions, DownstreamError> {
+        self.endpoint.get(&cx, &["promotions"], &[("segment", segment)]).await
+    }
+
     /// `GET /promotions?user=..`: the promotions this user is eligible for.
     pub async fn for_user(&self, cx: CallCtx, user_id: &str) -> Result<Promotions, DownstreamError> {
         self.endpoint.get(&cx, &["promotions"], &[("user", user_id)]).await

@@ -199,6 +199,13 @@ impl std::fmt::Debug for Dependency {
     }
 }
 
+/// What one call did, for its span.
+#[derive(Debug, Default)]
+struct Tally {
+    attempts: u32,
+    hedged: bool,
+}
+
 /// Longest cool-down a `Retry-After` can impose.
 const MAX_COOLDOWN: Duration = Duration::from_secs(60);
 
@@ -276,16 +283,15 @@ impl Dependency {
             attempts = tracing::field::Empty,
             hedged = tracing::field::Empty,
         );
-        let before = self.stats();
-        let result = self.run(cx, idempotency, &call).instrument(span.clone()).await;
-        let after = self.stats();
+        let mut tally = Tally::default();
+        let result = self.run(cx, idempotency, &call, &mut tally).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.failure().reason.as_str(),
         };
         span.record("outcome", outcome);
-        span.record("attempts", 1 + after.retries - before.retries);
-        span.record("hedged", after.hedges > before.hedges);
+        span.record("attempts", tally.attempts);
+        span.record("hedged", tally.hedged);
         span.in_scope(|| tracing::debug!(outcome, "downstream call finished"));
         result
     }
@@ -295,6 +301,7 @@ impl Dependency {
         cx: &CallCtx,
         idempotency: Idempotency,
         call: &F,
+        tally: &mut Tally,
     ) -> Result<T, GuardError<E>>
     where
         E: Classify,
@@ -314,8 +321,9 @@ impl Dependency {
         }
         let mut attempt = 1;
         loop {
+            tally.attempts = attempt;
             let result = if idempotent && self.hedge.enabled {
-                self.hedged_attempt(cx, call).await
+                self.hedged_attempt(cx, call, tally).await
             } else {
                 self.attempt(cx, call).await
             };
@@ -341,7 +349,12 @@ impl Dependency {
     }
 
     /// One attempt, plus a hedge if it is slower than usual.
-    async fn hedged_attempt<T, E, F, Fut>(&self, cx: &CallCtx, call: &F) -> Result<T, GuardError<E>>
+    async fn hedged_attempt<T, E, F, Fut>(
+        &self,
+        cx: &CallCtx,
+        call: &F,
+        tally: &mut Tally,
+    ) -> Result<T, GuardError<E>>
     where
         E: Classify,
         F: Fn(Duration) -> Fut,
@@ -361,6 +374,7 @@ impl Dependency {
             return first.await;
         }
         self.hedges.fetch_add(1, Ordering::Relaxed);
+        tally.hedged = true;
         let second = self.attempt(cx, call);
         tokio::pin!(second);
         // The first success wins and the other attempt is dropped (cancelled).
@@ -404,6 +418,7 @@ impl Dependency {
             }
             Ok(Err(error)) => {
                 let failure = error.failure();
+                tracing::debug!(reason = %failure.reason, "attempt failed");
                 if failure.reason == ReasonCode::RateLimited {
                     self.start_cooldown(failure.retry_after);
                 }

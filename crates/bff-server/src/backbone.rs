@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use bff_auth::{AuthConfig, JwtVerifier, TokenExchanger};
+use bff_cache::{Cache, CacheConfig};
 use bff_compose::ComposeConfig;
 use bff_downstream::{Api, DownstreamConfig};
+use bff_redis::{RedisConfig, SharedRedis};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -17,8 +19,9 @@ use crate::config::Validate;
 use crate::{Readiness, ServerConfig};
 
 /// What the handlers of every BFF share: typed downstream clients (whose
-/// calls carry exchanged service tokens), the access-token verifier and the
-/// composition settings. Cheap to clone; use it as (part of) the router state.
+/// calls carry exchanged service tokens), the access-token verifier, the
+/// composition settings, Redis and the part cache. Cheap to clone; use it
+/// as (part of) the router state.
 #[derive(Debug, Clone)]
 pub struct Backbone {
     /// Typed downstream clients.
@@ -27,6 +30,25 @@ pub struct Backbone {
     pub verifier: Arc<JwtVerifier>,
     /// Composition settings (read by the `Plan` extractor).
     pub compose: Arc<ComposeConfig>,
+    /// Shared state across instances (optional; never a point of failure).
+    pub redis: SharedRedis,
+    /// The two-tier cache of composed parts.
+    pub cache: Cache,
+}
+
+/// The configuration sections a [`Backbone`] is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    /// Caller authentication and token exchange.
+    pub auth: &'a AuthConfig,
+    /// Downstream services.
+    pub downstream: &'a DownstreamConfig,
+    /// Composition.
+    pub compose: &'a ComposeConfig,
+    /// Redis.
+    pub redis: &'a RedisConfig,
+    /// The part cache.
+    pub cache: &'a CacheConfig,
 }
 
 impl FromRef<Backbone> for Arc<JwtVerifier> {
@@ -45,19 +67,19 @@ impl Backbone {
     /// Builds the shared parts of the BFF `name` and loads the JWKS (a
     /// failure there is logged, not fatal: `/readyz` reports it and the
     /// first request retries).
-    pub async fn new(
-        name: &str,
-        auth: &AuthConfig,
-        downstream: &DownstreamConfig,
-        compose: &ComposeConfig,
-    ) -> anyhow::Result<Self> {
-        let exchanger = TokenExchanger::new(auth.exchange.clone()).map_err(anyhow::Error::msg)?;
-        let api = Api::new(downstream, name, Arc::new(exchanger)).map_err(anyhow::Error::msg)?;
-        let verifier = Arc::new(JwtVerifier::new(auth.clone()).map_err(anyhow::Error::msg)?);
+    pub async fn new(name: &str, sections: Sections<'_>) -> anyhow::Result<Self> {
+        let exchanger = TokenExchanger::new(sections.auth.exchange.clone()).map_err(anyhow::Error::msg)?;
+        let api = Api::new(sections.downstream, name, Arc::new(exchanger)).map_err(anyhow::Error::msg)?;
+        let verifier = Arc::new(JwtVerifier::new(sections.auth.clone()).map_err(anyhow::Error::msg)?);
         if let Err(error) = verifier.refresh().await {
             tracing::warn!(%error, "JWKS not loaded at start-up; will retry");
         }
-        Ok(Backbone { api, verifier, compose: Arc::new(compose.clone()) })
+        let redis = SharedRedis::new(sections.redis);
+        if sections.cache.encryption_key == bff_cache::DEV_ENCRYPTION_KEY && redis.is_configured() {
+            tracing::warn!("encrypting per-user cache entries with the public development key");
+        }
+        let cache = Cache::new(sections.cache.clone(), redis.clone())?;
+        Ok(Backbone { api, verifier, compose: Arc::new(sections.compose.clone()), redis, cache })
     }
 
     /// Ready once signing keys are loaded (tries to load them if not).
@@ -77,19 +99,16 @@ impl Backbone {
 
 /// Problems of the sections every BFF configuration has, each prefixed with
 /// its section (`auth.jwks_url ...`). A BFF's `Validate` adds its own.
-pub fn common_problems(
-    server: &ServerConfig,
-    auth: &AuthConfig,
-    downstream: &DownstreamConfig,
-    compose: &ComposeConfig,
-) -> Vec<String> {
+pub fn common_problems(server: &ServerConfig, sections: Sections<'_>) -> Vec<String> {
     let prefixed = |section: &str, problems: Vec<String>| {
         problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
     };
     let mut problems = server.problems();
-    problems.extend(prefixed("auth", auth.problems()));
-    problems.extend(prefixed("downstream", downstream.problems()));
-    problems.extend(prefixed("compose", compose.problems()));
+    problems.extend(prefixed("auth", sections.auth.problems()));
+    problems.extend(prefixed("downstream", sections.downstream.problems()));
+    problems.extend(prefixed("compose", sections.compose.problems()));
+    problems.extend(prefixed("redis", sections.redis.problems()));
+    problems.extend(prefixed("cache", sections.cache.problems()));
     problems
 }
 

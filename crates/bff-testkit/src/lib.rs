@@ -26,12 +26,17 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// Points a BFF's configuration at `fleet`, with generous timeouts: a loaded
 /// 2-core CI machine running many tests at once must not turn healthy calls
 /// into timeouts. Tests about budgets set tight ones explicitly.
+///
+/// Redis is switched off (whatever `$REDIS_URL` says): tests that want it
+/// start their own [`RedisServer`] and set `redis.url`.
 pub fn wire(
     fleet: &Fleet,
     auth: &mut AuthConfig,
     downstream: &mut DownstreamConfig,
     compose: &mut ComposeConfig,
+    redis: &mut bff_redis::RedisConfig,
 ) {
+    redis.url = None;
     let identity = fleet.url(Service::Identity);
     auth.jwks_url = format!("{identity}/.well-known/jwks.json");
     auth.exchange.token_url = format!("{identity}/oauth/token");

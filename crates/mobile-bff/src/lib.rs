@@ -18,10 +18,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use bff_auth::AuthConfig;
+use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
+use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, ServerConfig};
+use bff_server::{Backbone, Sections, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix: `MOBILE_BFF__SERVER__PORT=9000`, and
@@ -41,6 +43,10 @@ pub struct Config {
     pub downstream: DownstreamConfig,
     /// Request deadline and per-component budgets.
     pub compose: ComposeConfig,
+    /// Shared state across instances (optional: `$REDIS_URL`).
+    pub redis: RedisConfig,
+    /// Lifetimes and encryption of cached parts.
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -52,13 +58,28 @@ impl Default for Config {
             // Parts run in parallel: the slowest default dependency timeout
             // (140 ms) plus headroom for our own work.
             compose: ComposeConfig { request_deadline_ms: 250, ..ComposeConfig::default() },
+            redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose)
+        bff_server::common_problems(&self.server, self.sections())
+    }
+}
+
+impl Config {
+    /// The sections the shared backbone is built from.
+    pub fn sections(&self) -> Sections<'_> {
+        Sections {
+            auth: &self.auth,
+            downstream: &self.downstream,
+            compose: &self.compose,
+            redis: &self.redis,
+            cache: &self.cache,
+        }
     }
 }
 
@@ -87,7 +108,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let backbone = Backbone::new("mobile-bff", &config.auth, &config.downstream, &config.compose).await?;
+    let backbone = Backbone::new("mobile-bff", config.sections()).await?;
     let app = app(backbone, &config.server);
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);
     bff_server::serve(listener, app, shutdown, grace).await?;

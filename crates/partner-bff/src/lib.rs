@@ -23,13 +23,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bff_auth::{AuthConfig, Caller};
+use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_error::{ApiError, ErrorCode};
 use bff_ratelimit::{Limiter, QuotaConfig, RateLimitConfig};
-use bff_redis::{RedisConfig, SharedRedis};
+use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, ServerConfig};
+use bff_server::{Backbone, Sections, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix: `PARTNER_BFF__SERVER__PORT=9000`.
@@ -49,6 +50,8 @@ pub struct Config {
     pub compose: ComposeConfig,
     /// Shared state across instances (rate-limit counters).
     pub redis: RedisConfig,
+    /// Lifetimes and encryption of cached parts.
+    pub cache: CacheConfig,
     /// Per-partner quotas.
     pub rate_limit: RateLimitConfig,
 }
@@ -61,6 +64,7 @@ impl Default for Config {
             downstream: DownstreamConfig::default(),
             compose: ComposeConfig { request_deadline_ms: 300, ..ComposeConfig::default() },
             redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
             rate_limit: RateLimitConfig {
                 policy: "partner".to_owned(),
                 default: QuotaConfig { requests: 120, window_secs: 60 },
@@ -73,11 +77,22 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems =
-            bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose);
-        problems.extend(self.redis.problems().into_iter().map(|p| format!("redis.{p}")));
+        let mut problems = bff_server::common_problems(&self.server, self.sections());
         problems.extend(self.rate_limit.problems().into_iter().map(|p| format!("rate_limit.{p}")));
         problems
+    }
+}
+
+impl Config {
+    /// The sections the shared backbone is built from.
+    pub fn sections(&self) -> Sections<'_> {
+        Sections {
+            auth: &self.auth,
+            downstream: &self.downstream,
+            compose: &self.compose,
+            redis: &self.redis,
+            cache: &self.cache,
+        }
     }
 }
 
@@ -144,8 +159,8 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let backbone = Backbone::new("partner-bff", &config.auth, &config.downstream, &config.compose).await?;
-    let limiter = Arc::new(Limiter::new(config.rate_limit.clone(), SharedRedis::new(&config.redis)));
+    let backbone = Backbone::new("partner-bff", config.sections()).await?;
+    let limiter = Arc::new(Limiter::new(config.rate_limit.clone(), backbone.redis.clone()));
     let app = app(backbone, limiter, &config.server);
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_secs);
     bff_server::serve(listener, app, shutdown, grace).await?;

@@ -21,10 +21,12 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
 use axum::routing::{get, post};
 use bff_auth::{AuthConfig, ExchangeConfig, Secret};
+use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
+use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, ServerConfig};
+use bff_server::{Backbone, Sections, ServerConfig};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -100,6 +102,10 @@ pub struct Config {
     pub downstream: DownstreamConfig,
     /// Request deadline and per-component budgets.
     pub compose: ComposeConfig,
+    /// Shared state across instances (optional: `$REDIS_URL`).
+    pub redis: RedisConfig,
+    /// Lifetimes and encryption of cached parts.
+    pub cache: CacheConfig,
     /// Sessions and login.
     pub session: SessionConfig,
 }
@@ -112,6 +118,8 @@ impl Default for Config {
             downstream: DownstreamConfig::default(),
             // A richer page: six parts in parallel, the slowest budget 140 ms.
             compose: ComposeConfig { request_deadline_ms: 350, ..ComposeConfig::default() },
+            redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
             session: SessionConfig::default(),
         }
     }
@@ -119,10 +127,22 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems =
-            bff_server::common_problems(&self.server, &self.auth, &self.downstream, &self.compose);
+        let mut problems = bff_server::common_problems(&self.server, self.sections());
         problems.extend(self.session.problems());
         problems
+    }
+}
+
+impl Config {
+    /// The sections the shared backbone is built from.
+    pub fn sections(&self) -> Sections<'_> {
+        Sections {
+            auth: &self.auth,
+            downstream: &self.downstream,
+            compose: &self.compose,
+            redis: &self.redis,
+            cache: &self.cache,
+        }
     }
 }
 
@@ -212,7 +232,7 @@ pub async fn run(
     if config.session.cookie_key.expose() == DEV_COOKIE_KEY {
         tracing::warn!("sealing sessions with the public development key: set WEB_BFF__SESSION__COOKIE_KEY");
     }
-    let backbone = Backbone::new("web-bff", &config.auth, &config.downstream, &config.compose).await?;
+    let backbone = Backbone::new("web-bff", config.sections()).await?;
     let sealer = Sealer::from_base64(config.session.cookie_key.expose()).map_err(anyhow::Error::msg)?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(config.auth.exchange.timeout_ms.max(1_000)))

@@ -5,6 +5,7 @@
 
 use axum::extract::State;
 use bff_auth::Caller;
+use bff_cache::{CacheKey, StaleFromCache};
 use bff_compose::{Envelope, Plan};
 use bff_error::ApiError;
 use bff_server::Backbone;
@@ -18,8 +19,8 @@ use crate::view::{Availability, HomeVm, ProductPageVm};
 /// |---|---|---|
 /// | `profile` | yes | 503/504 |
 /// | `cart` | yes | 503/504 |
-/// | `recommendations` | no | empty carousel (`fallback`) |
-/// | `promotions` | no | no banners (`fallback`) |
+/// | `recommendations` | no | cached per segment: stale on failure, else empty (`fallback`) |
+/// | `promotions` | no | cached per segment: stale on failure, else none (`fallback`) |
 /// | `shipping` | no | no delivery banner (`error`, omitted) |
 pub async fn home(
     State(state): State<Backbone>,
@@ -28,13 +29,23 @@ pub async fn home(
 ) -> Result<Envelope<HomeVm>, ApiError> {
     let api = &state.api;
     let user = caller.subject.as_str();
+    let segment = caller.segment.clone().unwrap_or_else(|| "all".to_owned());
+    // Cached parts own what they use: a stale hit refreshes in the background.
+    let (reco, promos, reco_segment, promo_segment) =
+        (api.recommendations.clone(), api.promotions.clone(), segment.clone(), segment.clone());
     let (profile, cart, recommendations, promotions, shipping) = plan
         .run((
             plan.critical("profile", |cx| api.users.profile(cx, user)),
             plan.critical("cart", |cx| api.cart.cart(cx, user)),
-            plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, "home", 6))
-                .or_default(),
-            plan.optional("promotions", |cx| api.promotions.for_user(cx, user)).or_default(),
+            plan.optional("recommendations", move |cx| async move {
+                reco.for_segment(cx, &reco_segment, "home", 6).await
+            })
+            .stale_from_cache(&state.cache, CacheKey::segment(&segment, "home")),
+            plan.optional(
+                "promotions",
+                move |cx| async move { promos.for_segment(cx, &promo_segment).await },
+            )
+            .stale_from_cache(&state.cache, CacheKey::segment(&segment, "all")),
             plan.optional("shipping", |cx| api.shipping.estimate(cx, user)).omit(),
         ))
         .await?;

@@ -59,11 +59,12 @@ async fn an_open_breaker_on_a_critical_part_is_a_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_full_bulkhead_fails_fast() {
+    // Shipping: not cached, so concurrent requests really call it concurrently.
     let app = spawn_app_with(|config| {
-        config.downstream.services.get_mut("recommendations").expect("configured").max_concurrent = 1;
+        config.downstream.services.get_mut("shipping").expect("configured").max_concurrent = 1;
     })
     .await;
-    app.fleet.set_faults(Service::Recommendations, json!({"latencyMs": 500})).await.expect("faults");
+    app.fleet.set_faults(Service::Shipping, json!({"latencyMs": 500})).await.expect("faults");
 
     let (a, b, c, d) =
         tokio::join!(app.get("/v1/home"), app.get("/v1/home"), app.get("/v1/home"), app.get("/v1/home"));
@@ -72,20 +73,19 @@ async fn a_full_bulkhead_fails_fast() {
     for reply in [a, b, c, d] {
         assert_eq!(reply.status, 200, "{}", reply.text);
         let body = reply.json();
-        match status_of(&body, "recommendations")["status"].as_str() {
+        match status_of(&body, "shipping")["status"].as_str() {
             Some("ok") => ok += 1,
-            Some("fallback") => {
-                assert_eq!(status_of(&body, "recommendations")["reasonCode"], "bulkhead_full");
+            Some("error") => {
+                assert_eq!(status_of(&body, "shipping")["reasonCode"], "bulkhead_full");
                 full += 1;
             }
             other => panic!("unexpected status {other:?}"),
         }
     }
     assert!(full >= 1, "with one slot and four concurrent calls, some must be refused");
-    let reached = app.fleet.requests(Service::Recommendations).await.expect("stats");
+    let reached = app.fleet.requests(Service::Shipping).await.expect("stats");
     assert_eq!(reached, ok, "refused calls never reach the service");
-    let max_in_flight =
-        app.fleet.stats(Service::Recommendations).await.expect("stats")["maxInFlight"].clone();
+    let max_in_flight = app.fleet.stats(Service::Shipping).await.expect("stats")["maxInFlight"].clone();
     assert_eq!(max_in_flight, 1, "the service never saw more than the bulkhead allows");
 }
 
@@ -149,16 +149,16 @@ async fn a_429_cools_the_dependency_down_until_retry_after() {
     );
 }
 
-/// Sequential home requests with every 10th recommendations call slow:
-/// how many come back with recommendations timed out, and how many calls
-/// the service saw.
-async fn tail_of_recommendations(hedge: bool) -> (usize, u64) {
+/// Sequential home requests with every 10th shipping call slow (shipping
+/// is not cached, so every request calls it): how many come back with
+/// shipping timed out, and how many calls the service saw.
+async fn tail_of_shipping(hedge: bool) -> (usize, u64) {
     let app = spawn_app_with(|config| {
-        let reco = config.downstream.services.get_mut("recommendations").expect("configured");
-        reco.timeout_ms = 300;
+        let shipping = config.downstream.services.get_mut("shipping").expect("configured");
+        shipping.timeout_ms = 300;
         // No retries: they would also rescue slow calls, and this is about hedging.
-        reco.retry.max_attempts = 1;
-        reco.hedge = HedgePolicy {
+        shipping.retry.max_attempts = 1;
+        shipping.hedge = HedgePolicy {
             enabled: hedge,
             min_samples: 20,
             min_delay_ms: 50,
@@ -170,27 +170,24 @@ async fn tail_of_recommendations(hedge: bool) -> (usize, u64) {
     for _ in 0..25 {
         assert_eq!(app.get("/v1/home").await.status, 200, "warm-up");
     }
-    app.fleet
-        .set_faults(Service::Recommendations, json!({"slowEvery": 10, "slowMs": 3_000}))
-        .await
-        .expect("faults");
-    app.fleet.reset_stats(Service::Recommendations).await.expect("reset");
+    app.fleet.set_faults(Service::Shipping, json!({"slowEvery": 10, "slowMs": 3_000})).await.expect("faults");
+    app.fleet.reset_stats(Service::Shipping).await.expect("reset");
     let mut timeouts = 0;
     for _ in 0..60 {
         let body = app.get("/v1/home").await.json();
-        if status_of(&body, "recommendations")["reasonCode"] == "timeout" {
+        if status_of(&body, "shipping")["reasonCode"] == "timeout" {
             timeouts += 1;
         }
     }
-    (timeouts, app.fleet.requests(Service::Recommendations).await.expect("stats"))
+    (timeouts, app.fleet.requests(Service::Shipping).await.expect("stats"))
 }
 
 #[tokio::test]
 async fn hedging_rescues_the_slow_tail_within_its_budget() {
-    let (timeouts_without, calls_without) = tail_of_recommendations(false).await;
+    let (timeouts_without, calls_without) = tail_of_shipping(false).await;
     assert_eq!((timeouts_without, calls_without), (6, 60), "every 10th call is slow and times out");
 
-    let (timeouts_with, calls_with) = tail_of_recommendations(true).await;
+    let (timeouts_with, calls_with) = tail_of_shipping(true).await;
     assert!(timeouts_with <= 1, "hedges answer for the slow calls: {timeouts_with} timeouts");
     let extra = calls_with - 60;
     assert!(extra >= 5, "the slow calls were hedged: {extra} extra calls");

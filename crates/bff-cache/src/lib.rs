@@ -1,0 +1,519 @@
+//! Caching of composed parts: in memory (moka) in front of Redis.
+//!
+//! A part declared `.stale_from_cache(&cache, key)` ([`StaleFromCache`]) is
+//! served like this, by the age of its entry:
+//!
+//! | entry | what happens | status |
+//! |---|---|---|
+//! | fresh (younger than its TTL ± jitter) | served, no call | `ok` |
+//! | stale, within the SWR grace | served at once; **one** background refresh per key | `ok` |
+//! | older, within the keep window | the dependency is called; if it fails, the old value is served | `ok`, or `fallback` + `source: cache` + `ageMs` |
+//! | none | concurrent misses share **one** call (moka `try_get_with`) | `ok`, or `fallback` + `source: default` |
+//!
+//! **Safety by construction.** Only types that implement [`Cacheable`] can
+//! be cached: catalog products, promotions, recommendations, review
+//! summaries. Carts, prices, stock and orders do not implement it, so
+//! caching them does not compile:
+//!
+//! ```compile_fail,E0277
+//! fn cache<T: bff_cache::Cacheable>(_: T) {}
+//! fn cart(cart: bff_downstream::model::Cart) { cache(cart) } // error: Cart is not Cacheable
+//! ```
+//!
+//! while the same code with a cacheable type compiles:
+//!
+//! ```
+//! fn cache<T: bff_cache::Cacheable>(_: T) {}
+//! fn reco(reco: bff_downstream::model::Recommendations) { cache(reco) }
+//! ```
+//!
+//! The scope is part of the key type ([`CacheKey`]): global, per segment, or
+//! per user. Per-user keys are a hash of tenant, user, locale and
+//! experiment bucket (no personal data in key names), and per-user values
+//! are encrypted in Redis with AES-256-GCM under the configured key, the
+//! Redis key bound in as associated data, so an entry never opens under
+//! another user's key. Keys and values are never logged.
+//!
+//! Redis is optional and never a point of failure (`bff-redis`): when it is
+//! down or slow, the cache is in-memory only.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bff_compose::{ComponentStatus, CriticalFailure, Optional, Part, PartHandle, Source};
+use bff_downstream::model::{Product, Promotions, Recommendations, ReviewSummary};
+use bff_error::{Classify, Failure};
+use bff_redis::SharedRedis;
+use bff_redis::redis::AsyncCommands as _;
+use moka::Expiry;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Types that may be cached. Implement it only for data that is safe to
+/// show a little old and is not transactional: never for carts, prices,
+/// stock, payments or orders.
+pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The kind, part of every key.
+    const KIND: &'static str;
+}
+
+impl Cacheable for Product {
+    const KIND: &'static str = "product";
+}
+impl Cacheable for Promotions {
+    const KIND: &'static str = "promotions";
+}
+impl Cacheable for Recommendations {
+    const KIND: &'static str = "recommendations";
+}
+impl Cacheable for ReviewSummary {
+    const KIND: &'static str = "reviews";
+}
+
+/// Who an entry may be shared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everyone.
+    Global,
+    /// Everyone in a marketing segment.
+    Segment(String),
+    /// One user, in one locale and experiment bucket. Encrypted in Redis.
+    User {
+        /// Tenant of the user.
+        tenant: String,
+        /// The user.
+        user: String,
+        /// Their locale.
+        locale: String,
+        /// Their experiment bucket.
+        bucket: String,
+    },
+}
+
+/// What an entry is for: a scope and what distinguishes it within the
+/// scope (e.g. `home` or a product id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    scope: Scope,
+    discriminator: String,
+}
+
+impl CacheKey {
+    /// An entry shared by everyone.
+    pub fn global(discriminator: impl Into<String>) -> Self {
+        CacheKey { scope: Scope::Global, discriminator: discriminator.into() }
+    }
+
+    /// An entry shared within a segment.
+    pub fn segment(segment: impl Into<String>, discriminator: impl Into<String>) -> Self {
+        CacheKey { scope: Scope::Segment(segment.into()), discriminator: discriminator.into() }
+    }
+
+    /// An entry of one user.
+    pub fn user(
+        tenant: &str,
+        user: &str,
+        locale: &str,
+        bucket: &str,
+        discriminator: impl Into<String>,
+    ) -> Self {
+        CacheKey {
+            scope: Scope::User {
+                tenant: tenant.to_owned(),
+                user: user.to_owned(),
+                locale: locale.to_owned(),
+                bucket: bucket.to_owned(),
+            },
+            discriminator: discriminator.into(),
+        }
+    }
+
+    fn is_private(&self) -> bool {
+        matches!(self.scope, Scope::User { .. })
+    }
+
+    /// The Redis key. Per-user keys are hashed: no personal data in key names.
+    fn storage_key(&self, kind: &str) -> String {
+        match &self.scope {
+            Scope::Global => format!("bff:cache:{kind}:g:{}", self.discriminator),
+            Scope::Segment(segment) => format!("bff:cache:{kind}:s:{segment}:{}", self.discriminator),
+            Scope::User { tenant, user, locale, bucket } => {
+                let digest = Sha256::digest(
+                    [tenant.as_str(), user, locale, bucket, &self.discriminator].join("\u{0}").as_bytes(),
+                );
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("bff:cache:{kind}:u:{hex}")
+            }
+        }
+    }
+}
+
+/// How long entries of one component live.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CachePolicy {
+    /// Fresh for this long (± `jitter`), in seconds.
+    pub ttl_secs: u64,
+    /// Then served stale while one refresh runs, for this long, in seconds.
+    pub swr_secs: u64,
+    /// Kept this long in all, as the last good value for stale-if-error.
+    pub keep_secs: u64,
+    /// Share of the TTL randomly added or removed, so keys written together
+    /// do not expire together.
+    pub jitter: f64,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy { ttl_secs: 30, swr_secs: 30, keep_secs: 600, jitter: 0.1 }
+    }
+}
+
+/// Cache settings of one BFF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// AES-256-GCM key for per-user entries in Redis: base64 of 32 bytes.
+    /// The default is a public development key.
+    pub encryption_key: String,
+    /// Entries kept in memory.
+    pub memory_capacity: u64,
+    /// Lifetimes by component name; others get `default_policy`.
+    pub policies: BTreeMap<String, CachePolicy>,
+    /// Lifetimes of components not listed.
+    pub default_policy: CachePolicy,
+}
+
+/// The development key. Deployments set their own.
+pub const DEV_ENCRYPTION_KEY: &str = "q0m1kPZ6S3xv4ZJ0m9o0Hq0Jc1b9xQ2C7dXqz3K8n5w=";
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            encryption_key: DEV_ENCRYPTION_KEY.to_owned(),
+            memory_capacity: 10_000,
+            policies: BTreeMap::new(),
+            default_policy: CachePolicy::default(),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Problems that make this configuration unusable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if cipher(&self.encryption_key).is_err() {
+            problems.push("encryption_key must be base64 of exactly 32 bytes".to_owned());
+        }
+        let policies = std::iter::once(("default_policy".to_owned(), &self.default_policy))
+            .chain(self.policies.iter().map(|(name, policy)| (format!("policies.{name}"), policy)));
+        for (name, policy) in policies {
+            if policy.ttl_secs == 0 || policy.keep_secs < policy.ttl_secs + policy.swr_secs {
+                problems.push(format!("{name}: ttl_secs > 0 and keep_secs >= ttl_secs + swr_secs"));
+            }
+            if !(0.0..0.5).contains(&policy.jitter) {
+                problems.push(format!("{name}: jitter must be in [0, 0.5)"));
+            }
+        }
+        problems
+    }
+}
+
+fn cipher(key: &str) -> Result<Aes256Gcm, String> {
+    let bytes = STANDARD.decode(key.trim()).map_err(|e| e.to_string())?;
+    Aes256Gcm::new_from_slice(&bytes).map_err(|_| "not 32 bytes".to_owned())
+}
+
+/// Why the cache could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cache configuration: {0}")]
+pub struct CacheError(String);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// One entry, as stored (in memory and, encrypted or not, in Redis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored {
+    json: String,
+    stored_at_ms: u64,
+    fresh_until_ms: u64,
+    stale_until_ms: u64,
+    keep_until_ms: u64,
+}
+
+/// Memory entries live until their keep time.
+struct UntilKept;
+
+impl Expiry<String, Arc<Stored>> for UntilKept {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Stored>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_millis(value.keep_until_ms.saturating_sub(now_ms())))
+    }
+}
+
+struct Inner {
+    memory: moka::future::Cache<String, Arc<Stored>>,
+    redis: SharedRedis,
+    cipher: Aes256Gcm,
+    config: CacheConfig,
+    refreshing: Mutex<HashSet<String>>,
+}
+
+/// The two-tier cache. Cheap to clone; build one per BFF.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.inner.memory.entry_count())
+            .field("redis", &self.inner.redis)
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A cache with `config`, sharing entries through `redis`.
+    pub fn new(config: CacheConfig, redis: SharedRedis) -> Result<Self, CacheError> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(CacheError(problems.join("; ")));
+        }
+        let cipher = cipher(&config.encryption_key).map_err(CacheError)?;
+        let memory = moka::future::Cache::builder()
+            .max_capacity(config.memory_capacity)
+            .expire_after(UntilKept)
+            .build();
+        Ok(Cache { inner: Arc::new(Inner { memory, redis, cipher, config, refreshing: Mutex::default() }) })
+    }
+
+    fn policy(&self, component: &str) -> CachePolicy {
+        self.inner.config.policies.get(component).copied().unwrap_or(self.inner.config.default_policy)
+    }
+
+    /// The entry for `key`: from memory, else from Redis (then remembered).
+    async fn lookup(&self, key: &str, private: bool) -> Option<Arc<Stored>> {
+        if let Some(stored) = self.inner.memory.get(key).await {
+            return Some(stored);
+        }
+        let raw: Option<Vec<u8>> =
+            self.inner.redis.run(|mut redis| async move { redis.get(key).await }).await.flatten();
+        let stored = self.decode_stored(key, private, &raw?)?;
+        if stored.keep_until_ms <= now_ms() {
+            return None;
+        }
+        let stored = Arc::new(stored);
+        self.inner.memory.insert(key.to_owned(), Arc::clone(&stored)).await;
+        Some(stored)
+    }
+
+    fn decode_stored(&self, key: &str, private: bool, raw: &[u8]) -> Option<Stored> {
+        let plain = if private {
+            if raw.len() < 12 {
+                return None;
+            }
+            let (nonce, sealed) = raw.split_at(12);
+            self.inner
+                .cipher
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
+                .ok()?
+        } else {
+            raw.to_vec()
+        };
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// Stores `value` for `key` in memory and Redis; returns the entry.
+    async fn store<T: Serialize>(
+        &self,
+        key: &str,
+        private: bool,
+        value: &T,
+        policy: CachePolicy,
+    ) -> Arc<Stored> {
+        let now = now_ms();
+        let ttl_ms = (policy.ttl_secs * 1000) as f64;
+        let jittered = ttl_ms * (1.0 + policy.jitter * (fastrand::f64() * 2.0 - 1.0));
+        let fresh_until_ms = now + jittered.max(1.0) as u64;
+        let stored = Arc::new(Stored {
+            json: serde_json::to_string(value).unwrap_or_default(),
+            stored_at_ms: now,
+            fresh_until_ms,
+            stale_until_ms: fresh_until_ms + policy.swr_secs * 1000,
+            keep_until_ms: now + policy.keep_secs * 1000,
+        });
+        self.inner.memory.insert(key.to_owned(), Arc::clone(&stored)).await;
+        if let Some(bytes) = self.encode_stored(key, private, &stored) {
+            let ttl = policy.keep_secs.max(1);
+            let _: Option<()> =
+                self.inner.redis.run(|mut redis| async move { redis.set_ex(key, bytes, ttl).await }).await;
+        }
+        stored
+    }
+
+    fn encode_stored(&self, key: &str, private: bool, stored: &Stored) -> Option<Vec<u8>> {
+        let plain = serde_json::to_vec(stored).ok()?;
+        if !private {
+            return Some(plain);
+        }
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = self.inner.cipher.encrypt(&nonce, Payload { msg: &plain, aad: key.as_bytes() }).ok()?;
+        Some([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Marks `key` as being refreshed; `false` if a refresh already runs.
+    fn begin_refresh(&self, key: &str) -> bool {
+        self.inner.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned())
+    }
+
+    fn end_refresh(&self, key: &str) {
+        self.inner.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// Adds `.stale_from_cache(..)` to optional parts.
+pub trait StaleFromCache<Fut, T> {
+    /// Serve this part from `cache` under `key` (see the crate docs for
+    /// freshness, revalidation and fallback). The part's future must own its
+    /// data (`'static`): it may run as a background refresh after the
+    /// response has left.
+    fn stale_from_cache(self, cache: &Cache, key: CacheKey) -> Cached<Fut, T>;
+}
+
+impl<Fut, T, E> StaleFromCache<Fut, T> for Optional<Fut>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Cacheable + Default,
+    E: Classify + Send + 'static,
+{
+    fn stale_from_cache(self, cache: &Cache, key: CacheKey) -> Cached<Fut, T> {
+        let (handle, future) = self.into_handle();
+        let policy = cache.policy(handle.name());
+        let private = key.is_private();
+        Cached {
+            storage_key: key.storage_key(T::KIND),
+            private,
+            policy,
+            handle,
+            future,
+            cache: cache.clone(),
+            _value: std::marker::PhantomData,
+        }
+    }
+}
+
+/// An optional part served through the cache. See [`StaleFromCache`].
+#[must_use = "a part does nothing until passed to Plan::run"]
+pub struct Cached<Fut, T> {
+    handle: PartHandle,
+    future: Fut,
+    cache: Cache,
+    storage_key: String,
+    private: bool,
+    policy: CachePolicy,
+    _value: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<Fut, T> std::fmt::Debug for Cached<Fut, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key may name a segment; keep it out of debug output.
+        f.debug_struct("Cached").field("component", &self.handle.name()).finish()
+    }
+}
+
+fn decode<T: DeserializeOwned>(stored: &Stored) -> Option<T> {
+    serde_json::from_str(&stored.json).ok()
+}
+
+impl<Fut, T, E> Part for Cached<Fut, T>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Cacheable + Default,
+    E: Classify + Send + 'static,
+{
+    type Output = T;
+
+    async fn resolve(self) -> Result<T, CriticalFailure> {
+        let Cached { handle, future, cache, storage_key: key, private, policy, .. } = self;
+        let now = now_ms();
+        let entry = cache.lookup(&key, private).await;
+        let cached =
+            entry.as_ref().and_then(|stored| decode::<T>(stored).map(|value| (Arc::clone(stored), value)));
+        match cached {
+            Some((stored, value)) if now < stored.fresh_until_ms => {
+                handle.report(ComponentStatus::Ok);
+                Ok(value)
+            }
+            Some((stored, value)) if now < stored.stale_until_ms => {
+                // Stale-while-revalidate: answer now, refresh once in the background.
+                if cache.begin_refresh(&key) {
+                    let (cache, key) = (cache.clone(), key.clone());
+                    tokio::spawn(async move {
+                        if let Ok(fresh) = future.await {
+                            cache.store(&key, private, &fresh, policy).await;
+                        }
+                        cache.end_refresh(&key);
+                    });
+                }
+                handle.report(ComponentStatus::Ok);
+                Ok(value)
+            }
+            Some((stored, value)) => match handle.execute(future).await {
+                Ok(fresh) => {
+                    cache.store(&key, private, &fresh, policy).await;
+                    handle.report(ComponentStatus::Ok);
+                    Ok(fresh)
+                }
+                Err(failure) => {
+                    // Stale-if-error: the last good value, and how old it is.
+                    let age_ms = now.saturating_sub(stored.stored_at_ms);
+                    handle.report(ComponentStatus::Fallback {
+                        source: Source::Cache,
+                        reason: failure.reason,
+                        age_ms: Some(age_ms),
+                    });
+                    Ok(value)
+                }
+            },
+            None => {
+                // A miss: concurrent misses for this key share one call.
+                let load = async {
+                    let fresh = handle.execute(future).await?;
+                    Ok::<_, Failure>(cache.store(&key, private, &fresh, policy).await)
+                };
+                let loaded = cache.inner.memory.try_get_with(key.clone(), load).await;
+                let failure = match loaded {
+                    Ok(stored) => match decode::<T>(&stored) {
+                        Some(value) => {
+                            handle.report(ComponentStatus::Ok);
+                            return Ok(value);
+                        }
+                        None => Failure::new(bff_error::ReasonCode::InvalidData),
+                    },
+                    Err(failure) => *failure,
+                };
+                handle.report(ComponentStatus::Fallback {
+                    source: Source::Default,
+                    reason: failure.reason,
+                    age_ms: None,
+                });
+                Ok(T::default())
+            }
+        }
+    }
+}
