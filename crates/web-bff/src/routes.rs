@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use bff_auth::Caller;
+use bff_cache::{CacheKey, StaleFromCache};
 use bff_compose::{Envelope, Plan};
 use bff_downstream::model::{
     Cart, Money, Orders, Promotions, Recommendations, ShippingEstimate, UserProfile,
@@ -160,21 +161,31 @@ impl WebHomeVm {
 }
 
 /// `GET /v1/home`: profile and cart critical; recommendations and
-/// promotions fall back to empty; delivery and recent orders are omitted
-/// when missing.
+/// promotions cached per segment (stale on failure, else empty); delivery
+/// and recent orders are omitted when missing.
 pub async fn home(
     State(backbone): State<Backbone>,
     caller: Caller,
     plan: Plan,
 ) -> Result<Envelope<WebHomeVm>, ApiError> {
     let (api, user) = (&backbone.api, caller.subject.as_str());
+    let segment = caller.segment.clone().unwrap_or_else(|| "all".to_owned());
+    // Cached parts own what they use: a stale hit refreshes in the background.
+    let (reco, promos, reco_segment, promo_segment) =
+        (api.recommendations.clone(), api.promotions.clone(), segment.clone(), segment.clone());
     let (profile, cart, recommendations, promotions, shipping, orders) = plan
         .run((
             plan.critical("profile", |cx| api.users.profile(cx, user)),
             plan.critical("cart", |cx| api.cart.cart(cx, user)),
-            plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, "home", 12))
-                .or_default(),
-            plan.optional("promotions", |cx| api.promotions.for_user(cx, user)).or_default(),
+            plan.optional("recommendations", move |cx| async move {
+                reco.for_segment(cx, &reco_segment, "home", 12).await
+            })
+            .stale_from_cache(&backbone.cache, CacheKey::segment(&segment, "home-web")),
+            plan.optional(
+                "promotions",
+                move |cx| async move { promos.for_segment(cx, &promo_segment).await },
+            )
+            .stale_from_cache(&backbone.cache, CacheKey::segment(&segment, "all")),
             plan.optional("shipping", |cx| api.shipping.estimate(cx, user)).omit(),
             plan.optional("orders", |cx| api.orders.for_user(cx, user)).omit(),
         ))
