@@ -24,7 +24,9 @@ pub(crate) fn routes(service: Service) -> Router {
         Service::Catalog => Router::new().route("/products/{id}", get(product)),
         Service::Pricing => Router::new().route("/prices/{id}", get(price)),
         Service::Inventory => Router::new().route("/stock/{id}", get(stock)),
-        Service::Cart => Router::new().route("/carts/{user}", get(cart)),
+        Service::Cart => Router::new()
+            .route("/carts/{user}", get(cart))
+            .route("/carts/{user}/items", axum::routing::post(add_item)),
         Service::Recommendations => Router::new().route("/recommendations", get(recommendations)),
         Service::Promotions => Router::new().route("/promotions", get(promotions)),
         Service::Shipping => Router::new().route("/estimates", get(estimate)),
@@ -42,7 +44,10 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
         Service::Catalog => drop(schemas.insert("GET /products/{id}", schema_for!(ProductBody))),
         Service::Pricing => drop(schemas.insert("GET /prices/{id}", schema_for!(PriceBody))),
         Service::Inventory => drop(schemas.insert("GET /stock/{id}", schema_for!(StockBody))),
-        Service::Cart => drop(schemas.insert("GET /carts/{user}", schema_for!(CartBody))),
+        Service::Cart => {
+            schemas.insert("GET /carts/{user}", schema_for!(CartBody));
+            schemas.insert("POST /carts/{user}/items", schema_for!(CartBody));
+        }
         Service::Recommendations => {
             drop(schemas.insert("GET /recommendations", schema_for!(RecommendationsBody)))
         }
@@ -210,6 +215,62 @@ async fn cart(State(state): State<MockState>, Path(user_id): Path<String>) -> Re
         total: Money { amount_minor: total, currency: user.currency.to_owned() },
     })
     .into_response()
+}
+
+/// Body of `POST /carts/{user}/items`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AddItem {
+    product_id: String,
+    quantity: u32,
+}
+
+/// Adds a line and answers the cart with it (`201`). The mock does not
+/// persist writes: the next `GET` shows the seeded cart again.
+async fn add_item(
+    State(state): State<MockState>,
+    Path(user_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(item) = serde_json::from_slice::<AddItem>(&body) else {
+        return error_body(StatusCode::BAD_REQUEST, "expected {productId, quantity}");
+    };
+    let (Some(user), Some(product)) = (state.seed.user(&user_id), state.seed.product(&item.product_id))
+    else {
+        return not_found("user or product");
+    };
+    if item.quantity == 0 {
+        return error_body(StatusCode::BAD_REQUEST, "quantity must be at least 1");
+    }
+    let mut items: Vec<CartItemBody> = user
+        .cart
+        .iter()
+        .map(|(index, quantity)| {
+            let seeded = state.seed.nth_product(*index);
+            CartItemBody {
+                product_id: seeded.id.clone(),
+                name: seeded.name.clone(),
+                quantity: *quantity,
+                unit_price: Money {
+                    amount_minor: seeded.price.amount_minor,
+                    currency: user.currency.to_owned(),
+                },
+            }
+        })
+        .collect();
+    items.push(CartItemBody {
+        product_id: product.id.clone(),
+        name: product.name.clone(),
+        quantity: item.quantity,
+        unit_price: Money { amount_minor: product.price.amount_minor, currency: user.currency.to_owned() },
+    });
+    let total = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
+    let body = CartBody {
+        user_id: user.id.clone(),
+        items,
+        total: Money { amount_minor: total, currency: user.currency.to_owned() },
+    };
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 /// Query of `GET /recommendations`.

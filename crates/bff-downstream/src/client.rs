@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bff_error::{Failure, ReasonCode};
 use bff_resilience::{CallCtx, Dependency, GuardError, Idempotency, ServiceTokens};
-use reqwest::{StatusCode, Url, header};
+use reqwest::{Method, StatusCode, Url, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
@@ -57,13 +58,42 @@ impl Endpoint {
     where
         T: DeserializeOwned + Validate,
     {
+        // GETs are idempotent: the guard may retry or hedge them.
+        self.call(cx, Method::GET, segments, query, None, Idempotency::Idempotent).await
+    }
+
+    /// `POST base/segments...` with a JSON body: a write, so it is sent at
+    /// most once (never retried, never hedged), under the same guard.
+    pub async fn post<B, T>(&self, cx: &CallCtx, segments: &[&str], body: &B) -> Result<T, DownstreamError>
+    where
+        B: Serialize,
+        T: DeserializeOwned + Validate,
+    {
+        let service = self.inner.service;
+        let body = serde_json::to_vec(body)
+            .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
+        self.call(cx, Method::POST, segments, &[], Some(body), Idempotency::NonIdempotent).await
+    }
+
+    async fn call<T>(
+        &self,
+        cx: &CallCtx,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        idempotency: Idempotency,
+    ) -> Result<T, DownstreamError>
+    where
+        T: DeserializeOwned + Validate,
+    {
         let service = self.inner.service;
         let result = async {
             let url = self.url(segments, query)?;
             let token = self.service_token(cx).await?;
-            // GETs are idempotent: the guard may retry or hedge them.
-            let attempt = |budget| self.send::<T>(cx, url.clone(), token.clone(), budget);
-            self.inner.guard.call(cx, Idempotency::Idempotent, attempt).await.map_err(|error| match error {
+            let attempt =
+                |budget| self.send::<T>(cx, method.clone(), url.clone(), body.clone(), token.clone(), budget);
+            self.inner.guard.call(cx, idempotency, attempt).await.map_err(|error| match error {
                 GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
                 GuardError::Failed(error) => error,
             })
@@ -123,7 +153,9 @@ impl Endpoint {
     async fn send<T>(
         &self,
         cx: &CallCtx,
+        method: Method,
         url: Url,
+        body: Option<Vec<u8>>,
         token: Option<Arc<str>>,
         budget: Duration,
     ) -> Result<T, DownstreamError>
@@ -131,7 +163,11 @@ impl Endpoint {
         T: DeserializeOwned + Validate,
     {
         let service = self.inner.service;
-        let mut request = self.inner.http.get(url).timeout(budget).header(header::ACCEPT, "application/json");
+        let mut request =
+            self.inner.http.request(method, url).timeout(budget).header(header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -272,6 +308,19 @@ impl CartClient {
     /// `GET /carts/{userId}`.
     pub async fn cart(&self, cx: CallCtx, user_id: &str) -> Result<Cart, DownstreamError> {
         self.endpoint.get(&cx, &["carts", user_id], &[]).await
+    }
+
+    /// `POST /carts/{userId}/items`: adds a line; returns the cart. A write:
+    /// never retried.
+    pub async fn add_item(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        product_id: &str,
+        quantity: u32,
+    ) -> Result<Cart, DownstreamError> {
+        let body = serde_json::json!({ "productId": product_id, "quantity": quantity });
+        self.endpoint.post(&cx, &["carts", user_id, "items"], &body).await
     }
 }
 

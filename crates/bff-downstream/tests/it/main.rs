@@ -1,0 +1,70 @@
+//! The downstream clients against the real mocks: reads may be retried,
+//! writes are sent exactly once, whatever fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bff_downstream::{Api, DownstreamConfig, Service as Downstream};
+use bff_resilience::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
+use bff_telemetry::RequestContext;
+use serde_json::json;
+use services_mock::{Fleet, Service};
+
+/// Hands out real service tokens minted by the identity mock, as token
+/// exchange would.
+#[derive(Debug)]
+struct MintedTokens(Arc<Fleet>);
+
+impl ServiceTokens for MintedTokens {
+    fn token_for<'a>(
+        &'a self,
+        principal: &'a Principal,
+        service: &'a str,
+        _: &'a [String],
+    ) -> TokenFuture<'a> {
+        let token = service
+            .parse::<Service>()
+            .map(|service| self.0.service_token(service, principal.subject(), "test-bff"))
+            .map_err(TokenUnavailable);
+        Box::pin(async move { token.map(Arc::from) })
+    }
+}
+
+fn api(fleet: &Arc<Fleet>) -> Api {
+    let mut config = DownstreamConfig::default();
+    for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
+        let name: Downstream = service.name().parse().expect("known service");
+        config.set_base_url(name, fleet.url(service));
+    }
+    Api::new(&config, "test", Arc::new(MintedTokens(Arc::clone(fleet)))).expect("api")
+}
+
+fn cx() -> CallCtx {
+    CallCtx::new(RequestContext::detached(), Deadline::after(Duration::from_secs(5)))
+        .with_principal(Some(Arc::new(Principal::new("u-1", "caller-token"))))
+}
+
+#[tokio::test]
+async fn a_failed_write_is_sent_exactly_once_and_a_failed_read_is_retried() {
+    let fleet = Arc::new(Fleet::start().await.expect("mocks"));
+    let api = api(&fleet);
+    fleet.set_faults(Service::Cart, json!({"errorRatio": 1.0})).await.expect("faults");
+
+    assert!(api.cart.add_item(cx(), "u-1", "p-2", 1).await.is_err());
+    let stats = fleet.stats(Service::Cart).await.expect("stats");
+    assert_eq!(stats["routes"]["POST /carts/{user}/items"], 1, "a write is never retried");
+
+    assert!(api.cart.cart(cx(), "u-1").await.is_err());
+    let stats = fleet.stats(Service::Cart).await.expect("stats");
+    assert_eq!(stats["routes"]["GET /carts/{user}"], 2, "a read is retried once");
+}
+
+#[tokio::test]
+async fn a_write_carries_a_service_token_and_returns_the_validated_cart() {
+    let fleet = Arc::new(Fleet::start().await.expect("mocks"));
+    let cart = api(&fleet).cart.add_item(cx(), "u-3", "p-2", 2).await.expect("added");
+    assert_eq!(cart.items.len(), 1);
+    assert_eq!(cart.items[0].product_id, "p-2");
+    let stats = fleet.stats(Service::Cart).await.expect("stats");
+    assert_eq!(stats["recent"][0]["token"]["aud"], "cart");
+}
