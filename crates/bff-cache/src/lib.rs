@@ -1,14 +1,14 @@
 //! Caching of composed parts: in memory (moka) in front of Redis.
 //!
-//! A part declared `.stale_from_cache(&cache, key)` ([`StaleFromCache`]) is
-//! served like this, by the age of its entry:
+//! A part declared `.stale_from_cache(&cache, key)` ([`StaleFromCache`]),
+//! optional or critical, is served like this, by the age of its entry:
 //!
 //! | entry | what happens | status |
 //! |---|---|---|
 //! | fresh (younger than its TTL ± jitter) | served, no call | `ok` |
 //! | stale, within the SWR grace | served at once; **one** background refresh per key | `ok` |
 //! | older, within the keep window | the dependency is called; if it fails, the old value is served | `ok`, or `fallback` + `source: cache` + `ageMs` |
-//! | none | concurrent misses share **one** call (moka `try_get_with`) | `ok`, or `fallback` + `source: default` |
+//! | none | concurrent misses share **one** call (moka `try_get_with`) | `ok`; on failure `fallback` + `source: default` (optional) or the request fails (critical) |
 //!
 //! **Safety by construction.** Only types that implement [`Cacheable`] can
 //! be cached: catalog products, promotions, recommendations, review
@@ -46,7 +46,7 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bff_compose::{ComponentStatus, CriticalFailure, Optional, Part, PartHandle, Source};
+use bff_compose::{ComponentStatus, Critical, CriticalFailure, Optional, Part, PartHandle, Source};
 use bff_downstream::model::{Product, Promotions, Recommendations, ReviewSummary};
 use bff_error::{Classify, Failure};
 use bff_redis::SharedRedis;
@@ -401,19 +401,25 @@ where
     T: Cacheable + Default,
     E: Classify + Send + 'static,
 {
+    /// With nothing cached and the call failing, the part is `T::default()`
+    /// (`fallback`, `source: default`).
     fn stale_from_cache(self, cache: &Cache, key: CacheKey) -> Cached<Fut, T> {
         let (handle, future) = self.into_handle();
-        let policy = cache.policy(handle.name());
-        let private = key.is_private();
-        Cached {
-            storage_key: key.storage_key(T::KIND),
-            private,
-            policy,
-            handle,
-            future,
-            cache: cache.clone(),
-            _value: std::marker::PhantomData,
-        }
+        Cached::new(handle, future, cache, key, Some(T::default()))
+    }
+}
+
+impl<Fut, T, E> StaleFromCache<Fut, T> for Critical<Fut>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Cacheable,
+    E: Classify + Send + 'static,
+{
+    /// With nothing cached and the call failing, the request fails as for
+    /// any critical part; with a stale value, it is served instead.
+    fn stale_from_cache(self, cache: &Cache, key: CacheKey) -> Cached<Fut, T> {
+        let (handle, future) = self.into_handle();
+        Cached::new(handle, future, cache, key, None)
     }
 }
 
@@ -426,7 +432,24 @@ pub struct Cached<Fut, T> {
     storage_key: String,
     private: bool,
     policy: CachePolicy,
-    _value: std::marker::PhantomData<fn() -> T>,
+    /// What an optional part shows when nothing is cached and the call
+    /// fails; `None` for a critical part, which then fails the request.
+    fallback: Option<T>,
+}
+
+impl<Fut, T: Cacheable> Cached<Fut, T> {
+    fn new(handle: PartHandle, future: Fut, cache: &Cache, key: CacheKey, fallback: Option<T>) -> Self {
+        let policy = cache.policy(handle.name());
+        Cached {
+            storage_key: key.storage_key(T::KIND),
+            private: key.is_private(),
+            policy,
+            handle,
+            future,
+            cache: cache.clone(),
+            fallback,
+        }
+    }
 }
 
 impl<Fut, T> std::fmt::Debug for Cached<Fut, T> {
@@ -443,13 +466,13 @@ fn decode<T: DeserializeOwned>(stored: &Stored) -> Option<T> {
 impl<Fut, T, E> Part for Cached<Fut, T>
 where
     Fut: Future<Output = Result<T, E>> + Send + 'static,
-    T: Cacheable + Default,
+    T: Cacheable,
     E: Classify + Send + 'static,
 {
     type Output = T;
 
     async fn resolve(self) -> Result<T, CriticalFailure> {
-        let Cached { handle, future, cache, storage_key: key, private, policy, .. } = self;
+        let Cached { handle, future, cache, storage_key: key, private, policy, fallback } = self;
         let now = now_ms();
         let entry = cache.lookup(&key, private).await;
         let cached =
@@ -507,12 +530,17 @@ where
                     },
                     Err(failure) => *failure,
                 };
-                handle.report(ComponentStatus::Fallback {
-                    source: Source::Default,
-                    reason: failure.reason,
-                    age_ms: None,
-                });
-                Ok(T::default())
+                match fallback {
+                    Some(value) => {
+                        handle.report(ComponentStatus::Fallback {
+                            source: Source::Default,
+                            reason: failure.reason,
+                            age_ms: None,
+                        });
+                        Ok(value)
+                    }
+                    None => Err(handle.fail(failure)),
+                }
             }
         }
     }

@@ -88,6 +88,12 @@ impl<Fut> Critical<Fut> {
     pub(crate) fn new(slot: Slot, future: Fut) -> Self {
         Critical { slot, future }
     }
+
+    /// Takes the part apart, for crates that build their own kind of part
+    /// (e.g. `bff-cache`): see [`PartHandle`].
+    pub fn into_handle(self) -> (PartHandle, Fut) {
+        (PartHandle { slot: self.slot }, self.future)
+    }
 }
 
 impl<Fut, T, E> Part for Critical<Fut>
@@ -181,6 +187,18 @@ impl PartHandle {
     /// Records the part's outcome in the envelope.
     pub fn report(&self, status: ComponentStatus) {
         self.slot.report(status);
+    }
+
+    /// Whether the part was declared critical.
+    pub fn is_critical(&self) -> bool {
+        self.slot.critical
+    }
+
+    /// Records a critical part's failure and makes the error that fails
+    /// the plan.
+    pub fn fail(&self, failure: Failure) -> CriticalFailure {
+        self.slot.report(ComponentStatus::Error { reason: failure.reason });
+        CriticalFailure { component: self.slot.name, failure }
     }
 }
 

@@ -2,6 +2,7 @@
 //! within `v1` fields are only ever added.
 
 use axum::extract::State;
+use bff_cache::{CacheKey, StaleFromCache};
 use bff_compose::{Envelope, Plan};
 use bff_downstream::model::Money;
 use bff_error::ApiError;
@@ -76,10 +77,13 @@ pub async fn product(
     plan: Plan,
     PathId(id): PathId,
 ) -> Result<Envelope<ProductV1>, ApiError> {
+    let (catalog, owned_id) = (backbone.api.catalog.clone(), id.clone());
     let (api, id) = (&backbone.api, id.as_str());
     let (product, price, availability) = plan
         .run((
-            plan.critical("product", |cx| api.catalog.product(cx, id)),
+            // A catalog snippet: cached for everyone, served stale if the catalog fails.
+            plan.critical("product", move |cx| async move { catalog.product(cx, &owned_id).await })
+                .stale_from_cache(&backbone.cache, CacheKey::global(id)),
             plan.critical("price", |cx| api.pricing.price(cx, id)),
             plan.optional("availability", |cx| async move {
                 api.inventory.stock(cx, id).await.map(|stock| AvailabilityV1::from_stock(stock.available))

@@ -56,7 +56,7 @@ pub async fn home(
 ///
 /// | component | critical | when missing |
 /// |---|---|---|
-/// | `product` | yes | 404 for an unknown id, else 503/504 |
+/// | `product` | yes | cached (global): stale on failure; else 404 for an unknown id, 503/504 |
 /// | `price` | yes | 503/504: never a page without a (valid) price |
 /// | `availability` | no | "Limited stock" (`fallback`): never an exact count |
 /// | `recommendations` | no | empty (`fallback`) |
@@ -68,11 +68,14 @@ pub async fn product_page(
     PathId(id): PathId,
 ) -> Result<Envelope<ProductPageVm>, ApiError> {
     let api = &state.api;
+    let (catalog, owned_id) = (api.catalog.clone(), id.clone());
     let (id, user) = (id.as_str(), caller.subject.as_str());
     let context = format!("product:{id}");
     let (product, price, availability, recommendations, reviews) = plan
         .run((
-            plan.critical("product", |cx| api.catalog.product(cx, id)),
+            // A catalog snippet: cached for everyone, served stale if the catalog fails.
+            plan.critical("product", move |cx| async move { catalog.product(cx, &owned_id).await })
+                .stale_from_cache(&state.cache, CacheKey::global(id)),
             plan.critical("price", |cx| api.pricing.price(cx, id)),
             plan.optional("availability", |cx| async move {
                 api.inventory.stock(cx, id).await.map(|stock| Availability::from_stock(stock.available))

@@ -101,3 +101,24 @@ async fn redis_killed_or_frozen_mid_run_fails_no_request() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_cached_critical_part_is_served_stale_when_its_service_fails() {
+    let app = spawn_app_with(|config| {
+        let short = CachePolicy { ttl_secs: 1, swr_secs: 0, keep_secs: 60, jitter: 0.0 };
+        config.cache.policies.insert("product".to_owned(), short);
+    })
+    .await;
+    assert_eq!(app.get("/v1/product-page/p-5").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.fleet.set_faults(Service::Catalog, json!({"errorRatio": 1.0})).await.expect("faults");
+
+    let reply = app.get("/v1/product-page/p-5").await;
+    assert_eq!(reply.status, 200, "the last good product instead of a 503: {}", reply.text);
+    let body = reply.json();
+    assert_eq!(status_of(&body, "product")["source"], "cache");
+    assert_eq!(body["data"]["title"], "Coastal Headphones");
+
+    // Never cached, so a failing catalog still fails the page.
+    app.get("/v1/product-page/p-6").await.assert_problem(503, "dependency.unavailable");
+}
