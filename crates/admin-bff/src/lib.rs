@@ -28,7 +28,7 @@ use bff_downstream::DownstreamConfig;
 use bff_error::{ApiError, ErrorCode};
 use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, Sections, ServerConfig};
+use bff_server::{Backbone, BffConfig, ServerConfig};
 use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
 
@@ -90,7 +90,7 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems = bff_server::common_problems(&self.server, self.sections());
+        let mut problems = self.common_problems();
         if self.audit.path.as_os_str().is_empty() {
             problems.push("audit.path must be set".to_owned());
         }
@@ -98,24 +98,7 @@ impl Validate for Config {
     }
 }
 
-impl Config {
-    /// The sections the shared backbone is built from.
-    pub fn sections(&self) -> Sections<'_> {
-        Sections {
-            auth: &self.auth,
-            downstream: &self.downstream,
-            compose: &self.compose,
-            redis: &self.redis,
-            cache: &self.cache,
-        }
-    }
-}
-
-impl bff_server::BffConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-}
+bff_server::bff_config!(Config);
 
 /// Handler state: the shared backbone plus the audit trail.
 #[derive(Debug, Clone)]

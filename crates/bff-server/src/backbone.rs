@@ -112,10 +112,44 @@ pub fn common_problems(server: &ServerConfig, sections: Sections<'_>) -> Vec<Str
     problems
 }
 
-/// A BFF's configuration type: loadable, validated, with server settings.
+/// A BFF's configuration type: loadable, validated, with the server
+/// settings and the sections every BFF has. Implement it with
+/// [`crate::bff_config!`] for a struct with fields `server`, `auth`,
+/// `downstream`, `compose`, `redis` and `cache`.
 pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
     /// The HTTP server section.
     fn server(&self) -> &ServerConfig;
+
+    /// The sections the shared [`Backbone`] is built from.
+    fn sections(&self) -> Sections<'_>;
+
+    /// Problems of the shared sections ([`common_problems`]).
+    fn common_problems(&self) -> Vec<String> {
+        common_problems(self.server(), self.sections())
+    }
+}
+
+/// Implements [`BffConfig`] for a BFF configuration struct whose fields are
+/// named `server`, `auth`, `downstream`, `compose`, `redis` and `cache`.
+#[macro_export]
+macro_rules! bff_config {
+    ($config:ty) => {
+        impl $crate::BffConfig for $config {
+            fn server(&self) -> &$crate::ServerConfig {
+                &self.server
+            }
+
+            fn sections(&self) -> $crate::Sections<'_> {
+                $crate::Sections {
+                    auth: &self.auth,
+                    downstream: &self.downstream,
+                    compose: &self.compose,
+                    redis: &self.redis,
+                    cache: &self.cache,
+                }
+            }
+        }
+    };
 }
 
 /// The whole `main` of a BFF binary: load and validate configuration

@@ -23,7 +23,7 @@ use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, Sections, ServerConfig};
+use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix: `MOBILE_BFF__SERVER__PORT=9000`, and
@@ -66,28 +66,11 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        bff_server::common_problems(&self.server, self.sections())
+        self.common_problems()
     }
 }
 
-impl Config {
-    /// The sections the shared backbone is built from.
-    pub fn sections(&self) -> Sections<'_> {
-        Sections {
-            auth: &self.auth,
-            downstream: &self.downstream,
-            compose: &self.compose,
-            redis: &self.redis,
-            cache: &self.cache,
-        }
-    }
-}
-
-impl bff_server::BffConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-}
+bff_server::bff_config!(Config);
 
 /// The complete app: screens behind authentication and the edge stack.
 pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {

@@ -30,7 +30,7 @@ use bff_error::{ApiError, ErrorCode};
 use bff_ratelimit::{Limiter, QuotaConfig, RateLimitConfig};
 use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, Sections, ServerConfig};
+use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix: `PARTNER_BFF__SERVER__PORT=9000`.
@@ -77,30 +77,13 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems = bff_server::common_problems(&self.server, self.sections());
+        let mut problems = self.common_problems();
         problems.extend(self.rate_limit.problems().into_iter().map(|p| format!("rate_limit.{p}")));
         problems
     }
 }
 
-impl Config {
-    /// The sections the shared backbone is built from.
-    pub fn sections(&self) -> Sections<'_> {
-        Sections {
-            auth: &self.auth,
-            downstream: &self.downstream,
-            compose: &self.compose,
-            redis: &self.redis,
-            cache: &self.cache,
-        }
-    }
-}
-
-impl bff_server::BffConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-}
+bff_server::bff_config!(Config);
 
 /// Lets through only client-credentials callers (the subject is the client).
 async fn only_partners(caller: Caller, request: Request, next: Next) -> Response {

@@ -26,7 +26,7 @@ use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_redis::RedisConfig;
 use bff_server::config::Validate;
-use bff_server::{Backbone, Sections, ServerConfig};
+use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -127,30 +127,13 @@ impl Default for Config {
 
 impl Validate for Config {
     fn problems(&self) -> Vec<String> {
-        let mut problems = bff_server::common_problems(&self.server, self.sections());
+        let mut problems = self.common_problems();
         problems.extend(self.session.problems());
         problems
     }
 }
 
-impl Config {
-    /// The sections the shared backbone is built from.
-    pub fn sections(&self) -> Sections<'_> {
-        Sections {
-            auth: &self.auth,
-            downstream: &self.downstream,
-            compose: &self.compose,
-            redis: &self.redis,
-            cache: &self.cache,
-        }
-    }
-}
-
-impl bff_server::BffConfig for Config {
-    fn server(&self) -> &ServerConfig {
-        &self.server
-    }
-}
+bff_server::bff_config!(Config);
 
 /// Handler state.
 #[derive(Debug, Clone)]
