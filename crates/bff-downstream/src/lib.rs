@@ -20,6 +20,7 @@ mod client;
 mod config;
 mod error;
 pub mod model;
+pub mod schema_check;
 
 pub use bff_resilience::{BreakerConfig, HedgePolicy, RetryPolicy};
 pub use client::{

@@ -2,11 +2,14 @@
 //! the fields a BFF uses (unknown fields are ignored, so providers can add
 //! freely), each with the invariants we rely on.
 //!
-//! They serialize too (camelCase, as read), so cacheable ones can be stored.
+//! They serialize too (camelCase, as read), so cacheable ones can be stored,
+//! and describe themselves as JSON Schemas, so tests can check every field
+//! we read against the schema the provider publishes.
 //!
 //! These are deliberately *not* the providers' types: the gap between what a
 //! provider sends and what we read is exactly what contract tests check.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Checks the invariants a BFF relies on. A violation makes the call fail
@@ -17,7 +20,7 @@ pub trait Validate {
 }
 
 /// An amount of money in minor units (cents) of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Money {
     /// The amount in minor units; never negative.
@@ -60,7 +63,7 @@ fn non_empty(field: &str, value: &str) -> Result<(), String> {
 }
 
 /// A user's profile (user service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfile {
     /// The user id, e.g. `u-1`.
@@ -84,7 +87,7 @@ impl Validate for UserProfile {
 }
 
 /// One line of a cart.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CartLine {
     /// The product id.
@@ -95,7 +98,7 @@ pub struct CartLine {
 
 /// A user's cart (cart service). Totals are the cart service's truth; the
 /// BFF shows them, it never recomputes them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cart {
     /// The lines.
@@ -114,7 +117,7 @@ impl Validate for Cart {
 }
 
 /// A product (catalog service).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     /// The product id, e.g. `p-1`.
@@ -137,7 +140,7 @@ impl Validate for Product {
 }
 
 /// A product's price (pricing service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Price {
     /// The product id.
@@ -162,7 +165,7 @@ impl Validate for Price {
 }
 
 /// Stock of a product (inventory service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stock {
     /// The product id.
@@ -178,7 +181,7 @@ impl Validate for Stock {
 }
 
 /// A suggested product (recommendations service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     /// The product id.
@@ -192,7 +195,7 @@ pub struct Recommendation {
 }
 
 /// Suggestions for a user in a context (home, a product page).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendations {
     /// Best first.
@@ -209,7 +212,7 @@ impl Validate for Recommendations {
 }
 
 /// An active promotion (promotions service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotion {
     /// Promotion id.
@@ -221,7 +224,7 @@ pub struct Promotion {
 }
 
 /// The promotions shown to one user.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Promotions {
     /// Active promotions, most relevant first.
@@ -235,7 +238,7 @@ impl Validate for Promotions {
 }
 
 /// A delivery estimate for a user's default address (shipping service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ShippingEstimate {
     /// Fastest delivery, in days.
@@ -256,7 +259,7 @@ impl Validate for ShippingEstimate {
 }
 
 /// One past order (orders service).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     /// Order id.
@@ -272,7 +275,7 @@ pub struct Order {
 }
 
 /// A user's order history, newest first.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Orders {
     /// The orders.
@@ -289,7 +292,7 @@ impl Validate for Orders {
 }
 
 /// Rating summary of a product (reviews service).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewSummary {
     /// Mean rating, 0 to 5.

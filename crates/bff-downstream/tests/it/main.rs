@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod schemas;
+
 use bff_downstream::{Api, DownstreamConfig, Service as Downstream};
 use bff_resilience::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
 use bff_telemetry::RequestContext;
