@@ -10,11 +10,13 @@
 //!   finish within a grace period.
 //! * [`extract`]: `Json` and `Path` extractors whose rejections are problem
 //!   responses, so malformed input gets the same error shape as everything else.
+//! * [`conditional`]: `ETag` / `304 Not Modified` for GETs (opt in).
 //! * [`Backbone`]: what every BFF's handlers share (downstream clients with
 //!   token exchange, the token verifier, composition settings), and
 //!   [`launch`], the whole `main` of a BFF binary.
 
 mod backbone;
+pub mod conditional;
 pub mod config;
 pub mod edge;
 pub mod extract;

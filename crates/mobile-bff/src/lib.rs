@@ -1,7 +1,8 @@
 //! mobile-bff: the Backend-for-Frontend of the mobile app.
 //!
-//! One call per screen, small UI-shaped payloads. Callers authenticate with
-//! an OAuth bearer JWT (audience `mobile-bff`). Screens:
+//! One call per screen, small UI-shaped payloads, `ETag`/`304` and gzip.
+//! Callers authenticate with an OAuth bearer JWT (audience `mobile-bff`).
+//! Screens:
 //!
 //! * `GET /v1/home`: [`routes::home`]
 //! * `GET /v1/product-page/{id}`: [`routes::product_page`]
@@ -81,8 +82,11 @@ pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {
         .route("/v1/home", get(routes::home))
         .route("/v1/product-page/{id}", get(routes::product_page))
         .route_layer(authenticate)
+        // Phones pay for bytes: conditional GETs (ETag/304) on every screen.
+        .route_layer(axum::middleware::from_fn(bff_server::conditional::conditional_get))
         .with_state(backbone);
-    bff_server::edge(routes, server, readiness)
+    // ...and gzip when the app accepts it (outermost, after the ETag is taken).
+    bff_server::edge(routes, server, readiness).layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Serves mobile-bff on `listener` until `shutdown`.

@@ -3,6 +3,7 @@
 //! Each test gets its own app and mocks, so tests run in parallel.
 
 mod auth;
+mod bandwidth;
 mod caching;
 mod helpers;
 mod home;
