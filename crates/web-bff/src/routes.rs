@@ -1,5 +1,10 @@
 //! Web screens: richer than mobile's (a desktop page shows more), composed
 //! the same way.
+//!
+//! The view models are the web team's own contract: where they look like
+//! mobile's today (money, product cards) they are still separate types, so
+//! one client's change never reshapes another client's payload. Shared
+//! rules (money formatting, validation) live below, in `bff-downstream`.
 
 use axum::extract::State;
 use bff_auth::Caller;
