@@ -308,11 +308,7 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
     }
 
     if nth <= faults.error_first {
-        let status = faults
-            .error_status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error_body(status, "failure (injected)");
+        return injected_error(&faults);
     }
     let roll = fastrand::f64();
     if roll < faults.drop_ratio {
@@ -325,13 +321,18 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
         return response;
     }
     if roll < faults.drop_ratio + faults.rate_limit_ratio + faults.error_ratio {
-        let status = faults
-            .error_status
-            .and_then(|s| StatusCode::from_u16(s).ok())
-            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error_body(status, "failure (injected)");
+        return injected_error(&faults);
     }
     next.run(request).await
+}
+
+/// The injected error response: `errorStatus`, 503 by default.
+fn injected_error(faults: &Faults) -> Response {
+    let status = faults
+        .error_status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    error_body(status, "failure (injected)")
 }
 
 /// A 200 whose body fails after the headers: the server aborts the
