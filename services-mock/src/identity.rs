@@ -186,7 +186,7 @@ pub fn person(id: &str) -> Option<Person> {
         return Some(Person { id: (*id).to_owned(), tenant: "staff", roles: vec![role] });
     }
     let n: usize = id.strip_prefix("u-")?.parse().ok()?;
-    (1..=crate::seed::Seed::new().users.len()).contains(&n).then(|| Person {
+    (1..=crate::seed::Seed::shared().users.len()).contains(&n).then(|| Person {
         id: id.to_owned(),
         tenant: "shop",
         roles: vec!["customer"],
@@ -418,7 +418,7 @@ impl Identity {
                 .or_else(|| client(sub).and_then(|c| c.tenant).map(str::to_owned)),
             roles: person.map(|p| p.roles.iter().map(|r| (*r).to_owned()).collect()).unwrap_or_default(),
             act: None,
-            segment: crate::seed::Seed::new().user(sub).map(|u| u.segment.to_owned()),
+            segment: crate::seed::Seed::shared().user(sub).map(|u| u.segment.to_owned()),
         }
     }
 

@@ -128,7 +128,7 @@ pub struct MockState {
     /// Faults and stats.
     pub control: Control,
     /// The seed data.
-    pub seed: Arc<Seed>,
+    pub seed: &'static Seed,
     /// The identity provider's keys (every mock has them: later issues make
     /// services validate the tokens they receive).
     pub identity: Arc<Identity>,
@@ -145,7 +145,7 @@ impl MockState {
     pub fn new(issuer: &str) -> anyhow::Result<Self> {
         Ok(MockState {
             control: Control::default(),
-            seed: Arc::new(Seed::new()),
+            seed: Seed::shared(),
             identity: Arc::new(Identity::new(issuer)?),
         })
     }

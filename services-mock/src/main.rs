@@ -97,7 +97,7 @@ async fn run_command() -> anyhow::Result<()> {
                 args.flag("client").unwrap_or("mobile").parse().map_err(anyhow::Error::msg)?;
             let user = args.flag("user").unwrap_or(if client == ClientKind::Admin { "s-1" } else { "u-1" });
             if client != ClientKind::Partner && services_mock::identity::person(user).is_none() {
-                let customers = Seed::new().users.len();
+                let customers = Seed::shared().users.len();
                 bail!(
                     "unknown user `{user}`: customers are u-1 ..= u-{customers}, staff s-1 (admin), s-2 (support), s-3 (no role)"
                 );
@@ -115,7 +115,7 @@ async fn run_command() -> anyhow::Result<()> {
             Ok(())
         }
         "ids" => {
-            let seed = Seed::new();
+            let seed = Seed::shared();
             let mut out = String::new();
             for user in &seed.users {
                 out += &format!("{}\t{}\t{}\t{}\n", user.id, user.display_name, user.country, user.segment);

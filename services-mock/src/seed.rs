@@ -192,6 +192,14 @@ impl Seed {
         Seed { products, users, promotions }
     }
 
+    /// The one seed of the process: pure and never changed, so every mock,
+    /// the identity provider and the command line share it instead of
+    /// rebuilding it per lookup.
+    pub fn shared() -> &'static Seed {
+        static SEED: std::sync::LazyLock<Seed> = std::sync::LazyLock::new(Seed::new);
+        &SEED
+    }
+
     /// The product with `id`.
     pub fn product(&self, id: &str) -> Option<&SeedProduct> {
         self.products.iter().find(|p| p.id == id)
