@@ -31,6 +31,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// Records a critical failure and makes the error that fails the plan.
+    fn fail(&self, failure: Failure) -> CriticalFailure {
+        self.report(ComponentStatus::Error { reason: failure.reason });
+        CriticalFailure { component: self.name, failure }
+    }
+
     fn report(&self, status: ComponentStatus) {
         let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = report.get_mut(self.index) {
@@ -110,10 +116,7 @@ where
                 self.slot.report(ComponentStatus::Ok);
                 Ok(value)
             }
-            Err(failure) => {
-                self.slot.report(ComponentStatus::Error { reason: failure.reason });
-                Err(CriticalFailure { component: self.slot.name, failure })
-            }
+            Err(failure) => Err(self.slot.fail(failure)),
         }
     }
 }
@@ -197,8 +200,7 @@ impl PartHandle {
     /// Records a critical part's failure and makes the error that fails
     /// the plan.
     pub fn fail(&self, failure: Failure) -> CriticalFailure {
-        self.slot.report(ComponentStatus::Error { reason: failure.reason });
-        CriticalFailure { component: self.slot.name, failure }
+        self.slot.fail(failure)
     }
 }
 
