@@ -174,6 +174,32 @@ pub struct Stock {
     pub available: i64,
 }
 
+/// How much of a product is left, bucketed: the one rule every client's
+/// availability label is derived from (exact counts are never shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockLevel {
+    /// More than [`Stock::PLENTY`] units.
+    Plenty,
+    /// One to [`Stock::PLENTY`] units.
+    Few,
+    /// None.
+    None,
+}
+
+impl Stock {
+    /// Above this many units a product simply counts as in stock.
+    pub const PLENTY: i64 = 10;
+
+    /// The bucket of this stock level.
+    pub fn level(&self) -> StockLevel {
+        match self.available {
+            n if n > Self::PLENTY => StockLevel::Plenty,
+            n if n > 0 => StockLevel::Few,
+            _ => StockLevel::None,
+        }
+    }
+}
+
 impl Validate for Stock {
     fn validate(&self) -> Result<(), String> {
         if self.available < 0 { Err(format!("negative stock {}", self.available)) } else { Ok(()) }
@@ -330,6 +356,15 @@ mod tests {
         assert_eq!(money(5, "GBP").formatted(), "£0.05");
         assert_eq!(money(1250, "SEK").formatted(), "SEK 12.50");
         assert_eq!(money(-1250, "USD").formatted(), "-$12.50");
+    }
+
+    #[test]
+    fn stock_is_bucketed() {
+        let level = |available| Stock { product_id: "p-1".to_owned(), available }.level();
+        assert_eq!(level(0), StockLevel::None);
+        assert_eq!(level(3), StockLevel::Few);
+        assert_eq!(level(10), StockLevel::Few);
+        assert_eq!(level(11), StockLevel::Plenty);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! their services; the BFF only selects, labels and formats.
 
 use bff_downstream::model::{
-    Cart, Money, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, UserProfile,
+    Cart, Money, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, StockLevel,
+    UserProfile,
 };
 use serde::Serialize;
 
@@ -151,16 +152,12 @@ pub enum Availability {
     OutOfStock,
 }
 
-impl Availability {
-    /// Above this many units a product is simply "in stock".
-    const PLENTY: i64 = 10;
-
-    /// Buckets a stock level.
-    pub fn from_stock(available: i64) -> Self {
-        match available {
-            n if n > Self::PLENTY => Availability::InStock,
-            n if n > 0 => Availability::LimitedStock,
-            _ => Availability::OutOfStock,
+impl From<StockLevel> for Availability {
+    fn from(level: StockLevel) -> Self {
+        match level {
+            StockLevel::Plenty => Availability::InStock,
+            StockLevel::Few => Availability::LimitedStock,
+            StockLevel::None => Availability::OutOfStock,
         }
     }
 }
@@ -267,9 +264,8 @@ mod tests {
 
     #[test]
     fn stock_is_bucketed_never_exact() {
-        assert_eq!(Availability::from_stock(0), Availability::OutOfStock);
-        assert_eq!(Availability::from_stock(3), Availability::LimitedStock);
-        assert_eq!(Availability::from_stock(10), Availability::LimitedStock);
-        assert_eq!(Availability::from_stock(11), Availability::InStock);
+        assert_eq!(Availability::from(StockLevel::None), Availability::OutOfStock);
+        assert_eq!(Availability::from(StockLevel::Few), Availability::LimitedStock);
+        assert_eq!(Availability::from(StockLevel::Plenty), Availability::InStock);
     }
 }

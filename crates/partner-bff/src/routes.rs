@@ -4,7 +4,7 @@
 use axum::extract::State;
 use bff_cache::{CacheKey, StaleFromCache};
 use bff_compose::{Envelope, Plan};
-use bff_downstream::model::Money;
+use bff_downstream::model::{Money, StockLevel};
 use bff_error::ApiError;
 use bff_server::Backbone;
 use bff_server::extract::PathId;
@@ -41,12 +41,12 @@ pub enum AvailabilityV1 {
     Unknown,
 }
 
-impl AvailabilityV1 {
-    fn from_stock(available: i64) -> Self {
-        match available {
-            n if n > 10 => AvailabilityV1::InStock,
-            n if n > 0 => AvailabilityV1::Limited,
-            _ => AvailabilityV1::OutOfStock,
+impl From<StockLevel> for AvailabilityV1 {
+    fn from(level: StockLevel) -> Self {
+        match level {
+            StockLevel::Plenty => AvailabilityV1::InStock,
+            StockLevel::Few => AvailabilityV1::Limited,
+            StockLevel::None => AvailabilityV1::OutOfStock,
         }
     }
 }
@@ -86,7 +86,7 @@ pub async fn product(
                 .stale_from_cache(&backbone.cache, CacheKey::global(id)),
             plan.critical("price", |cx| api.pricing.price(cx, id)),
             plan.optional("availability", |cx| async move {
-                api.inventory.stock(cx, id).await.map(|stock| AvailabilityV1::from_stock(stock.available))
+                api.inventory.stock(cx, id).await.map(|stock| AvailabilityV1::from(stock.level()))
             })
             .or(AvailabilityV1::Unknown),
         ))

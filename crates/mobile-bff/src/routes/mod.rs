@@ -78,7 +78,7 @@ pub async fn product_page(
                 .stale_from_cache(&state.cache, CacheKey::global(id)),
             plan.critical("price", |cx| api.pricing.price(cx, id)),
             plan.optional("availability", |cx| async move {
-                api.inventory.stock(cx, id).await.map(|stock| Availability::from_stock(stock.available))
+                api.inventory.stock(cx, id).await.map(|stock| Availability::from(stock.level()))
             })
             .or(Availability::LimitedStock),
             plan.optional("recommendations", |cx| api.recommendations.for_user(cx, user, &context, 6))
