@@ -9,6 +9,7 @@
 //! written, the response is withheld (`503`).
 //!
 //! * `GET /admin/v1/users/{id}`: profile and recent orders.
+//! * `GET /openapi.json`: this API's OpenAPI document ([`openapi`]), public and not audited.
 
 pub mod audit;
 pub mod routes;
@@ -20,7 +21,6 @@ use axum::Router;
 use axum::extract::{FromRef, MatchedPath, RawPathParams, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bff_auth::{AuthConfig, Caller, JwtVerifier, Unauthenticated};
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
@@ -31,6 +31,8 @@ use bff_server::config::Validate;
 use bff_server::{Backbone, BffConfig, ServerConfig};
 use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::audit::{AuditLog, Entry, Outcome};
 
@@ -201,18 +203,39 @@ async fn audit_every_request(
     }
 }
 
+/// The admin routes, each routed together with its OpenAPI operation.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    let doc = bff_server::openapi::document(
+        "admin-bff",
+        env!("CARGO_PKG_VERSION"),
+        "The BFF of the back office. Callers are staff with a JWT for audience `admin-bff` and the \
+         role `admin` or `support`; other callers get `403`. Personal data is masked by role, and \
+         every request, allowed or denied, is recorded in a tamper-evident audit trail first (if \
+         the record cannot be written, the answer is `503`).",
+        [("bearer", bff_server::openapi::bearer_jwt("A staff access token (audience `admin-bff`)."))],
+    );
+    OpenApiRouter::with_openapi(doc).routes(routes!(routes::user))
+}
+
+/// admin-bff's OpenAPI document, as served on `/openapi.json` and committed
+/// as `openapi/admin-bff.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    bff_server::openapi::finish(admin_routes().into_openapi())
+}
+
 /// The complete app: admin routes behind auditing, authentication and the edge stack.
 pub fn app(state: AppState, server: &ServerConfig) -> Router {
     let readiness = state.backbone.readiness();
     let authenticate =
         middleware::from_fn_with_state(Arc::clone(&state.backbone.verifier), authenticate_staff);
     let audit = middleware::from_fn_with_state(Arc::clone(&state.audit), audit_every_request);
-    let routes = Router::new()
-        .route("/admin/v1/users/{id}", get(routes::user))
+    let (routes, doc) = admin_routes().split_for_parts();
+    let routes = routes
         // Layers run bottom-up: audit wraps authentication, so denials are recorded too.
         .route_layer(authenticate)
         .route_layer(audit)
-        .with_state(state);
+        .with_state(state)
+        .merge(bff_server::openapi::route(&bff_server::openapi::finish(doc)));
     bff_server::edge(routes, server, readiness)
 }
 

@@ -10,7 +10,7 @@ use bff_server::extract::PathId;
 use serde::Serialize;
 
 /// Money as the back office shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoneyVm {
     /// Minor units.
@@ -26,7 +26,7 @@ impl From<&Money> for MoneyVm {
 }
 
 /// One order in the back office.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderVm {
     /// Order id.
@@ -41,8 +41,11 @@ pub struct OrderVm {
     pub total: MoneyVm,
 }
 
+/// The user's response (named for the OpenAPI document).
+pub type UserEnvelope = Envelope<UserVm>;
+
 /// `GET /admin/v1/users/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserVm {
     /// User id.
@@ -73,6 +76,25 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// `GET /admin/v1/users/{id}`: the profile is critical, orders optional.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/users/{id}",
+    tag = "users",
+    operation_id = "getUser",
+    summary = "A user's profile and recent orders, masked by the caller's role",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id, e.g. `u-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The user; `masked` names the fields hidden from the caller's role.",
+            body = UserEnvelope),
+        (status = 400, response = bff_error::openapi::BadRequest),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 403, response = bff_error::openapi::Forbidden),
+        (status = 404, response = bff_error::openapi::NotFound),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
 pub async fn user(
     State(backbone): State<Backbone>,
     caller: Caller,

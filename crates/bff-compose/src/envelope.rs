@@ -129,3 +129,85 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
         Json(self).into_response()
     }
 }
+
+/// The envelope in OpenAPI terms: `<Data>Envelope`, one schema per view model.
+mod openapi {
+    use std::borrow::Cow;
+
+    use bff_error::ReasonCode;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{ComponentStatus, Envelope};
+
+    fn reference<T: ToSchema>() -> RefOr<Schema> {
+        RefOr::Ref(Ref::from_schema_name(T::name()))
+    }
+
+    impl PartialSchema for ComponentStatus {
+        fn schema() -> RefOr<Schema> {
+            let string = || ObjectBuilder::new().schema_type(Type::String);
+            ObjectBuilder::new()
+                .description(Some(
+                    "How one component fared: `ok`, `fallback` (a substitute is shown, from `source`) or \
+                     `error` (it is missing).",
+                ))
+                .property("status", string().enum_values(Some(["ok", "fallback", "error"])))
+                .required("status")
+                .property("source", string().enum_values(Some(["default", "cache"])))
+                .property("reasonCode", reference::<ReasonCode>())
+                .property(
+                    "ageMs",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0))
+                        .description(Some("Age of a cached substitute, in milliseconds.")),
+                )
+                .into()
+        }
+    }
+
+    impl ToSchema for ComponentStatus {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((ReasonCode::name().into_owned(), ReasonCode::schema()));
+        }
+    }
+
+    impl<T: ToSchema> PartialSchema for Envelope<T> {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .description(Some(
+                    "A composed response: `data` is the view model; `components` says how each part fared.",
+                ))
+                .property(
+                    "degraded",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .description(Some("True when any component is not `ok`.")),
+                )
+                .required("degraded")
+                .property(
+                    "components",
+                    ObjectBuilder::new().additional_properties(Some(reference::<ComponentStatus>())),
+                )
+                .required("components")
+                .property("data", reference::<T>())
+                .required("data")
+                .into()
+        }
+    }
+
+    impl<T: ToSchema> ToSchema for Envelope<T> {
+        fn name() -> Cow<'static, str> {
+            Cow::Owned(format!("{}Envelope", T::name()))
+        }
+
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((T::name().into_owned(), T::schema()));
+            T::schemas(schemas);
+            schemas.push((ComponentStatus::name().into_owned(), ComponentStatus::schema()));
+            ComponentStatus::schemas(schemas);
+        }
+    }
+}

@@ -11,6 +11,8 @@
 //! * [`extract`]: `Json` and `Path` extractors whose rejections are problem
 //!   responses, so malformed input gets the same error shape as everything else.
 //! * [`conditional`]: `ETag` / `304 Not Modified` for GETs (opt in).
+//! * [`openapi`]: what every BFF's generated OpenAPI document shares, and
+//!   `GET /openapi.json`.
 //! * [`Backbone`]: what every BFF's handlers share (downstream clients with
 //!   token exchange, the token verifier, composition settings), and
 //!   [`launch`], the whole `main` of a BFF binary.
@@ -20,6 +22,7 @@ pub mod conditional;
 pub mod config;
 pub mod edge;
 pub mod extract;
+pub mod openapi;
 
 use std::future::Future;
 use std::time::Duration;

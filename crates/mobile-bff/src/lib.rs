@@ -6,6 +6,7 @@
 //!
 //! * `GET /v1/home`: [`routes::home`]
 //! * `GET /v1/product-page/{id}`: [`routes::product_page`]
+//! * `GET /openapi.json`: this API's OpenAPI document ([`openapi`]), public
 //!
 //! Everything operational (config, edge middleware, shutdown) comes from
 //! `bff-server`; resilience, telemetry and composition from their crates.
@@ -17,7 +18,6 @@ mod view;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
 use bff_auth::AuthConfig;
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
@@ -26,6 +26,8 @@ use bff_redis::RedisConfig;
 use bff_server::config::Validate;
 use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The environment prefix: `MOBILE_BFF__SERVER__PORT=9000`, and
 /// `MOBILE_BFF_CONFIG=path.toml` for a file.
@@ -73,18 +75,41 @@ impl Validate for Config {
 
 bff_server::bff_config!(Config);
 
+/// The screens, each routed together with its OpenAPI operation: a handler
+/// cannot be served without being documented.
+fn screens() -> OpenApiRouter<Backbone> {
+    let doc = bff_server::openapi::document(
+        "mobile-bff",
+        env!("CARGO_PKG_VERSION"),
+        "The BFF of the mobile app: one small, UI-shaped payload per screen, with `ETag`/`304` and gzip. \
+         Composed screens answer with an envelope whose `components` say which optional parts are \
+         missing; a missing critical part is a `503`/`504` problem.",
+        [(
+            "bearer",
+            bff_server::openapi::bearer_jwt("An access token of the mobile app (audience `mobile-bff`)."),
+        )],
+    );
+    OpenApiRouter::with_openapi(doc).routes(routes!(routes::home)).routes(routes!(routes::product_page))
+}
+
+/// mobile-bff's OpenAPI document, as served on `/openapi.json` and committed
+/// as `openapi/mobile-bff.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    bff_server::openapi::finish(screens().into_openapi())
+}
+
 /// The complete app: screens behind authentication and the edge stack.
 pub fn app(backbone: Backbone, server: &ServerConfig) -> Router {
     let readiness = backbone.readiness();
     let authenticate =
         axum::middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
-    let routes = Router::new()
-        .route("/v1/home", get(routes::home))
-        .route("/v1/product-page/{id}", get(routes::product_page))
+    let (screens, doc) = screens().split_for_parts();
+    let routes = screens
         .route_layer(authenticate)
         // Phones pay for bytes: conditional GETs (ETag/304) on every screen.
         .route_layer(axum::middleware::from_fn(bff_server::conditional::conditional_get))
-        .with_state(backbone);
+        .with_state(backbone)
+        .merge(bff_server::openapi::route(&bff_server::openapi::finish(doc)));
     // ...and gzip when the app accepts it (outermost, after the ETag is taken).
     bff_server::edge(routes, server, readiness).layer(tower_http::compression::CompressionLayer::new())
 }

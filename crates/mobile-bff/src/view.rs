@@ -9,7 +9,7 @@ use bff_downstream::model::{
 use serde::Serialize;
 
 /// Money, ready to show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoneyVm {
     /// Minor units, for arithmetic-free comparisons on the client.
@@ -31,7 +31,7 @@ impl From<&Money> for MoneyVm {
 }
 
 /// A product in a carousel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductTile {
     /// Product id, for navigation.
@@ -58,7 +58,7 @@ fn tiles(recommendations: &Recommendations) -> Vec<ProductTile> {
 }
 
 /// The cart badge of the home screen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CartBadge {
     /// Units in the cart.
@@ -68,7 +68,7 @@ pub struct CartBadge {
 }
 
 /// A promotion banner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionVm {
     /// Promotion id, for tracking taps.
@@ -81,7 +81,7 @@ pub struct PromotionVm {
 }
 
 /// `GET /v1/home`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HomeVm {
     /// "Hi Ada".
@@ -182,8 +182,26 @@ impl Serialize for Availability {
     }
 }
 
+impl utoipa::PartialSchema for Availability {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .description(Some("How available a product is; never an exact count."))
+            .property("code", string().enum_values(Some(["in_stock", "limited_stock", "out_of_stock"])))
+            .required("code")
+            .property("label", string().description(Some("What to show, e.g. `Limited stock`.")))
+            .required("label")
+            .property("canBuy", ObjectBuilder::new().schema_type(Type::Boolean))
+            .required("canBuy")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Availability {}
+
 /// The price block of a product page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceVm {
     /// What the customer pays.
@@ -194,7 +212,7 @@ pub struct PriceVm {
 }
 
 /// The rating line of a product page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RatingVm {
     /// Mean rating, one decimal.
@@ -204,7 +222,7 @@ pub struct RatingVm {
 }
 
 /// `GET /v1/product-page/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductPageVm {
     /// Product id.

@@ -12,6 +12,7 @@
 //! `RateLimit`; over quota is `429 rate_limited` with `Retry-After`.
 //!
 //! * `GET /partner/v1/products/{id}`: [`routes::product`]
+//! * `GET /openapi.json`: this API's OpenAPI document ([`openapi`]), public
 
 pub mod routes;
 
@@ -21,7 +22,6 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bff_auth::{AuthConfig, Caller};
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
@@ -32,6 +32,8 @@ use bff_redis::RedisConfig;
 use bff_server::config::Validate;
 use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The environment prefix: `PARTNER_BFF__SERVER__PORT=9000`.
 pub const ENV_PREFIX: &str = "PARTNER_BFF";
@@ -120,19 +122,43 @@ async fn rate_limit(
     response
 }
 
+/// The partner routes, each routed together with its OpenAPI operation.
+fn partner_routes() -> OpenApiRouter<Backbone> {
+    let doc = bff_server::openapi::document(
+        "partner-bff",
+        env!("CARGO_PKG_VERSION"),
+        "The API of partner integrations. Partners authenticate with OAuth client credentials \
+         (audience `partner-bff`); user tokens are refused. Within `/partner/v1` fields are only ever \
+         added. Every answer carries `RateLimit-Policy` and `RateLimit`; over quota is `429` with \
+         `Retry-After`.",
+        [(
+            "bearer",
+            bff_server::openapi::bearer_jwt("A client-credentials access token (audience `partner-bff`)."),
+        )],
+    );
+    OpenApiRouter::with_openapi(doc).routes(routes!(routes::product))
+}
+
+/// partner-bff's OpenAPI document, as served on `/openapi.json` and
+/// committed as `openapi/partner-bff.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    bff_server::openapi::finish(partner_routes().into_openapi())
+}
+
 /// The complete app: partner routes behind authentication, the partner
 /// check, the rate limit and the edge stack.
 pub fn app(backbone: Backbone, limiter: Arc<Limiter>, server: &ServerConfig) -> Router {
     let readiness = backbone.readiness();
     let authenticate =
         middleware::from_fn_with_state(Arc::clone(&backbone.verifier), bff_auth::require_bearer);
-    let routes = Router::new()
-        .route("/partner/v1/products/{id}", get(routes::product))
+    let (routes, doc) = partner_routes().split_for_parts();
+    let routes = routes
         // Layers run bottom-up: authenticate, check the caller kind, count.
         .route_layer(middleware::from_fn_with_state(limiter, rate_limit))
         .route_layer(middleware::from_fn(only_partners))
         .route_layer(authenticate)
-        .with_state(backbone);
+        .with_state(backbone)
+        .merge(bff_server::openapi::route(&bff_server::openapi::finish(doc)));
     bff_server::edge(routes, server, readiness)
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// A price in a partner payload: minor units, no formatting (partners render
 /// it their own way).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceV1 {
     /// Minor units.
@@ -28,7 +28,7 @@ impl From<&Money> for PriceV1 {
 }
 
 /// Stock, coarse on purpose (exact counts are not part of the contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AvailabilityV1 {
     /// More than ten units.
@@ -51,8 +51,11 @@ impl From<StockLevel> for AvailabilityV1 {
     }
 }
 
+/// The product's response (named for the OpenAPI document).
+pub type ProductEnvelope = Envelope<ProductV1>;
+
 /// `GET /partner/v1/products/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductV1 {
     /// Product id.
@@ -72,6 +75,29 @@ pub struct ProductV1 {
 
 /// `GET /partner/v1/products/{id}`: catalog and price are critical (no
 /// product without a valid price), availability is optional (`unknown`).
+#[utoipa::path(
+    get,
+    path = "/partner/v1/products/{id}",
+    tag = "products",
+    operation_id = "getProduct",
+    summary = "A product with its price and availability",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Product id, e.g. `p-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The product; `components.availability` says whether stock is known.",
+            body = ProductEnvelope, headers(
+                ("RateLimit-Policy" = String, description = "The partner's quota, e.g. `\"partner\";q=100;w=60`."),
+                ("RateLimit" = String, description = "What is left of it, e.g. `\"partner\";r=99;t=1`."),
+            )),
+        (status = 400, response = bff_error::openapi::BadRequest),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 403, response = bff_error::openapi::Forbidden),
+        (status = 404, response = bff_error::openapi::NotFound),
+        (status = 429, response = bff_error::openapi::RateLimited),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
 pub async fn product(
     State(backbone): State<Backbone>,
     plan: Plan,

@@ -8,6 +8,7 @@
 //!
 //! * `GET /auth/login`, `GET /auth/callback`, `GET /auth/session`, `POST /auth/logout`
 //! * `GET /v1/home`: [`routes::home`], richer than mobile's.
+//! * `GET /openapi.json`: this API's OpenAPI document ([`openapi`]), public.
 
 pub mod login;
 pub mod routes;
@@ -19,7 +20,6 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware;
-use axum::routing::{get, post};
 use bff_auth::{AuthConfig, ExchangeConfig, Secret};
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
@@ -29,6 +29,8 @@ use bff_server::config::Validate;
 use bff_server::{Backbone, BffConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::session::{CSRF_HEADER, Origins, Sealer, SessionAuth};
 
@@ -169,6 +171,38 @@ impl FromRef<WebState> for Arc<ComposeConfig> {
     }
 }
 
+/// Routes without a session: the login flow.
+fn public() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new().routes(routes!(login::login)).routes(routes!(login::callback))
+}
+
+/// Routes behind the session (and, for writes, the CSRF check), each routed
+/// together with its OpenAPI operation.
+fn private() -> OpenApiRouter<WebState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::home))
+        .routes(routes!(login::session_info))
+        .routes(routes!(login::logout))
+}
+
+/// web-bff's OpenAPI document, as served on `/openapi.json` and committed as
+/// `openapi/web-bff.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use bff_server::openapi::{cookie, document, finish, header_key};
+    let doc = document(
+        "web-bff",
+        env!("CARGO_PKG_VERSION"),
+        "The BFF of the web front end. The browser never holds a token: it logs in through \
+         `/auth/login` and carries a sealed `HttpOnly` session cookie; writes also need an allowed \
+         `Origin` and the session's CSRF token (from `/auth/session`).",
+        [
+            ("session", cookie(session::SESSION_COOKIE, "The sealed session, set by `/auth/callback`.")),
+            ("csrf", header_key("X-CSRF-Token", "The session's CSRF token, from `GET /auth/session`.")),
+        ],
+    );
+    finish(OpenApiRouter::with_openapi(doc).merge(public()).merge(private()).into_openapi())
+}
+
 /// The complete app.
 pub fn app(state: WebState, server: &ServerConfig) -> Router {
     let readiness = state.backbone.readiness();
@@ -187,16 +221,13 @@ pub fn app(state: WebState, server: &ServerConfig) -> Router {
             bff_telemetry_request_id(),
         ])
         .expose_headers([bff_telemetry_request_id()]);
-    let public =
-        Router::new().route("/auth/login", get(login::login)).route("/auth/callback", get(login::callback));
-    let private = Router::new()
-        .route("/v1/home", get(routes::home))
-        .route("/auth/session", get(login::session_info))
-        .route("/auth/logout", post(login::logout))
+    let (public, _) = public().split_for_parts();
+    let (private, _) = private().split_for_parts();
+    let private = private
         // Layers run bottom-up: the session first, then the CSRF check.
         .route_layer(middleware::from_fn_with_state(origins, session::require_csrf))
         .route_layer(middleware::from_fn_with_state(session_auth, session::require_session));
-    let routes = public.merge(private).with_state(state);
+    let routes = public.merge(private).with_state(state).merge(bff_server::openapi::route(&openapi()));
     // CORS goes around the whole edge: preflights (OPTIONS) must be answered
     // before routing turns them into 405s.
     bff_server::edge(routes, server, readiness).layer(cors)

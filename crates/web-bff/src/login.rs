@@ -47,14 +47,28 @@ fn local_path(return_to: Option<&str>) -> String {
 }
 
 /// Query of `/auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LoginQuery {
+    /// A local path to land on after the login (anything else lands on `/`).
     return_to: Option<String>,
     /// Passed to the identity provider (the mock logs in that seeded user).
     login_hint: Option<String>,
 }
 
 /// `GET /auth/login`: start the flow.
+#[utoipa::path(
+    get,
+    path = "/auth/login",
+    tag = "session",
+    operation_id = "login",
+    summary = "Start a login (authorization code + PKCE, run by the BFF)",
+    params(LoginQuery),
+    responses(
+        (status = 303, description = "To the identity provider; sets the short-lived `__Host-login` cookie.",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+    )
+)]
 pub async fn login(State(web): State<WebState>, Query(query): Query<LoginQuery>) -> Response {
     let login = LoginState {
         state: random_token(),
@@ -99,11 +113,15 @@ fn redirect(location: &str, cookies: &[String]) -> Response {
     response
 }
 
-/// Query of `/auth/callback`.
-#[derive(Debug, Deserialize)]
+/// Query of `/auth/callback`, as sent by the identity provider.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The authorization code.
     code: Option<String>,
+    /// Must match the login's state.
     state: Option<String>,
+    /// Set when the identity provider refused the login.
     error: Option<String>,
 }
 
@@ -114,6 +132,20 @@ struct TokenResponse {
 }
 
 /// `GET /auth/callback`: finish the flow and open the session.
+#[utoipa::path(
+    get,
+    path = "/auth/callback",
+    tag = "session",
+    operation_id = "loginCallback",
+    summary = "Finish a login and open the session",
+    params(CallbackQuery),
+    responses(
+        (status = 303, description = "Back to `return_to`; sets the sealed `__Host-session` cookie.",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, response = bff_error::openapi::BadRequest),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+    )
+)]
 pub async fn callback(
     State(web): State<WebState>,
     headers: HeaderMap,
@@ -182,20 +214,57 @@ pub async fn callback(
     )
 }
 
+/// `GET /auth/session`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionVm {
+    /// The logged-in user.
+    pub subject: String,
+    /// Send it as `X-CSRF-Token` on every write.
+    pub csrf_token: String,
+    /// When the session ends (Unix seconds).
+    pub expires_at: u64,
+}
+
 /// `GET /auth/session`: who is logged in, and the CSRF token the page must
 /// send on writes.
+#[utoipa::path(
+    get,
+    path = "/auth/session",
+    tag = "session",
+    operation_id = "session",
+    summary = "The current session and its CSRF token",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The session.", body = SessionVm),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+    )
+)]
 pub async fn session_info(caller: Caller, session: axum::Extension<Session>) -> Response {
-    let mut response = Json(serde_json::json!({
-        "subject": caller.subject,
-        "csrfToken": session.csrf,
-        "expiresAt": session.expires_at,
-    }))
-    .into_response();
+    let vm = SessionVm {
+        subject: caller.subject,
+        csrf_token: session.csrf.clone(),
+        expires_at: session.expires_at,
+    };
+    let mut response = Json(vm).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
 /// `POST /auth/logout`: clears the session cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "session",
+    operation_id = "logout",
+    summary = "End the session",
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (status = 204, description = "The session cookie is cleared.", headers(("Set-Cookie" = String))),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 403, response = bff_error::openapi::Forbidden),
+    )
+)]
 pub async fn logout() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0)) {

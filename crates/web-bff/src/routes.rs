@@ -18,7 +18,7 @@ use bff_server::Backbone;
 use serde::Serialize;
 
 /// Money, ready to show.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoneyVm {
     /// Minor units.
@@ -40,7 +40,7 @@ impl From<&Money> for MoneyVm {
 }
 
 /// A product card.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductCard {
     /// Product id.
@@ -54,7 +54,7 @@ pub struct ProductCard {
 }
 
 /// The mini-cart.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MiniCart {
     /// Units in the cart.
@@ -66,7 +66,7 @@ pub struct MiniCart {
 }
 
 /// A recent order line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecentOrder {
     /// Order id.
@@ -80,7 +80,7 @@ pub struct RecentOrder {
 }
 
 /// A promotion banner.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Banner {
     /// Promotion id.
@@ -92,8 +92,11 @@ pub struct Banner {
     pub badge: Option<String>,
 }
 
+/// The home page's response (named for the OpenAPI document).
+pub type WebHomeEnvelope = Envelope<WebHomeVm>;
+
 /// `GET /v1/home` (web).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebHomeVm {
     /// "Welcome back, Ada".
@@ -168,6 +171,20 @@ impl WebHomeVm {
 /// `GET /v1/home`: profile and cart critical; recommendations and
 /// promotions cached per segment (stale on failure, else empty); delivery
 /// and recent orders are omitted when missing.
+#[utoipa::path(
+    get,
+    path = "/v1/home",
+    tag = "pages",
+    operation_id = "home",
+    summary = "The home page",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The home page; `components` says which parts are missing.", body = WebHomeEnvelope),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
 pub async fn home(
     State(backbone): State<Backbone>,
     caller: Caller,

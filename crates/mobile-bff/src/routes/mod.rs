@@ -13,6 +13,20 @@ use bff_server::extract::PathId;
 
 use crate::view::{Availability, HomeVm, ProductPageVm};
 
+/// The home screen's response (named for the OpenAPI document).
+pub type HomeEnvelope = Envelope<HomeVm>;
+/// The product page's response (named for the OpenAPI document).
+pub type ProductPageEnvelope = Envelope<ProductPageVm>;
+
+/// `If-None-Match`: every screen answers a matching validator with `304`.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatch {
+    /// The `ETag` of the copy the app holds.
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
+}
+
 /// `GET /v1/home`: the home screen.
 ///
 /// | component | critical | when missing |
@@ -22,6 +36,23 @@ use crate::view::{Availability, HomeVm, ProductPageVm};
 /// | `recommendations` | no | cached per segment: stale on failure, else empty (`fallback`) |
 /// | `promotions` | no | cached per segment: stale on failure, else none (`fallback`) |
 /// | `shipping` | no | no delivery banner (`error`, omitted) |
+#[utoipa::path(
+    get,
+    path = "/v1/home",
+    tag = "screens",
+    operation_id = "home",
+    summary = "The home screen",
+    security(("bearer" = [])),
+    params(IfNoneMatch),
+    responses(
+        (status = 200, description = "The home screen; `components` says which parts are missing.",
+            body = HomeEnvelope, headers(("ETag" = String, description = "Weak validator of this body."))),
+        (status = 304, description = "Unchanged since the `If-None-Match` validator."),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
 pub async fn home(
     State(state): State<Backbone>,
     caller: Caller,
@@ -61,6 +92,25 @@ pub async fn home(
 /// | `availability` | no | "Limited stock" (`fallback`): never an exact count |
 /// | `recommendations` | no | empty (`fallback`) |
 /// | `reviews` | no | no rating (`error`, omitted) |
+#[utoipa::path(
+    get,
+    path = "/v1/product-page/{id}",
+    tag = "screens",
+    operation_id = "productPage",
+    summary = "A product's page",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Product id, e.g. `p-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$"), IfNoneMatch),
+    responses(
+        (status = 200, description = "The product page; `components` says which parts are missing.",
+            body = ProductPageEnvelope, headers(("ETag" = String, description = "Weak validator of this body."))),
+        (status = 304, description = "Unchanged since the `If-None-Match` validator."),
+        (status = 400, response = bff_error::openapi::BadRequest),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 404, response = bff_error::openapi::NotFound),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
 pub async fn product_page(
     State(state): State<Backbone>,
     caller: Caller,
