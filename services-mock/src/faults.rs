@@ -228,6 +228,11 @@ impl FaultState {
         self.faults.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Heals the mock: no faults.
+    pub fn clear(&self) {
+        self.set(Faults::default());
+    }
+
     fn set(&self, faults: Faults) {
         *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
         self.seen.store(0, std::sync::atomic::Ordering::SeqCst);

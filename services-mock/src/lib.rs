@@ -7,6 +7,7 @@
 //! * `GET /__stats`, `DELETE /__stats`: requests per route, in flight, and the
 //!   recent requests with their `x-request-id` and `traceparent`
 //! * `GET /__schemas`: JSON Schema of every response, by route
+//! * `POST /__pact/provider-states`: Pact provider states ([`provider_states`])
 //! * `GET /healthz`
 //!
 //! Faults apply to service routes only, never to the admin routes, so a test
@@ -16,6 +17,7 @@
 pub mod faults;
 pub mod fleet;
 pub mod identity;
+pub mod provider_states;
 pub mod seed;
 pub mod services;
 
@@ -170,6 +172,7 @@ pub fn app(service: Service, state: MockState) -> axum::Router {
         .route("/__faults", get(faults::get_faults).put(faults::put_faults).delete(faults::delete_faults))
         .route("/__stats", get(faults::get_stats).delete(faults::delete_stats))
         .route("/__schemas", get(move || async move { Json(schemas) }))
+        .route("/__pact/provider-states", axum::routing::post(provider_states::change))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { faults::error_body(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state)

@@ -210,6 +210,11 @@ impl Seed {
         self.users.iter().find(|u| u.id == id)
     }
 
+    /// How many orders a user has: user `u-N` has N-1 (so `u-1` has none).
+    pub fn order_count(&self, user: &SeedUser) -> usize {
+        user.id.trim_start_matches("u-").parse::<usize>().unwrap_or(1).saturating_sub(1)
+    }
+
     /// The product at a 1-based index (wrapping), for derived data.
     pub fn nth_product(&self, n: usize) -> &SeedProduct {
         &self.products[(n.max(1) - 1) % self.products.len()]

@@ -460,10 +460,10 @@ pub struct OrderBody {
     total: Money,
 }
 
-/// A user's orders: user `u-N` has N-1 orders (so `u-1` has none). Bad data: negative totals.
+/// A user's orders ([`crate::seed::Seed::order_count`] of them). Bad data: negative totals.
 async fn orders(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
     let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
-    let n: usize = user.id.trim_start_matches("u-").parse().unwrap_or(1);
+    let n = state.seed.order_count(user) + 1;
     let sign = if state.control.faults.bad_data() { -1 } else { 1 };
     let orders = (1..n)
         .map(|k| OrderBody {
