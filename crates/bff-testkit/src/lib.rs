@@ -5,6 +5,8 @@
 //! and [`TestApp`] sends real HTTP with real ES256 tokens. [`Reply`] reads a
 //! response whole and asserts problem bodies, so each test reads as a story.
 
+pub mod pact;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! admin-bff integration tests: staff tokens, role-based masking and the
 //! audit trail, against the real mocks.
 
+mod pacts;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

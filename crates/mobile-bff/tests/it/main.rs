@@ -8,6 +8,7 @@ mod caching;
 mod helpers;
 mod home;
 mod operations;
+mod pacts;
 mod product_page;
 mod resilience;
 mod token_exchange;

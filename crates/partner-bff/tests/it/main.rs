@@ -1,6 +1,8 @@
 //! partner-bff integration tests: real client-credentials tokens from the
 //! identity mock, the real mocks behind the BFF.
 
+mod pacts;
+
 use bff_testkit::{Reply, TestApp, status_of};
 use partner_bff::Config;
 use serde_json::json;

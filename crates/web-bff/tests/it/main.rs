@@ -1,6 +1,8 @@
 //! web-bff integration tests: the whole login flow over real HTTP against
 //! the identity mock, sealed cookies, CSRF and CORS.
 
+mod pacts;
+
 use bff_testkit::{Reply, TestApp};
 use services_mock::identity::ClientKind;
 use services_mock::{Fleet, Service};

@@ -1,0 +1,405 @@
+//! Consumer-driven contracts, consumer side: what a BFF's downstream calls
+//! expect of each service, as Pact V4 files.
+//!
+//! Each BFF declares the calls its handlers make as a list of [`Read`]s
+//! per service (its `tests/it/pacts.rs`). [`record`] turns each into a Pact
+//! interaction — a provider state, the request the shared typed client
+//! sends, and the response fields its DTO reads, with type/regex/each-like
+//! matchers instead of literal values — starts the Pact mock server, and
+//! **runs the real client code against it** (`bff_downstream::Api`), so a
+//! pact cannot claim a request the client does not make or a field it does
+//! not parse. When the mock server stops, Pact checks every interaction was
+//! exercised and writes `<consumer>-<service>.json` to [`output_dir`].
+//!
+//! Only what the client reads is in a pact: providers may add fields
+//! freely, and optional fields the BFF does not depend on are left out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bff_downstream::model::Money;
+use bff_downstream::{Api, DownstreamConfig, DownstreamError};
+use bff_resilience::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture};
+use bff_telemetry::RequestContext;
+use pact_consumer::prelude::*;
+use services_mock::Service;
+
+/// The environment variable `cargo xtask contracts` sets to collect fresh
+/// pacts in a directory of its own.
+pub const PACT_DIR_ENV: &str = "BFF_PACT_DIR";
+
+/// Where pacts are written: `$BFF_PACT_DIR` when set, else
+/// `<workspace>/target/pacts` (so a plain `cargo test` never rewrites the
+/// committed `contracts/`).
+pub fn output_dir() -> PathBuf {
+    match std::env::var_os(PACT_DIR_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pacts"),
+    }
+}
+
+/// A V4 pact between `consumer` and `provider`, written to [`output_dir`].
+pub fn pact(consumer: &str, provider: &str) -> PactBuilder {
+    let mut builder = PactBuilder::new_v4(consumer, provider);
+    builder.with_output_dir(output_dir());
+    builder
+}
+
+/// One call a BFF makes, by typed-client method. The ids are the seeded
+/// ones the provider states name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `users.profile("u-1")`; `with_email` when the BFF reads the e-mail.
+    Profile {
+        /// Whether the BFF reads `email`.
+        with_email: bool,
+    },
+    /// `cart.cart("u-2")`: two lines.
+    Cart,
+    /// `catalog.product("p-1")`.
+    Product,
+    /// `catalog.product("p-999")`: the BFF relies on `404` meaning "no such product".
+    ProductMissing,
+    /// `pricing.price("p-5")`, a product on sale (`listPrice` read too).
+    PriceOnSale,
+    /// `inventory.stock("p-1")`.
+    Stock,
+    /// `recommendations.for_segment("frequent", "home", limit)`.
+    RecommendationsForSegment {
+        /// The `limit` the BFF asks for.
+        limit: u8,
+    },
+    /// `recommendations.for_user("u-1", "product:p-1", limit)`.
+    RecommendationsForUser {
+        /// The `limit` the BFF asks for.
+        limit: u8,
+    },
+    /// `promotions.for_segment("frequent")`.
+    PromotionsForSegment,
+    /// `shipping.estimate("u-1")`, with the free-shipping threshold.
+    Estimate,
+    /// `reviews.summary("p-1")`.
+    ReviewSummary,
+    /// `orders.for_user("u-2")` (`u-1` has none).
+    Orders,
+}
+
+impl Read {
+    /// The service this call goes to.
+    pub fn service(self) -> Service {
+        match self {
+            Read::Profile { .. } => Service::User,
+            Read::Cart => Service::Cart,
+            Read::Product | Read::ProductMissing => Service::Catalog,
+            Read::PriceOnSale => Service::Pricing,
+            Read::Stock => Service::Inventory,
+            Read::RecommendationsForSegment { .. } | Read::RecommendationsForUser { .. } => {
+                Service::Recommendations
+            }
+            Read::PromotionsForSegment => Service::Promotions,
+            Read::Estimate => Service::Shipping,
+            Read::ReviewSummary => Service::Reviews,
+            Read::Orders => Service::Orders,
+        }
+    }
+
+    fn interaction(self, builder: &mut PactBuilder) {
+        let description = self.description();
+        builder.interaction(description.as_str(), "", |mut i| {
+            let (state, path, query, body, status): Expect = match self {
+                    Read::Profile { with_email } => {
+                        let mut body = json_pattern!({
+                            "id": like!("u-1"),
+                            "displayName": like!("Ada Lovelace"),
+                            "tier": like!("gold"),
+                            "locale": like!("en-GB"),
+                        });
+                        if with_email && let JsonPattern::Object(fields) = &mut body {
+                            fields.insert("email".to_owned(), term!("^[^@]+@[^@]+$", "ada@example.com").into());
+                        }
+                        ("user u-1 exists", "/users/u-1".into(), vec![], Some(body), 200)
+                    }
+                    Read::Cart => (
+                        "user u-2 has 2 items in the cart",
+                        "/carts/u-2".into(),
+                        vec![],
+                        Some(json_pattern!({
+                            "items": each_like!({ "productId": like!("p-2"), "quantity": like!(1) }, min = 2),
+                            "total": money(2998),
+                        })),
+                        200,
+                    ),
+                    Read::Product => (
+                        "product p-1 exists",
+                        "/products/p-1".into(),
+                        vec![],
+                        Some(json_pattern!({
+                            "id": like!("p-1"),
+                            "name": like!("Amber Lamp"),
+                            "brand": like!("Nordlys"),
+                            "description": like!("A lamp."),
+                            "images": each_like!("https://img.example/p-1/1.jpg"),
+                        })),
+                        200,
+                    ),
+                    Read::ProductMissing => {
+                        ("product p-999 does not exist", "/products/p-999".into(), vec![], None, 404)
+                    }
+                    Read::PriceOnSale => (
+                        "product p-5 is on sale",
+                        "/prices/p-5".into(),
+                        vec![],
+                        Some(json_pattern!({
+                            "productId": like!("p-5"),
+                            "price": money(1999),
+                            "listPrice": money(2499),
+                        })),
+                        200,
+                    ),
+                    Read::Stock => (
+                        "product p-1 exists",
+                        "/stock/p-1".into(),
+                        vec![],
+                        Some(json_pattern!({ "productId": like!("p-1"), "available": like!(13) })),
+                        200,
+                    ),
+                    Read::RecommendationsForSegment { limit } => (
+                        "user u-1 exists",
+                        "/recommendations".into(),
+                        vec![("segment", "frequent".into()), ("context", "home".into()), ("limit", limit.to_string())],
+                        Some(recommendations()),
+                        200,
+                    ),
+                    Read::RecommendationsForUser { limit } => (
+                        "user u-1 exists",
+                        "/recommendations".into(),
+                        vec![("user", "u-1".into()), ("context", "product:p-1".into()), ("limit", limit.to_string())],
+                        Some(recommendations()),
+                        200,
+                    ),
+                    Read::PromotionsForSegment => (
+                        "user u-1 exists",
+                        "/promotions".into(),
+                        vec![("segment", "frequent".into())],
+                        Some(json_pattern!({
+                            "promotions": each_like!({ "id": like!("promo-1"), "title": like!("Free returns all winter") }),
+                        })),
+                        200,
+                    ),
+                    Read::Estimate => (
+                        "user u-1 exists",
+                        "/estimates".into(),
+                        vec![("user", "u-1".into())],
+                        Some(json_pattern!({
+                            "minDays": like!(2),
+                            "maxDays": like!(4),
+                            "freeShippingOver": money(4000),
+                        })),
+                        200,
+                    ),
+                    Read::ReviewSummary => (
+                        "product p-1 exists",
+                        "/reviews/p-1/summary".into(),
+                        vec![],
+                        Some(json_pattern!({ "averageRating": like!(4.2), "count": like!(17) })),
+                        200,
+                    ),
+                    Read::Orders => (
+                        "user u-2 has orders",
+                        "/orders".into(),
+                        vec![("user", "u-2".into())],
+                        Some(json_pattern!({
+                            "orders": each_like!({
+                                "id": like!("o-1-1"),
+                                "placedAt": term!("^\\d{4}-\\d{2}-\\d{2}T.*$", "2026-10-01T09:30:00Z"),
+                                "status": like!("delivered"),
+                                "itemCount": like!(2),
+                                "total": money(5998),
+                            }),
+                        })),
+                        200,
+                    ),
+                };
+            i.given(state);
+            i.request.get().path(path).header("accept", "application/json").header(
+                "authorization",
+                term!("^Bearer [A-Za-z0-9._~+/=-]+$", "Bearer service-token"),
+            );
+            for (key, value) in query {
+                i.request.query_param(key, value);
+            }
+            i.response.status(status);
+            if let Some(body) = body {
+                i.response.content_type("application/json").json_body(body);
+            }
+            i
+        });
+    }
+
+    fn description(self) -> String {
+        match self {
+            Read::Profile { with_email: true } => "a user's profile, with e-mail".into(),
+            Read::Profile { with_email: false } => "a user's profile".into(),
+            Read::Cart => "a user's cart".into(),
+            Read::Product => "a product".into(),
+            Read::ProductMissing => "an unknown product".into(),
+            Read::PriceOnSale => "the price of a product on sale".into(),
+            Read::Stock => "a product's stock".into(),
+            Read::RecommendationsForSegment { limit } => {
+                format!("{limit} recommendations for a segment's home")
+            }
+            Read::RecommendationsForUser { limit } => {
+                format!("{limit} recommendations for a user on a product")
+            }
+            Read::PromotionsForSegment => "a segment's promotions".into(),
+            Read::Estimate => "a user's delivery estimate".into(),
+            Read::ReviewSummary => "a product's review summary".into(),
+            Read::Orders => "a user's orders".into(),
+        }
+    }
+
+    /// Calls the real typed client and checks what it parsed: the pact's
+    /// example values must make it through the client's decoding and
+    /// validation.
+    async fn exercise(self, api: &Api) -> Result<(), String> {
+        let show = |e: DownstreamError| e.to_string();
+        match self {
+            Read::Profile { with_email } => {
+                let profile = api.users.profile(cx(), "u-1").await.map_err(show)?;
+                check(profile.display_name == "Ada Lovelace", "displayName")?;
+                check(profile.email.is_some() == with_email, "email")
+            }
+            Read::Cart => {
+                let cart = api.cart.cart(cx(), "u-2").await.map_err(show)?;
+                check(cart.items.len() == 2 && cart.total == gbp(2998), "items and total")
+            }
+            Read::Product => {
+                let product = api.catalog.product(cx(), "p-1").await.map_err(show)?;
+                check(product.name == "Amber Lamp" && product.images.len() == 1, "name and images")
+            }
+            Read::ProductMissing => match api.catalog.product(cx(), "p-999").await {
+                Err(DownstreamError::NotFound { .. }) => Ok(()),
+                other => Err(format!("expected not found, got {other:?}")),
+            },
+            Read::PriceOnSale => {
+                let price = api.pricing.price(cx(), "p-5").await.map_err(show)?;
+                check(price.list_price == Some(gbp(2499)), "listPrice")
+            }
+            Read::Stock => {
+                let stock = api.inventory.stock(cx(), "p-1").await.map_err(show)?;
+                check(stock.available == 13, "available")
+            }
+            Read::RecommendationsForSegment { limit } => {
+                let found =
+                    api.recommendations.for_segment(cx(), "frequent", "home", limit).await.map_err(show)?;
+                check(found.items.len() == 1, "items")
+            }
+            Read::RecommendationsForUser { limit } => {
+                let found =
+                    api.recommendations.for_user(cx(), "u-1", "product:p-1", limit).await.map_err(show)?;
+                check(found.items.len() == 1, "items")
+            }
+            Read::PromotionsForSegment => {
+                let found = api.promotions.for_segment(cx(), "frequent").await.map_err(show)?;
+                check(found.promotions.len() == 1, "promotions")
+            }
+            Read::Estimate => {
+                let estimate = api.shipping.estimate(cx(), "u-1").await.map_err(show)?;
+                check(estimate.free_shipping_over == Some(gbp(4000)), "freeShippingOver")
+            }
+            Read::ReviewSummary => {
+                let summary = api.reviews.summary(cx(), "p-1").await.map_err(show)?;
+                check(summary.count == 17, "count")
+            }
+            Read::Orders => {
+                let orders = api.orders.for_user(cx(), "u-2").await.map_err(show)?;
+                check(orders.orders.len() == 1 && orders.orders[0].item_count == 2, "orders")
+            }
+        }
+    }
+}
+
+/// One interaction's expectations: provider state, request path and query,
+/// response body (if any) and status.
+type Expect = (&'static str, String, Vec<(&'static str, String)>, Option<JsonPattern>, u16);
+
+fn check(ok: bool, what: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(format!("the client did not read {what} as the pact says")) }
+}
+
+fn gbp(amount_minor: i64) -> Money {
+    Money { amount_minor, currency: "GBP".to_owned() }
+}
+
+fn money(amount_minor: i64) -> JsonPattern {
+    json_pattern!({ "amountMinor": like!(amount_minor), "currency": term!("^[A-Z]{3}$", "GBP") })
+}
+
+fn recommendations() -> JsonPattern {
+    json_pattern!({
+        "items": each_like!({
+            "productId": like!("p-7"),
+            "name": like!("Amber Lamp"),
+            "imageUrl": like!("https://img.example/p-7/1.jpg"),
+            "price": money(2499),
+        }),
+    })
+}
+
+fn cx() -> CallCtx {
+    CallCtx::new(RequestContext::detached(), Deadline::after(Duration::from_secs(10)))
+        .with_principal(Some(Arc::new(Principal::new("u-1", "caller-token"))))
+}
+
+/// Hands out a fixed token: the Pact mock server only checks its shape; the
+/// verifier replaces it with a real one for the provider.
+#[derive(Debug)]
+struct FixedToken;
+
+impl ServiceTokens for FixedToken {
+    fn token_for<'a>(&'a self, _: &'a Principal, _: &'a str, _: &'a [String]) -> TokenFuture<'a> {
+        Box::pin(async { Ok(Arc::from("service-token")) })
+    }
+}
+
+/// Records `consumer`'s pact with `service`: one interaction per read,
+/// each exercised through the real typed client. Errors name the read.
+pub async fn record(consumer: &str, service: Service, reads: &[Read]) -> Result<(), String> {
+    let mut builder = pact(consumer, service.name());
+    for read in reads {
+        if read.service() != service {
+            return Err(format!("{read:?} goes to {}, not {service}", read.service()));
+        }
+        read.interaction(&mut builder);
+    }
+    // The sync start runs the mock server on a runtime and thread of its own
+    // (the async one is not offered for `PactBuilder`).
+    let server = builder.start_mock_server(None, None);
+    let mut config = DownstreamConfig::default();
+    let name = service.name().parse().map_err(|e| format!("{e:?}"))?;
+    config.set_base_url(name, server.url().as_str().trim_end_matches('/'));
+    if let Some(settings) = config.services.get_mut(service.name()) {
+        // One attempt, no hedge: the pact records what one call looks like.
+        settings.timeout_ms = 5_000;
+    }
+    let api = Api::new(&config, consumer, Arc::new(FixedToken))?;
+    for read in reads {
+        read.exercise(&api)
+            .await
+            .map_err(|e| format!("{consumer} -> {service}: {}: {e}", read.description()))?;
+    }
+    // Dropping the server checks every interaction was met and writes the file.
+    drop(server);
+    Ok(())
+}
+
+/// [`record`] for each service a BFF calls; panics with the first error
+/// (for `#[tokio::test]`s).
+pub async fn record_all(consumer: &str, reads: &[(Service, Vec<Read>)]) {
+    for (service, reads) in reads {
+        if let Err(error) = record(consumer, *service, reads).await {
+            panic!("{error}");
+        }
+    }
+}
