@@ -5,7 +5,10 @@
 //!   everything listens, stop everything on Ctrl-C.
 //! * `token --client mobile --user u-1`: print an access token that the
 //!   running stack accepts.
+//! * `contracts [--update | --rebaseline]`: regenerate pacts, verify every
+//!   provider, check OpenAPI drift and breaking changes (see `contracts.rs`).
 
+mod contracts;
 mod dev;
 mod stack;
 
@@ -19,7 +22,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   dev                                   build and run every mock and BFF; Ctrl-C stops them
   token --client <mobile|web|partner|admin> --user <id> [--ttl-secs N]
-                                        print an access token for a seeded user";
+                                        print an access token for a seeded user
+  contracts [--update | --rebaseline]   consumer pacts, provider verification, OpenAPI drift and
+                                        breaking changes; --update rewrites the generated files,
+                                        --rebaseline makes the current OpenAPI the released one";
 
 fn main() -> ExitCode {
     match run() {
@@ -36,6 +42,7 @@ fn run() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("dev") => dev::run(&args[1..]),
         Some("token") => token(&args[1..]),
+        Some("contracts") => contracts::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,53 @@
+//! `bff-contracts`: the checks `cargo xtask contracts` runs once the consumer
+//! tests have written fresh pacts. Not meant to be run by hand; see
+//! `cargo xtask contracts --help`.
+//!
+//! ```text
+//! bff-contracts check --root <workspace> --pacts <dir> [--update]
+//! bff-contracts rebaseline --root <workspace>
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bff_contracts::check::{self, Options};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("bff-contracts: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<bool> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let (mut root, mut pacts, mut update) = (None, None, false);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--root" => root = args.next().map(PathBuf::from),
+            "--pacts" => pacts = args.next().map(PathBuf::from),
+            "--update" => update = true,
+            other => anyhow::bail!("unknown argument `{other}`"),
+        }
+    }
+    let root = root.ok_or_else(|| anyhow::anyhow!("--root is required"))?;
+    match command.as_str() {
+        "check" => {
+            let fresh_pacts = pacts.ok_or_else(|| anyhow::anyhow!("--pacts is required"))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let outcome = runtime.block_on(check::run(&Options { root, fresh_pacts, update }))?;
+            print!("{}", outcome.report);
+            Ok(outcome.passed)
+        }
+        "rebaseline" => {
+            print!("{}", check::rebaseline(&root)?);
+            Ok(true)
+        }
+        other => anyhow::bail!("unknown command `{other}` (check, rebaseline)"),
+    }
+}

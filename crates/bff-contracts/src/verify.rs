@@ -1,0 +1,434 @@
+//! Provider verification: every pact replayed against its provider with
+//! the Pact verifier library (`pact_verifier`).
+//!
+//! Providers run in this process on loopback ports: the mock services
+//! ([`services_mock::Fleet`]) and, for the front ends' pacts, the BFFs with
+//! the mocks behind them ([`Providers::start`]). The verifier sends each
+//! interaction's request with real credentials added (a service token for
+//! the mock's audience, a mobile user's bearer token, a web session cookie
+//! obtained through the real login flow), after setting up its provider
+//! states ([`States`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use async_trait::async_trait;
+use pact_models::provider_states::ProviderState;
+use pact_verifier::callback_executors::ProviderStateExecutor;
+use pact_verifier::verification_result::VerificationMismatchResult;
+use pact_verifier::{
+    FilterInfo, NullRequestFilterExecutor, PactSource, ProviderInfo, ProviderTransport, VerificationOptions,
+};
+use serde_json::Value;
+use services_mock::identity::ClientKind;
+use services_mock::{Fleet, Service};
+use tokio::sync::oneshot;
+
+/// A pact file, as far as the matrix needs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PactFile {
+    /// The consumer's name (`mobile-bff`, `mobile-app`).
+    pub consumer: String,
+    /// The provider's name (`catalog`, `mobile-bff`).
+    pub provider: String,
+    /// Number of interactions in the file.
+    pub interactions: usize,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// Reads every `*.json` pact in `dir`, sorted by consumer and provider.
+pub fn pact_files(dir: &Path) -> anyhow::Result<Vec<PactFile>> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let pact: Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let name = |role: &str| {
+            pact.pointer(&format!("/{role}/name"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("{} names no {role}", path.display()))
+        };
+        let interactions = pact.get("interactions").and_then(Value::as_array).map_or(0, Vec::len);
+        files.push(PactFile { consumer: name("consumer")?, provider: name("provider")?, interactions, path });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One interaction that failed verification, explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The interaction's description, with its provider states.
+    pub interaction: String,
+    /// What differed: expected vs actual, one line each.
+    pub problems: Vec<String>,
+}
+
+/// The result of verifying one pact.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The pact.
+    pub pact: PactFile,
+    /// Interactions the verifier replayed.
+    pub verified: usize,
+    /// Interactions that failed.
+    pub failures: Vec<Failure>,
+}
+
+impl Verdict {
+    /// Passed: every interaction was replayed (none skipped) and none failed.
+    /// A verification that checked nothing is a failure, not a pass.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.verified == self.pact.interactions && self.verified > 0
+    }
+}
+
+/// Where a provider answers and what the verifier adds to every request.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Loopback port.
+    pub port: u16,
+    /// Headers added to every request (credentials), lower-case: the
+    /// verifier replaces a pact header only when the names match exactly.
+    pub headers: HashMap<String, String>,
+}
+
+/// Verifies `pact` against `target`, setting up states with `states`
+/// (verifications sharing `states` must not run concurrently: its error
+/// log is per run).
+pub async fn verify(pact: &PactFile, target: &Target, states: Arc<States>) -> Verdict {
+    states.take_errors();
+    let transport = ProviderTransport {
+        transport: "http".to_owned(),
+        port: Some(target.port),
+        path: None,
+        scheme: Some("http".to_owned()),
+    };
+    // `port` is set as well as the transport: with the transport alone the
+    // verifier called port 8080 (STACK-NOTES).
+    #[allow(deprecated)]
+    let provider = ProviderInfo {
+        name: pact.provider.clone(),
+        host: "127.0.0.1".to_owned(),
+        port: Some(target.port),
+        transports: vec![transport],
+        ..ProviderInfo::default()
+    };
+    let options = VerificationOptions::<NullRequestFilterExecutor> {
+        custom_headers: target.headers.clone(),
+        coloured_output: false,
+        request_timeout: 10_000,
+        follow_redirects: false,
+        ..VerificationOptions::default()
+    };
+    let source = PactSource::File(pact.path.to_string_lossy().into_owned());
+    let result = pact_verifier::verify_provider_async(
+        provider,
+        vec![source],
+        FilterInfo::None,
+        vec![],
+        &options,
+        None,
+        &states,
+        None,
+    )
+    .await;
+    let mut verdict = Verdict { pact: pact.clone(), verified: 0, failures: Vec::new() };
+    match result {
+        Err(error) => verdict.failures.push(Failure {
+            interaction: "(the whole pact)".to_owned(),
+            problems: vec![format!("the verifier failed: {error:#}")],
+        }),
+        Ok(result) => {
+            let state_errors = states.take_errors();
+            verdict.verified = result.interaction_results.len();
+            for interaction in &result.interaction_results {
+                let Err(mismatch) = &interaction.result else { continue };
+                let given = if interaction.provider_states.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (given {})", interaction.provider_states.join(", "))
+                };
+                let mut problems = explain(&VerificationMismatchResult::from(mismatch));
+                if problems.iter().any(|p| p.contains("state change")) {
+                    problems.extend(
+                        state_errors
+                            .iter()
+                            .filter(|e| {
+                                interaction.provider_states.iter().any(|s| e.contains(&format!("`{s}`")))
+                            })
+                            .cloned(),
+                    );
+                }
+                verdict.failures.push(Failure {
+                    interaction: format!("{}{given}", interaction.interaction_description),
+                    problems,
+                });
+            }
+        }
+    }
+    verdict
+}
+
+fn explain(mismatch: &VerificationMismatchResult) -> Vec<String> {
+    match mismatch {
+        VerificationMismatchResult::Mismatches { mismatches, .. } => {
+            mismatches.iter().map(|m| m.description()).collect()
+        }
+        VerificationMismatchResult::Error { error, .. } => vec![error.clone()],
+    }
+}
+
+/// Provider states for every provider, over the mocks' real
+/// `/__pact/provider-states` endpoint, plus the fault states only the
+/// BFFs' pacts use:
+///
+/// * `<service> is|are unavailable`: the mock answers `500` to everything
+///   (`PUT /__faults {"errorRatio": 1.0}`), healed at teardown;
+/// * `user <id> is signed in`: checks `<id>` is [`FRONTEND_USER`], whose
+///   credentials the verifier adds.
+///
+/// Every other state goes to a mock's state endpoint, which checks it
+/// against the seed and refuses unknown ones.
+#[derive(Debug)]
+pub struct States {
+    http: reqwest::Client,
+    /// Base URL of each mock, by service name.
+    mocks: BTreeMap<String, String>,
+    /// Why states failed since the last [`States::take_errors`]: the
+    /// verifier itself only says "a state change handler has failed".
+    errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl States {
+    /// States backed by `fleet`.
+    pub fn new(fleet: &Fleet) -> Arc<States> {
+        let mocks = Service::ALL.iter().map(|s| (s.name().to_owned(), fleet.url(*s))).collect();
+        Arc::new(States { http: reqwest::Client::new(), mocks, errors: Default::default() })
+    }
+
+    /// The state failures recorded since the last call.
+    fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    async fn call(&self, state: &str, setup: bool) -> anyhow::Result<()> {
+        let words: Vec<&str> = state.split_whitespace().collect();
+        if let [service, "is" | "are", "unavailable"] = words.as_slice() {
+            let base = self.mocks.get(*service).ok_or_else(|| anyhow!("no mock named {service}"))?;
+            let request = if setup {
+                self.http.put(format!("{base}/__faults")).json(&serde_json::json!({ "errorRatio": 1.0 }))
+            } else {
+                self.http.delete(format!("{base}/__faults"))
+            };
+            request.send().await?.error_for_status()?;
+            return Ok(());
+        }
+        if let ["user", id, "is", "signed", "in"] = words.as_slice() {
+            if *id != FRONTEND_USER {
+                return Err(anyhow!("the verifier signs in as {FRONTEND_USER}, not {id}"));
+            }
+            return Ok(());
+        }
+        // The seed is the same in every mock: the user mock checks data states.
+        let base = self.mocks.get("user").ok_or_else(|| anyhow!("no user mock"))?;
+        let action = if setup { "setup" } else { "teardown" };
+        let response = self
+            .http
+            .post(format!("{base}/__pact/provider-states"))
+            .json(&serde_json::json!({ "state": state, "action": action }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            let body: Value = response.json().await.unwrap_or_default();
+            let message = body.get("message").and_then(Value::as_str).unwrap_or("refused").to_owned();
+            return Err(anyhow!(message));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProviderStateExecutor for States {
+    async fn call(
+        self: Arc<Self>,
+        _interaction_id: Option<String>,
+        provider_state: &ProviderState,
+        setup: bool,
+        _client: Option<&reqwest::Client>,
+    ) -> anyhow::Result<HashMap<String, Value>> {
+        if let Err(error) = States::call(&self, &provider_state.name, setup).await {
+            let message = format!("provider state `{}` failed: {error:#}", provider_state.name);
+            self.errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(message);
+            return Err(error);
+        }
+        Ok(HashMap::new())
+    }
+
+    fn teardown(&self) -> bool {
+        true
+    }
+}
+
+/// Every provider a pact can name, running on loopback: the mocks, and
+/// mobile-bff and web-bff with the mocks behind them. Dropping it stops them.
+#[derive(Debug)]
+pub struct Providers {
+    /// The mocks.
+    pub fleet: Fleet,
+    targets: BTreeMap<String, Target>,
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+/// The user whose credentials the front ends' pacts are verified with:
+/// `u-2` has a cart with two lines and an order (`u-1` has no orders).
+pub const FRONTEND_USER: &str = "u-2";
+
+impl Providers {
+    /// Starts the mocks and the BFFs that front-end pacts name.
+    pub async fn start() -> anyhow::Result<Providers> {
+        let fleet = Fleet::start().await?;
+        let mut providers = Providers { fleet, targets: BTreeMap::new(), stops: Vec::new() };
+        for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
+            let url = providers.fleet.url(service);
+            // The audience is the service; the actor the BFF (any will do).
+            let token = providers.fleet.service_token(service, FRONTEND_USER, "mobile-bff");
+            let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]);
+            providers.targets.insert(service.name().to_owned(), Target { port: port_of(&url)?, headers });
+        }
+        providers.start_mobile().await?;
+        providers.start_web().await?;
+        Ok(providers)
+    }
+
+    /// The target named `provider`, if it runs here.
+    pub fn target(&self, provider: &str) -> Option<&Target> {
+        self.targets.get(provider)
+    }
+
+    async fn listen(&mut self) -> anyhow::Result<(tokio::net::TcpListener, String, bff_testkit::Shutdown)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (tx, rx) = oneshot::channel::<()>();
+        self.stops.push(tx);
+        Ok((
+            listener,
+            base,
+            Box::pin(async {
+                let _ = rx.await;
+            }),
+        ))
+    }
+
+    async fn start_mobile(&mut self) -> anyhow::Result<()> {
+        let mut config = mobile_bff::Config::default();
+        bff_testkit::wire(
+            &self.fleet,
+            &mut config.auth,
+            &mut config.downstream,
+            &mut config.compose,
+            &mut config.redis,
+        );
+        let (listener, base, shutdown) = self.listen().await?;
+        tokio::spawn(mobile_bff::run(config, listener, shutdown));
+        let token =
+            self.fleet.identity().user_token(ClientKind::Mobile, FRONTEND_USER, Duration::from_secs(3600))?;
+        let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]);
+        self.targets.insert("mobile-bff".to_owned(), Target { port: port_of(&base)?, headers });
+        Ok(())
+    }
+
+    async fn start_web(&mut self) -> anyhow::Result<()> {
+        let mut config = web_bff::Config::default();
+        bff_testkit::wire(
+            &self.fleet,
+            &mut config.auth,
+            &mut config.downstream,
+            &mut config.compose,
+            &mut config.redis,
+        );
+        config.session.authorize_url = format!("{}/authorize", self.fleet.url(Service::Identity));
+        let (listener, base, shutdown) = self.listen().await?;
+        config.session.public_url = base.clone();
+        let origin = config.session.allowed_origins.first().cloned().unwrap_or_default();
+        tokio::spawn(web_bff::run(config, listener, shutdown));
+        let (cookie, csrf) = web_login(&base, FRONTEND_USER).await?;
+        let headers = HashMap::from([
+            ("cookie".to_owned(), cookie),
+            ("x-csrf-token".to_owned(), csrf),
+            ("origin".to_owned(), origin),
+        ]);
+        self.targets.insert("web-bff".to_owned(), Target { port: port_of(&base)?, headers });
+        Ok(())
+    }
+}
+
+impl Drop for Providers {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| anyhow!("no port in {url}"))
+}
+
+/// Logs `user` in to web-bff through the real flow (BFF → identity
+/// provider → callback); returns the session cookie pair and its CSRF token.
+async fn web_login(base: &str, user: &str) -> anyhow::Result<(String, String)> {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let mut last = None;
+    // The BFF was just spawned: give it a moment to accept connections.
+    for _ in 0..50 {
+        match http.get(format!("{base}/auth/login?login_hint={user}")).send().await {
+            Ok(response) => {
+                last = Some(response);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let login = last.ok_or_else(|| anyhow!("web-bff did not start"))?;
+    let cookie = |response: &reqwest::Response, name: &str| -> anyhow::Result<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no {name} cookie"))
+    };
+    let location = |response: &reqwest::Response| -> anyhow::Result<String> {
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no redirect (status {})", response.status()))
+    };
+    let login_cookie = cookie(&login, "__Host-login")?;
+    let at_identity = http.get(location(&login)?).send().await?;
+    let callback = http.get(location(&at_identity)?).header("cookie", login_cookie).send().await?;
+    let session = cookie(&callback, "__Host-session")?;
+    let info: Value =
+        http.get(format!("{base}/auth/session")).header("cookie", &session).send().await?.json().await?;
+    let csrf = info.get("csrfToken").and_then(Value::as_str).ok_or_else(|| anyhow!("no csrfToken"))?;
+    Ok((session, csrf.to_owned()))
+}

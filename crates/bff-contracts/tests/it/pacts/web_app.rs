@@ -1,0 +1,94 @@
+//! The web front end's view of web-bff: the session, the home page, and
+//! logging out (a write: session cookie, CSRF token, allowed Origin).
+
+use bff_testkit::pact::pact;
+use pact_consumer::prelude::*;
+use serde_json::Value;
+
+const SESSION: &str = "__Host-session=sealed";
+
+fn with_session(i: &mut pact_consumer::builders::InteractionBuilder) {
+    i.request
+        .header("accept", "application/json")
+        .header("cookie", term!("^__Host-session=[A-Za-z0-9._~+/=%-]+$", SESSION));
+}
+
+#[tokio::test]
+async fn web_app_reads_its_pages_from_web_bff() {
+    let mut builder = pact("web-app", "web-bff");
+    builder
+        .interaction("the session", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.request.get().path("/auth/session");
+            with_session(&mut i);
+            i.response.ok().content_type("application/json").json_body(json_pattern!({
+                "subject": like!("u-2"),
+                "csrfToken": like!("b64-csrf-token"),
+                "expiresAt": like!(1_790_000_000),
+            }));
+            i
+        })
+        .interaction("the home page", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("user u-2 has orders");
+            i.request.get().path("/v1/home");
+            with_session(&mut i);
+            i.response.ok().content_type("application/json").json_body(json_pattern!({
+                "degraded": like!(false),
+                "data": {
+                    "greeting": like!("Welcome back, Grace"),
+                    "cart": {
+                        "itemCount": like!(2),
+                        "lineCount": like!(2),
+                        "total": { "formatted": like!("$59.97") },
+                    },
+                    "recommendations": each_like!({ "id": like!("p-7"), "title": like!("Amber Lamp") }),
+                    "recentOrders": each_like!({
+                        "id": like!("o-2-1"),
+                        "status": like!("delivered"),
+                        "total": { "formatted": like!("$59.98") },
+                    }),
+                },
+            }));
+            i
+        })
+        .interaction("logging out", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.request
+                .post()
+                .path("/auth/logout")
+                .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
+                .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"));
+            with_session(&mut i);
+            i.response
+                .status(204)
+                .header("set-cookie", term!("^__Host-session=;.*$", "__Host-session=; Max-Age=0"));
+            i
+        });
+    let server = builder.start_mock_server(None, None);
+    let base = server.url().to_string();
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{base}{path}"))
+            .header("accept", "application/json")
+            .header("cookie", SESSION)
+            .send()
+    };
+
+    let session: Value = get("/auth/session").await.expect("answer").json().await.expect("json");
+    let csrf = session["csrfToken"].as_str().expect("a CSRF token").to_owned();
+    let home: Value = get("/v1/home").await.expect("answer").json().await.expect("json");
+    assert_eq!(home["data"]["cart"]["lineCount"], 2);
+    let logout = http
+        .post(format!("{base}/auth/logout"))
+        .header("accept", "application/json")
+        .header("cookie", SESSION)
+        .header("x-csrf-token", csrf)
+        .header("origin", "http://127.0.0.1:8080")
+        .send()
+        .await
+        .expect("answer");
+    let status = logout.status();
+    assert_eq!(status, 204, "{}", logout.text().await.unwrap_or_default());
+}
