@@ -1,9 +1,11 @@
-//! Test support for BFF crates (a dev-dependency only).
+//! Test support for BFF crates (a dev-dependency of the BFFs; `bff-contracts`
+//! uses it to start providers for verification).
 //!
 //! [`spawn`] runs a BFF on a free loopback port with the whole mock
 //! [`Fleet`] behind it, [`wire`] points a BFF's configuration at that fleet,
 //! and [`TestApp`] sends real HTTP with real ES256 tokens. [`Reply`] reads a
 //! response whole and asserts problem bodies, so each test reads as a story.
+//! [`pact`] records consumer pacts through the real typed clients.
 
 pub mod pact;
 
