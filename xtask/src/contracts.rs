@@ -1,7 +1,10 @@
 //! `cargo xtask contracts`: what client teams run in CI on every change.
 //!
 //! 1. The consumer tests (every `pacts::` test of the BFF crates and of
-//!    `bff-contracts`) write fresh pacts to `target/contracts/pacts/`.
+//!    `bff-contracts`) write fresh pacts to `target/contracts/pacts/`, and
+//!    `bff-downstream`'s `schemas::` tests check every field the typed
+//!    clients read against the mocks' published JSON Schemas and validate
+//!    the mocks' real responses against them.
 //! 2. `bff-contracts check` compares the generated OpenAPI documents and the
 //!    fresh pacts with the committed ones (drift), each document with its
 //!    released baseline (breaking changes), verifies every pact against its
@@ -32,7 +35,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let root = root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     if rebaseline {
-        return checks(&cargo, &["rebaseline".into(), "--root".into(), root.display().to_string()]);
+        return checks(&cargo, &["rebaseline".into(), "--root".into(), root.display().to_string()], None);
     }
 
     let pacts = root.join("target/contracts/pacts");
@@ -40,36 +43,41 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&pacts).with_context(|| format!("clearing {}", pacts.display()))?;
     }
     std::fs::create_dir_all(&pacts)?;
-    eprintln!("contracts: recording consumer pacts (the `pacts::` tests)...");
+    eprintln!(
+        "contracts: recording consumer pacts (`pacts::` tests), checking DTO schemas (`schemas::` tests)..."
+    );
     let mut test = Command::new(&cargo);
     test.current_dir(&root).env("BFF_PACT_DIR", &pacts).args(["test", "--quiet", "--test", "it"]);
     for package in consumer_packages(&root)? {
         test.args(["--package", &package]);
     }
-    test.args(["--", "pacts::"]);
+    test.args(["--package", "bff-downstream", "--", "pacts::", "schemas::"]);
     let status = test.status().context("running the consumer tests")?;
     if !status.success() {
-        bail!("a consumer test failed: its pact was not written (see above)");
+        bail!("a consumer or schema test failed (see above): its pact was not written");
     }
+    eprintln!("contracts: consumer DTO schemas match the mocks' published schemas and responses");
 
     let mut check = vec!["check".to_owned(), "--root".into(), root.display().to_string()];
     check.extend(["--pacts".to_owned(), pacts.display().to_string()]);
     if update {
         check.push("--update".into());
     }
-    let result = checks(&cargo, &check);
-    eprintln!("contracts: {:.1} s", started.elapsed().as_secs_f64());
+    // The verifier narrates every interaction on stdout: keep that in a file.
+    let log = root.join("target/contracts/verifier.log");
+    let result = checks(&cargo, &check, Some(std::fs::File::create(&log)?));
+    eprintln!("contracts: {:.1} s (the verifier's log: {})", started.elapsed().as_secs_f64(), log.display());
     result
 }
 
-/// `cargo run -p bff-contracts -- <args>`.
-fn checks(cargo: &str, args: &[String]) -> anyhow::Result<()> {
-    let status = Command::new(cargo)
-        .current_dir(root())
-        .args(["run", "--quiet", "--package", "bff-contracts", "--"])
-        .args(args)
-        .status()
-        .context("running bff-contracts")?;
+/// `cargo run -p bff-contracts -- <args>`, its stdout to `stdout` if given.
+fn checks(cargo: &str, args: &[String], stdout: Option<std::fs::File>) -> anyhow::Result<()> {
+    let mut command = Command::new(cargo);
+    command.current_dir(root()).args(["run", "--quiet", "--package", "bff-contracts", "--"]).args(args);
+    if let Some(file) = stdout {
+        command.stdout(file);
+    }
+    let status = command.status().context("running bff-contracts")?;
     if !status.success() {
         bail!("contract checks failed");
     }

@@ -53,6 +53,7 @@ pub struct UserVm {
     /// Name.
     pub display_name: String,
     /// E-mail: whole for `admin`, masked for `support` (`a***@example.com`).
+    #[schema(examples("a***@example.com"))]
     pub email: Option<String>,
     /// Loyalty tier.
     pub tier: String,
@@ -61,6 +62,7 @@ pub struct UserVm {
     /// Up to ten most recent orders.
     pub recent_orders: Vec<OrderVm>,
     /// The fields masked for the caller's role, so the UI can say so.
+    #[schema(examples(json!(["email"])))]
     pub masked: Vec<&'static str>,
 }
 

@@ -342,31 +342,41 @@ impl<'a> Diff<'a> {
         let (old_shape, new_shape) = (Shape::of(self.base, old.schema), Shape::of(self.head, new.schema));
         let removed_at = &old.pointer;
         let at = &new.pointer;
+        // What one side may now send must be something the other side
+        // accepts: for a response, the new values must be among the old
+        // ones (clients parse those); for a request, the old values must be
+        // among the new ones (clients send those).
+        let (accepted, sent) = match direction {
+            Direction::Response => (&old_shape, &new_shape),
+            Direction::Request => (&new_shape, &old_shape),
+        };
+        if !accepted.types.is_empty() && !sent.types.is_subset(&accepted.types) {
+            let message =
+                format!("type changed from {} to {}", list(&old_shape.types), list(&new_shape.types));
+            self.report(rule(prefix, "type-changed"), at, message);
+        }
+        if sent.nullable && !accepted.nullable {
+            let (suffix, message) = match direction {
+                Direction::Response => ("became-nullable", "became nullable"),
+                Direction::Request => ("became-not-nullable", "no longer accepts null"),
+            };
+            self.report(rule(prefix, suffix), at, message.to_owned());
+        }
+        if let Some(accepted_values) = &accepted.enumeration {
+            let extra: Vec<String> = match &sent.enumeration {
+                Some(values) => values.difference(accepted_values).cloned().collect(),
+                None => vec!["(any value)".to_owned()],
+            };
+            if !extra.is_empty() {
+                let (suffix, verb) = match direction {
+                    Direction::Response => ("enum-value-added", "gained"),
+                    Direction::Request => ("enum-value-removed", "no longer accepts"),
+                };
+                self.report(rule(prefix, suffix), at, format!("enum {verb} {}", extra.join(", ")));
+            }
+        }
         match direction {
             Direction::Response => {
-                if !old_shape.types.is_empty() && !new_shape.types.is_subset(&old_shape.types) {
-                    self.report(
-                        rule(prefix, "type-changed"),
-                        at,
-                        format!("type changed from {} to {}", list(&old_shape.types), list(&new_shape.types)),
-                    );
-                }
-                if new_shape.nullable && !old_shape.nullable {
-                    self.report(rule(prefix, "became-nullable"), at, "became nullable".to_owned());
-                }
-                if let Some(old_enum) = &old_shape.enumeration {
-                    let added: Vec<String> = match &new_shape.enumeration {
-                        Some(new_enum) => new_enum.difference(old_enum).cloned().collect(),
-                        None => vec!["(any value)".to_owned()],
-                    };
-                    if !added.is_empty() {
-                        self.report(
-                            rule(prefix, "enum-value-added"),
-                            at,
-                            format!("enum gained {}", added.join(", ")),
-                        );
-                    }
-                }
                 for (name, old_property) in &old_shape.properties {
                     let property_at = format!("{removed_at}/properties/{}", escape(name));
                     let Some(new_property) = new_shape.properties.get(name) else {
@@ -395,29 +405,6 @@ impl<'a> Diff<'a> {
                 }
             }
             Direction::Request => {
-                if !new_shape.types.is_empty() && !old_shape.types.is_subset(&new_shape.types) {
-                    self.report(
-                        rule(prefix, "type-changed"),
-                        at,
-                        format!("type changed from {} to {}", list(&old_shape.types), list(&new_shape.types)),
-                    );
-                }
-                if old_shape.nullable && !new_shape.nullable {
-                    self.report(rule(prefix, "became-not-nullable"), at, "no longer accepts null".to_owned());
-                }
-                if let Some(new_enum) = &new_shape.enumeration {
-                    let removed: Vec<String> = match &old_shape.enumeration {
-                        Some(old_enum) => old_enum.difference(new_enum).cloned().collect(),
-                        None => vec!["(any other value)".to_owned()],
-                    };
-                    if !removed.is_empty() {
-                        self.report(
-                            rule(prefix, "enum-value-removed"),
-                            at,
-                            format!("enum lost {}", removed.join(", ")),
-                        );
-                    }
-                }
                 self.constraints(prefix, old.schema, new.schema, at);
                 for name in &new_shape.required {
                     let property_at = format!("{at}/properties/{}", escape(name));

@@ -201,12 +201,14 @@ fn pact_drift(options: &Options, out: &mut String) -> anyhow::Result<usize> {
 async fn verification(options: &Options, out: &mut String) -> anyhow::Result<usize> {
     let pacts = verify::pact_files(&options.fresh_pacts)?;
     let providers = Providers::start().await?;
-    let states = States::new(&providers.fleet);
     let mut verdicts = Vec::new();
     let mut unverifiable = Vec::new();
     for pact in &pacts {
         match providers.target(&pact.provider) {
-            Some(target) => verdicts.push(verify::verify(pact, target, std::sync::Arc::clone(&states)).await),
+            Some(target) => {
+                let states = States::new(&providers.fleet, &pact.provider);
+                verdicts.push(verify::verify(pact, target, states).await);
+            }
             None => unverifiable.push(pact.clone()),
         }
     }

@@ -1,6 +1,7 @@
 //! `bff-contracts`: the checks `cargo xtask contracts` runs once the consumer
 //! tests have written fresh pacts. Not meant to be run by hand; see
-//! `cargo xtask contracts --help`.
+//! `cargo xtask contracts --help`. `check` writes its report to stderr;
+//! stdout is the Pact verifier's own per-interaction log.
 //!
 //! ```text
 //! bff-contracts check --root <workspace> --pacts <dir> [--update]
@@ -41,7 +42,9 @@ fn run() -> anyhow::Result<bool> {
             let fresh_pacts = pacts.ok_or_else(|| anyhow::anyhow!("--pacts is required"))?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let outcome = runtime.block_on(check::run(&Options { root, fresh_pacts, update }))?;
-            print!("{}", outcome.report);
+            // stdout carries the Pact verifier's own log of every
+            // interaction (xtask keeps it in a file); the report is ours.
+            eprint!("{}", outcome.report);
             Ok(outcome.passed)
         }
         "rebaseline" => {

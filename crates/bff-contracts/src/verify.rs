@@ -104,8 +104,8 @@ pub struct Target {
 }
 
 /// Verifies `pact` against `target`, setting up states with `states`
-/// (verifications sharing `states` must not run concurrently: its error
-/// log is per run).
+/// (made for this provider; its error log is per run, so runs must not
+/// share it concurrently).
 pub async fn verify(pact: &PactFile, target: &Target, states: Arc<States>) -> Verdict {
     states.take_errors();
     let transport = ProviderTransport {
@@ -189,32 +189,35 @@ fn explain(mismatch: &VerificationMismatchResult) -> Vec<String> {
     }
 }
 
-/// Provider states for every provider, over the mocks' real
-/// `/__pact/provider-states` endpoint, plus the fault states only the
-/// BFFs' pacts use:
+/// Provider states for one verification run, through the mocks' real
+/// `POST /__pact/provider-states` endpoint: a mock provider's own endpoint
+/// for its pacts; for a BFF's pacts, the user mock's (the seed is the same
+/// in every mock). The endpoint checks the state against the seed and
+/// refuses unknown ones. Two kinds of state are handled here instead:
 ///
 /// * `<service> is|are unavailable`: the mock answers `500` to everything
 ///   (`PUT /__faults {"errorRatio": 1.0}`), healed at teardown;
 /// * `user <id> is signed in`: checks `<id>` is [`FRONTEND_USER`], whose
 ///   credentials the verifier adds.
-///
-/// Every other state goes to a mock's state endpoint, which checks it
-/// against the seed and refuses unknown ones.
 #[derive(Debug)]
 pub struct States {
     http: reqwest::Client,
     /// Base URL of each mock, by service name.
     mocks: BTreeMap<String, String>,
+    /// The mock that checks data states.
+    checker: String,
     /// Why states failed since the last [`States::take_errors`]: the
     /// verifier itself only says "a state change handler has failed".
     errors: std::sync::Mutex<Vec<String>>,
 }
 
 impl States {
-    /// States backed by `fleet`.
-    pub fn new(fleet: &Fleet) -> Arc<States> {
-        let mocks = Service::ALL.iter().map(|s| (s.name().to_owned(), fleet.url(*s))).collect();
-        Arc::new(States { http: reqwest::Client::new(), mocks, errors: Default::default() })
+    /// States for verifying pacts of `provider`, backed by `fleet`.
+    pub fn new(fleet: &Fleet, provider: &str) -> Arc<States> {
+        let mocks: BTreeMap<String, String> =
+            Service::ALL.iter().map(|s| (s.name().to_owned(), fleet.url(*s))).collect();
+        let checker = mocks.get(provider).or_else(|| mocks.get("user")).cloned().unwrap_or_default();
+        Arc::new(States { http: reqwest::Client::new(), mocks, checker, errors: Default::default() })
     }
 
     /// The state failures recorded since the last call.
@@ -240,8 +243,7 @@ impl States {
             }
             return Ok(());
         }
-        // The seed is the same in every mock: the user mock checks data states.
-        let base = self.mocks.get("user").ok_or_else(|| anyhow!("no user mock"))?;
+        let base = &self.checker;
         let action = if setup { "setup" } else { "teardown" };
         let response = self
             .http

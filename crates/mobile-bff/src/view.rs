@@ -13,10 +13,13 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct MoneyVm {
     /// Minor units, for arithmetic-free comparisons on the client.
+    #[schema(examples(5997))]
     pub amount_minor: i64,
     /// ISO 4217 code.
+    #[schema(examples("EUR"))]
     pub currency: String,
     /// E.g. `€59.97`, `SEK 12.50`.
+    #[schema(examples("€59.97"))]
     pub formatted: String,
 }
 
@@ -77,6 +80,7 @@ pub struct PromotionVm {
     pub title: String,
     /// Badge, when the promotion has one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, examples("-20%"))]
     pub badge: Option<String>,
 }
 
@@ -85,8 +89,10 @@ pub struct PromotionVm {
 #[serde(rename_all = "camelCase")]
 pub struct HomeVm {
     /// "Hi Ada".
+    #[schema(examples("Hi Ada"))]
     pub greeting: String,
     /// Loyalty tier, for the badge colour.
+    #[schema(examples("gold"))]
     pub tier: String,
     /// Cart badge.
     pub cart: CartBadge,
@@ -96,6 +102,7 @@ pub struct HomeVm {
     pub promotions: Vec<PromotionVm>,
     /// Delivery banner; absent when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, examples("Delivery in 2–4 days · free over £40.00"))]
     pub shipping_banner: Option<String>,
 }
 
@@ -208,6 +215,7 @@ pub struct PriceVm {
     pub current: MoneyVm,
     /// The crossed-out regular price, when on sale.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub was: Option<MoneyVm>,
 }
 
@@ -243,6 +251,7 @@ pub struct ProductPageVm {
     pub recommendations: Vec<ProductTile>,
     /// Rating; absent when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub rating: Option<RatingVm>,
 }
 

@@ -16,8 +16,10 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct PriceV1 {
     /// Minor units.
+    #[schema(examples(1999))]
     pub amount_minor: i64,
     /// ISO 4217 code.
+    #[schema(examples("EUR"))]
     pub currency: String,
 }
 
@@ -68,6 +70,7 @@ pub struct ProductV1 {
     pub price: PriceV1,
     /// Regular price when on sale.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub list_price: Option<PriceV1>,
     /// Availability.
     pub availability: AvailabilityV1,

@@ -219,6 +219,7 @@ pub async fn callback(
 #[serde(rename_all = "camelCase")]
 pub struct SessionVm {
     /// The logged-in user.
+    #[schema(examples("u-2"))]
     pub subject: String,
     /// Send it as `X-CSRF-Token` on every write.
     pub csrf_token: String,

@@ -26,6 +26,7 @@ pub struct MoneyVm {
     /// ISO 4217 code.
     pub currency: String,
     /// E.g. `€59.97`.
+    #[schema(examples("£59.97"))]
     pub formatted: String,
 }
 
@@ -89,6 +90,7 @@ pub struct Banner {
     pub title: String,
     /// Badge.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, examples("-20%"))]
     pub badge: Option<String>,
 }
 
@@ -100,6 +102,7 @@ pub type WebHomeEnvelope = Envelope<WebHomeVm>;
 #[serde(rename_all = "camelCase")]
 pub struct WebHomeVm {
     /// "Welcome back, Ada".
+    #[schema(examples("Welcome back, Ada"))]
     pub greeting: String,
     /// Loyalty tier.
     pub tier: String,
@@ -111,9 +114,11 @@ pub struct WebHomeVm {
     pub promotions: Vec<Banner>,
     /// Delivery line; absent when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, examples("Delivery in 2–4 days"))]
     pub delivery: Option<String>,
     /// The three latest orders; absent when unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub recent_orders: Option<Vec<RecentOrder>>,
 }
 

@@ -144,7 +144,7 @@ fn catalog_pact(dir: &Path, edit: impl FnOnce(&mut Value)) -> PactFile {
 #[tokio::test]
 async fn a_provider_missing_a_field_the_pact_needs_fails_verification_readably() {
     let providers = Providers::start().await.expect("providers");
-    let states = States::new(&providers.fleet);
+    let states = States::new(&providers.fleet, "catalog");
     let target = providers.target("catalog").expect("catalog runs");
 
     // The committed pact verifies.
@@ -180,7 +180,7 @@ async fn a_provider_missing_a_field_the_pact_needs_fails_verification_readably()
 #[tokio::test]
 async fn an_unknown_provider_state_fails_verification_with_its_name() {
     let providers = Providers::start().await.expect("providers");
-    let states = States::new(&providers.fleet);
+    let states = States::new(&providers.fleet, "catalog");
     let target = providers.target("catalog").expect("catalog runs");
     let dir = scratch("unknown-state");
     let pact = catalog_pact(&dir, |pact| {
@@ -197,7 +197,7 @@ async fn an_unknown_provider_state_fails_verification_with_its_name() {
 #[tokio::test]
 async fn a_pact_that_checks_nothing_does_not_pass() {
     let providers = Providers::start().await.expect("providers");
-    let states = States::new(&providers.fleet);
+    let states = States::new(&providers.fleet, "catalog");
     let target = providers.target("catalog").expect("catalog runs");
     let dir = scratch("empty-pact");
     let pact = catalog_pact(&dir, |pact| pact["interactions"] = json!([]));
