@@ -46,12 +46,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     eprintln!(
         "contracts: recording consumer pacts (`pacts::` tests), checking DTO schemas (`schemas::` tests)..."
     );
+    // The whole workspace, as `cargo test --workspace` builds it: a package
+    // subset would unify dependency features differently and rebuild them.
+    // Every crate's `it` binary runs, filtered to the consumer and schema
+    // tests, so a new BFF's `pacts::` tests are picked up without wiring.
     let mut test = Command::new(&cargo);
-    test.current_dir(&root).env("BFF_PACT_DIR", &pacts).args(["test", "--quiet", "--test", "it"]);
-    for package in consumer_packages(&root)? {
-        test.args(["--package", &package]);
-    }
-    test.args(["--package", "bff-downstream", "--", "pacts::", "schemas::"]);
+    test.current_dir(&root).env("BFF_PACT_DIR", &pacts);
+    test.args(["test", "--quiet", "--workspace", "--test", "it", "--", "pacts::", "schemas::"]);
     let status = test.status().context("running the consumer tests")?;
     if !status.success() {
         bail!("a consumer or schema test failed (see above): its pact was not written");
@@ -70,10 +71,21 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     result
 }
 
-/// `cargo run -p bff-contracts -- <args>`, its stdout to `stdout` if given.
+/// Runs the `bff-contracts` binary, its stdout to `stdout` if given. The
+/// test run above has just built it (cargo builds the binaries of crates
+/// with integration tests, and `bff-contracts` has one) with the test
+/// build's features; `cargo run -p` would resolve other features and
+/// rebuild a good part of the dependency tree (minutes on a cold CI).
 fn checks(cargo: &str, args: &[String], stdout: Option<std::fs::File>) -> anyhow::Result<()> {
-    let mut command = Command::new(cargo);
-    command.current_dir(root()).args(["run", "--quiet", "--package", "bff-contracts", "--"]).args(args);
+    let binary = crate::bin_dir().join("bff-contracts");
+    let mut command = if binary.exists() && stdout.is_some() {
+        Command::new(binary)
+    } else {
+        let mut run = Command::new(cargo);
+        run.args(["run", "--quiet", "--package", "bff-contracts", "--"]);
+        run
+    };
+    command.current_dir(root()).args(args);
     if let Some(file) = stdout {
         command.stdout(file);
     }
@@ -82,18 +94,4 @@ fn checks(cargo: &str, args: &[String], stdout: Option<std::fs::File>) -> anyhow
         bail!("contract checks failed");
     }
     Ok(())
-}
-
-/// Every crate with consumer pacts: each `crates/*-bff` (a new BFF is picked
-/// up without wiring) and `bff-contracts` (the front ends' pacts).
-fn consumer_packages(root: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let mut packages = vec!["bff-contracts".to_owned()];
-    for entry in std::fs::read_dir(root.join("crates"))? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if name.ends_with("-bff") {
-            packages.push(name);
-        }
-    }
-    packages.sort();
-    Ok(packages)
 }

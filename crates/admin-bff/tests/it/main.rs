@@ -132,3 +132,13 @@ async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
     let error = verify(&admin.audit).expect_err("modified record");
     assert!(error.to_string().contains("line 2"), "{error}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_is_the_generated_one() {
+    let admin = spawn_app().await;
+    let reply = admin.app.get_with("/openapi.json", None, &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text, bff_server::openapi::to_json(&admin_bff::openapi()));
+    // Documentation is not personal data: reading it is not audited.
+    assert!(admin.records().is_empty());
+}

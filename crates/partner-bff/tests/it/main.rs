@@ -102,3 +102,12 @@ async fn unknown_products_are_404_and_missing_stock_is_unknown() {
     assert_eq!(body["data"]["availability"], "unknown");
     assert_eq!(status_of(&body, "availability")["reasonCode"], "unavailable");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_is_the_generated_one() {
+    let app = spawn_app().await;
+    let reply = app.get_with("/openapi.json", None, &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.text, bff_server::openapi::to_json(&partner_bff::openapi()));
+}
