@@ -134,6 +134,8 @@ pub struct MockState {
     /// The identity provider's keys (every mock has them: later issues make
     /// services validate the tokens they receive).
     pub identity: Arc<Identity>,
+    /// Writes seen, by `Idempotency-Key` (the cart's).
+    pub writes: services::Writes,
 }
 
 impl FromRef<MockState> for Control {
@@ -149,6 +151,7 @@ impl MockState {
             control: Control::default(),
             seed: Seed::shared(),
             identity: Arc::new(Identity::new(issuer)?),
+            writes: services::Writes::default(),
         })
     }
 }

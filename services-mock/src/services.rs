@@ -2,7 +2,8 @@
 //! Schemas) and handlers over the seed. `badData` faults corrupt each
 //! service's answer in its own way (documented on each handler).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -225,13 +226,68 @@ struct AddItem {
     quantity: u32,
 }
 
-/// Adds a line and answers the cart with it (`201`). The mock does not
-/// persist writes: the next `GET` shows the seeded cart again.
+/// Cart writes by `Idempotency-Key` (scoped by user): the request body and
+/// the answer given, so a repeat gets the same answer. Bounded: past
+/// [`Writes::CAPACITY`] keys the oldest half is forgotten (a mock, not a store).
+#[derive(Debug, Clone, Default)]
+pub struct Writes(Arc<Mutex<WriteLog>>);
+
+#[derive(Debug, Default)]
+struct WriteLog {
+    answers: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    order: VecDeque<String>,
+}
+
+impl Writes {
+    /// Keys remembered at most.
+    pub const CAPACITY: usize = 10_000;
+
+    fn lookup(&self, key: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).answers.get(key).cloned()
+    }
+
+    fn remember(&self, key: String, request: Vec<u8>, answer: Vec<u8>) {
+        let mut log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.order.len() >= Self::CAPACITY {
+            for _ in 0..Self::CAPACITY / 2 {
+                if let Some(old) = log.order.pop_front() {
+                    log.answers.remove(&old);
+                }
+            }
+        }
+        log.order.push_back(key.clone());
+        log.answers.insert(key, (request, answer));
+    }
+}
+
+/// Adds a line and answers the cart with it (`201`). Needs an
+/// `Idempotency-Key` (`400` without): a repeat of the same key and body is
+/// answered with the first answer (and `idempotency-replayed: true`), the
+/// same key with another body is `422`. The mock does not persist the line
+/// itself: the next `GET` shows the seeded cart again.
 async fn add_item(
     State(state): State<MockState>,
     Path(user_id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+        return error_body(StatusCode::BAD_REQUEST, "cart writes need an Idempotency-Key");
+    };
+    let scoped = format!("{user_id}:{key}");
+    if let Some((request, answer)) = state.writes.lookup(&scoped) {
+        if request != body.as_ref() {
+            return error_body(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was used for a different request",
+            );
+        }
+        let mut replay =
+            (StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], answer)
+                .into_response();
+        replay.headers_mut().insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
+        return replay;
+    }
     let Ok(item) = serde_json::from_slice::<AddItem>(&body) else {
         return error_body(StatusCode::BAD_REQUEST, "expected {productId, quantity}");
     };
@@ -265,12 +321,16 @@ async fn add_item(
         unit_price: Money { amount_minor: product.price.amount_minor, currency: user.currency.to_owned() },
     });
     let total = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
-    let body = CartBody {
+    let cart = CartBody {
         user_id: user.id.clone(),
         items,
         total: Money { amount_minor: total, currency: user.currency.to_owned() },
     };
-    (StatusCode::CREATED, Json(body)).into_response()
+    let Ok(answer) = serde_json::to_vec(&cart) else {
+        return error_body(StatusCode::INTERNAL_SERVER_ERROR, "cannot serialize the cart");
+    };
+    state.writes.remember(scoped, body.to_vec(), answer.clone());
+    (StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response()
 }
 
 /// Query of `GET /recommendations`.

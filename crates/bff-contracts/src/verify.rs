@@ -193,12 +193,14 @@ fn explain(mismatch: &VerificationMismatchResult) -> Vec<String> {
 /// `POST /__pact/provider-states` endpoint: a mock provider's own endpoint
 /// for its pacts; for a BFF's pacts, the user mock's (the seed is the same
 /// in every mock). The endpoint checks the state against the seed and
-/// refuses unknown ones. Two kinds of state are handled here instead:
+/// refuses unknown ones. These states are handled here instead:
 ///
 /// * `<service> is|are unavailable`: the mock answers `500` to everything
 ///   (`PUT /__faults {"errorRatio": 1.0}`), healed at teardown;
 /// * `user <id> is signed in`: checks `<id>` is [`FRONTEND_USER`], whose
-///   credentials the verifier adds.
+///   credentials the verifier adds;
+/// * `idempotency key <key> was used for another item`: a write with that
+///   key (for another product) goes to the cart service first.
 #[derive(Debug)]
 pub struct States {
     http: reqwest::Client,
@@ -206,6 +208,8 @@ pub struct States {
     mocks: BTreeMap<String, String>,
     /// The mock that checks data states.
     checker: String,
+    /// A service token for the cart mock, acting for [`FRONTEND_USER`].
+    cart_token: String,
     /// Why states failed since the last [`States::take_errors`]: the
     /// verifier itself only says "a state change handler has failed".
     errors: std::sync::Mutex<Vec<String>>,
@@ -217,7 +221,14 @@ impl States {
         let mocks: BTreeMap<String, String> =
             Service::ALL.iter().map(|s| (s.name().to_owned(), fleet.url(*s))).collect();
         let checker = mocks.get(provider).or_else(|| mocks.get("user")).cloned().unwrap_or_default();
-        Arc::new(States { http: reqwest::Client::new(), mocks, checker, errors: Default::default() })
+        let cart_token = fleet.service_token(Service::Cart, FRONTEND_USER, "web-bff");
+        Arc::new(States {
+            http: reqwest::Client::new(),
+            mocks,
+            checker,
+            cart_token,
+            errors: Default::default(),
+        })
     }
 
     /// The state failures recorded since the last call.
@@ -235,6 +246,22 @@ impl States {
                 self.http.delete(format!("{base}/__faults"))
             };
             request.send().await?.error_for_status()?;
+            return Ok(());
+        }
+        if let ["idempotency", "key", key, "was", "used", "for", "another", "item"] = words.as_slice() {
+            if !setup {
+                return Ok(());
+            }
+            // The earlier write, straight to the cart service, as FRONTEND_USER.
+            let cart = self.mocks.get("cart").ok_or_else(|| anyhow!("no cart mock"))?;
+            self.http
+                .post(format!("{cart}/carts/{FRONTEND_USER}/items"))
+                .bearer_auth(&self.cart_token)
+                .header("idempotency-key", *key)
+                .json(&serde_json::json!({ "productId": "p-2", "quantity": 1 }))
+                .send()
+                .await?
+                .error_for_status()?;
             return Ok(());
         }
         if let ["user", id, "is", "signed", "in"] = words.as_slice() {

@@ -63,16 +63,25 @@ impl Endpoint {
     }
 
     /// `POST base/segments...` with a JSON body: a write, so it is sent at
-    /// most once (never retried, never hedged), under the same guard.
-    pub async fn post<B, T>(&self, cx: &CallCtx, segments: &[&str], body: &B) -> Result<T, DownstreamError>
+    /// most once (never retried, never hedged), under the same guard. The
+    /// caller's `Idempotency-Key`, when given, is forwarded: it is what makes
+    /// the *caller's* retry safe, at the service that owns the write.
+    pub async fn post<B, T>(
+        &self,
+        cx: &CallCtx,
+        segments: &[&str],
+        body: &B,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, DownstreamError>
     where
         B: Serialize,
         T: DeserializeOwned + Validate,
     {
         let service = self.inner.service;
-        let body = serde_json::to_vec(body)
+        let json = serde_json::to_vec(body)
             .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
-        self.call(cx, Method::POST, segments, &[], Some(body), Idempotency::NonIdempotent).await
+        let payload = Payload { json, idempotency_key: idempotency_key.map(str::to_owned) };
+        self.call(cx, Method::POST, segments, &[], Some(payload), Idempotency::NonIdempotent).await
     }
 
     async fn call<T>(
@@ -81,7 +90,7 @@ impl Endpoint {
         method: Method,
         segments: &[&str],
         query: &[(&str, &str)],
-        body: Option<Vec<u8>>,
+        body: Option<Payload>,
         idempotency: Idempotency,
     ) -> Result<T, DownstreamError>
     where
@@ -155,7 +164,7 @@ impl Endpoint {
         cx: &CallCtx,
         method: Method,
         url: Url,
-        body: Option<Vec<u8>>,
+        body: Option<Payload>,
         token: Option<Arc<str>>,
         budget: Duration,
     ) -> Result<T, DownstreamError>
@@ -165,8 +174,11 @@ impl Endpoint {
         let service = self.inner.service;
         let mut request =
             self.inner.http.request(method, url).timeout(budget).header(header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+        if let Some(Payload { json, idempotency_key }) = body {
+            request = request.header(header::CONTENT_TYPE, "application/json").body(json);
+            if let Some(key) = idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
         }
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -216,6 +228,13 @@ impl Endpoint {
         value.validate().map_err(|problem| DownstreamError::InvalidData { service, problem })?;
         Ok(value)
     }
+}
+
+/// The body of a write, and its `Idempotency-Key`.
+#[derive(Debug, Clone)]
+struct Payload {
+    json: Vec<u8>,
+    idempotency_key: Option<String>,
 }
 
 macro_rules! typed_client {
@@ -310,17 +329,20 @@ impl CartClient {
         self.endpoint.get(&cx, &["carts", user_id], &[]).await
     }
 
-    /// `POST /carts/{userId}/items`: adds a line; returns the cart. A write:
-    /// never retried.
+    /// `POST /carts/{userId}/items` with the caller's `Idempotency-Key`:
+    /// adds a line; returns the cart. A write: never retried here. The cart
+    /// service answers a repeated key with the first answer and a key reused
+    /// for another line with `422` (`DownstreamError::Status`).
     pub async fn add_item(
         &self,
         cx: CallCtx,
         user_id: &str,
         product_id: &str,
         quantity: u32,
+        idempotency_key: &str,
     ) -> Result<Cart, DownstreamError> {
         let body = serde_json::json!({ "productId": product_id, "quantity": quantity });
-        self.endpoint.post(&cx, &["carts", user_id, "items"], &body).await
+        self.endpoint.post(&cx, &["carts", user_id, "items"], &body, Some(idempotency_key)).await
     }
 }
 

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// A write was sent without the required `Idempotency-Key` header (400).
     IdempotencyKeyMissing,
+    /// The `Idempotency-Key` was already used for a different request (422).
+    IdempotencyKeyReused,
     /// The route or the addressed resource does not exist (404).
     NotFound,
     /// The caller exceeded its rate limit; `Retry-After` says when to come back (429).
@@ -61,13 +63,14 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::AuthInvalidToken,
         ErrorCode::AuthForbidden,
         ErrorCode::RequestInvalid,
         ErrorCode::RequestTooLarge,
         ErrorCode::MethodNotAllowed,
         ErrorCode::IdempotencyKeyMissing,
+        ErrorCode::IdempotencyKeyReused,
         ErrorCode::NotFound,
         ErrorCode::RateLimited,
         ErrorCode::DependencyUnavailable,
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => "request.too_large",
             ErrorCode::MethodNotAllowed => "request.method_not_allowed",
             ErrorCode::IdempotencyKeyMissing => "idempotency.key_missing",
+            ErrorCode::IdempotencyKeyReused => "idempotency.key_reused",
             ErrorCode::NotFound => "resource.not_found",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::DependencyUnavailable => "dependency.unavailable",
@@ -103,6 +107,7 @@ impl ErrorCode {
             ErrorCode::RequestInvalid | ErrorCode::IdempotencyKeyMissing => StatusCode::BAD_REQUEST,
             ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DependencyUnavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -120,6 +125,7 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => "The request body is too large",
             ErrorCode::MethodNotAllowed => "The method is not allowed on this resource",
             ErrorCode::IdempotencyKeyMissing => "An Idempotency-Key header is required",
+            ErrorCode::IdempotencyKeyReused => "The Idempotency-Key was already used for a different request",
             ErrorCode::NotFound => "The resource does not exist",
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::DependencyUnavailable => "A required part of the response is unavailable",

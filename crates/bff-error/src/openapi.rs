@@ -126,6 +126,11 @@ macro_rules! responses {
 responses! {
     /// 400: a malformed request (bad parameter, path id or JSON).
     BadRequest: "The request is malformed.", [RequestInvalid];
+    /// 400 on a write: malformed, or without its `Idempotency-Key`.
+    BadWrite: "The request is malformed, or lacks its `Idempotency-Key`.", [RequestInvalid, IdempotencyKeyMissing];
+    /// 422: the `Idempotency-Key` was used before for a different request.
+    KeyReused: "The `Idempotency-Key` was already used for a different request: use a new key per distinct write.",
+        [IdempotencyKeyReused];
     /// 401: missing, expired or forged credentials; carries `WWW-Authenticate`.
     Unauthenticated: "Credentials are missing, expired or not trusted.", [AuthInvalidToken],
         "WWW-Authenticate" => HeaderBuilder::new().schema(Some(string()))

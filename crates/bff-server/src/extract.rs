@@ -87,9 +87,82 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// The `Idempotency-Key` header of a write (IETF
+/// draft-ietf-httpapi-idempotency-key-header): 8 to 128 ASCII letters,
+/// digits, `-`, `_`, `.` or `:` (a UUID fits). Missing is
+/// `400 idempotency.key_missing`; malformed is `400 request.invalid`.
+///
+/// The BFF forwards it to the service that owns the write, which replays
+/// the first answer for a repeated key and refuses a key reused for a
+/// different request (`422`); the BFF itself keeps no write state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    /// The header's name.
+    pub const HEADER: &'static str = "idempotency-key";
+
+    /// Whether `key` is an acceptable key.
+    pub fn is_valid(key: &str) -> bool {
+        (8..=128).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(IdempotencyKey::HEADER) else {
+            return Err(ApiError::new(ErrorCode::IdempotencyKeyMissing));
+        };
+        match value.to_str() {
+            Ok(key) if IdempotencyKey::is_valid(key) => Ok(IdempotencyKey(key.to_owned())),
+            _ => Err(ApiError::new(ErrorCode::RequestInvalid)
+                .with_detail("an Idempotency-Key is 8 to 128 letters, digits, '-', '_', '.' or ':'")),
+        }
+    }
+}
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(8))
+            .max_length(Some(128))
+            .pattern(Some("^[A-Za-z0-9_.:-]{8,128}$"))
+            .examples(["0b6f3c1e-4f7a-4d2e-9d0c-1f2a3b4c5d6e"]);
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(
+                    "A new key per distinct write: a retry with the same key and body gets the first answer; \
+                 the same key with another body is `422 idempotency.key_reused`.",
+                ))
+                .schema(Some(schema))
+                .build(),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::PathId;
+    use super::{IdempotencyKey, PathId};
+
+    #[test]
+    fn idempotency_keys_are_plain_and_bounded() {
+        assert!(IdempotencyKey::is_valid("0b6f3c1e-4f7a-4d2e-9d0c-1f2a3b4c5d6e"));
+        for bad in ["short", "has space in it", "ключ-ключ-ключ", &"k".repeat(129)] {
+            assert!(!IdempotencyKey::is_valid(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ids_are_short_and_plain() {

@@ -57,6 +57,8 @@ pub enum Read {
     },
     /// `cart.cart("u-2")`: two lines.
     Cart,
+    /// `cart.add_item("u-2", "p-1", 1, key)`: a write with an `Idempotency-Key`.
+    AddItem,
     /// `catalog.product("p-1")`.
     Product,
     /// `catalog.product("p-999")`: the BFF relies on `404` meaning "no such product".
@@ -90,7 +92,7 @@ impl Read {
     pub fn service(self) -> Service {
         match self {
             Read::Profile { .. } => Service::User,
-            Read::Cart => Service::Cart,
+            Read::Cart | Read::AddItem => Service::Cart,
             Read::Product | Read::ProductMissing => Service::Catalog,
             Read::PriceOnSale => Service::Pricing,
             Read::Stock => Service::Inventory,
@@ -129,6 +131,16 @@ impl Read {
                             "total": money(2998),
                         })),
                         200,
+                    ),
+                    Read::AddItem => (
+                        "product p-1 exists",
+                        "/carts/u-2/items".into(),
+                        vec![],
+                        Some(json_pattern!({
+                            "items": each_like!({ "productId": like!("p-1"), "quantity": like!(1) }),
+                            "total": money(2998),
+                        })),
+                        201,
                     ),
                     Read::Product => (
                         "product p-1 exists",
@@ -222,10 +234,21 @@ impl Read {
                     ),
                 };
             i.given(state);
-            i.request.get().path(path).header("accept", "application/json").header(
+            i.request.path(path).header("accept", "application/json").header(
                 "authorization",
                 term!("^Bearer [A-Za-z0-9._~+/=-]+$", "Bearer service-token"),
             );
+            if self == Read::AddItem {
+                // The write: its body, and the caller's key (any well-formed one).
+                i.given("user u-2 exists");
+                i.request
+                    .post()
+                    .header("idempotency-key", term!("^[A-Za-z0-9_.:-]{8,128}$", "key-0000-0001"))
+                    .content_type("application/json")
+                    .json_body(json_pattern!({ "productId": "p-1", "quantity": 1 }));
+            } else {
+                i.request.get();
+            }
             for (key, value) in query {
                 i.request.query_param(key, value);
             }
@@ -242,6 +265,7 @@ impl Read {
             Read::Profile { with_email: true } => "a user's profile, with e-mail".into(),
             Read::Profile { with_email: false } => "a user's profile".into(),
             Read::Cart => "a user's cart".into(),
+            Read::AddItem => "adding a line to a user's cart, with an Idempotency-Key".into(),
             Read::Product => "a product".into(),
             Read::ProductMissing => "an unknown product".into(),
             Read::PriceOnSale => "the price of a product on sale".into(),
@@ -273,6 +297,10 @@ impl Read {
             Read::Cart => {
                 let cart = api.cart.cart(cx(), "u-2").await.map_err(show)?;
                 check(cart.items.len() == 2 && cart.total == gbp(2998), "items and total")
+            }
+            Read::AddItem => {
+                let cart = api.cart.add_item(cx(), "u-2", "p-1", 1, "key-0000-0001").await.map_err(show)?;
+                check(cart.items.len() == 1 && cart.total == gbp(2998), "items and total")
             }
             Read::Product => {
                 let product = api.catalog.product(cx(), "p-1").await.map_err(show)?;

@@ -8,6 +8,7 @@
 //!
 //! * `GET /auth/login`, `GET /auth/callback`, `GET /auth/session`, `POST /auth/logout`
 //! * `GET /v1/home`: [`routes::home`], richer than mobile's.
+//! * `POST /v1/cart/items`: [`routes::add_to_cart`], a write with an `Idempotency-Key`.
 //! * `GET /openapi.json`: this API's OpenAPI document ([`openapi`]), public.
 
 pub mod login;
@@ -181,6 +182,7 @@ fn public() -> OpenApiRouter<WebState> {
 fn private() -> OpenApiRouter<WebState> {
     OpenApiRouter::new()
         .routes(routes!(routes::home))
+        .routes(routes!(routes::add_to_cart))
         .routes(routes!(login::session_info))
         .routes(routes!(login::logout))
 }
@@ -218,6 +220,7 @@ pub fn app(state: WebState, server: &ServerConfig) -> Router {
         .allow_headers([
             header::CONTENT_TYPE,
             HeaderName::from_static(CSRF_HEADER),
+            HeaderName::from_static(bff_server::extract::IdempotencyKey::HEADER),
             bff_telemetry_request_id(),
         ])
         .expose_headers([bff_telemetry_request_id()]);

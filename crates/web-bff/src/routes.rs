@@ -7,15 +7,18 @@
 //! rules (money formatting, validation) live below, in `bff-downstream`.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use bff_auth::Caller;
 use bff_cache::{CacheKey, StaleFromCache};
 use bff_compose::{Envelope, Plan};
+use bff_downstream::DownstreamError;
 use bff_downstream::model::{
     Cart, Money, Orders, Promotions, Recommendations, ShippingEstimate, UserProfile,
 };
-use bff_error::ApiError;
+use bff_error::{ApiError, Classify as _, ErrorCode};
 use bff_server::Backbone;
-use serde::Serialize;
+use bff_server::extract::{IdempotencyKey, Json, PathId};
+use serde::{Deserialize, Serialize};
 
 /// Money, ready to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -64,6 +67,16 @@ pub struct MiniCart {
     pub line_count: usize,
     /// The cart service's total.
     pub total: MoneyVm,
+}
+
+impl MiniCart {
+    fn new(cart: &Cart) -> Self {
+        MiniCart {
+            item_count: cart.items.iter().map(|l| l.quantity).sum(),
+            line_count: cart.items.len(),
+            total: MoneyVm::from(&cart.total),
+        }
+    }
 }
 
 /// A recent order line.
@@ -135,11 +148,7 @@ impl WebHomeVm {
         WebHomeVm {
             greeting: format!("Welcome back, {first}"),
             tier: profile.tier.clone(),
-            cart: MiniCart {
-                item_count: cart.items.iter().map(|l| l.quantity).sum(),
-                line_count: cart.items.len(),
-                total: MoneyVm::from(&cart.total),
-            },
+            cart: MiniCart::new(cart),
             recommendations: recommendations
                 .items
                 .iter()
@@ -225,4 +234,69 @@ pub async fn home(
         shipping.as_ref(),
         orders.as_ref(),
     )))
+}
+
+/// Body of `POST /v1/cart/items`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddToCart {
+    /// The product to add.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", examples("p-1"))]
+    pub product_id: String,
+    /// How many, 1 to 99.
+    #[schema(minimum = 1, maximum = 99, examples(1))]
+    pub quantity: u32,
+}
+
+/// `POST /v1/cart/items`: adds a line to the caller's cart and answers the
+/// mini-cart. A write: it needs the session's CSRF token and an
+/// `Idempotency-Key`, which the cart service uses to answer a retried
+/// request with its first answer; the BFF never retries it itself.
+#[utoipa::path(
+    post,
+    path = "/v1/cart/items",
+    tag = "cart",
+    operation_id = "addToCart",
+    summary = "Add a product to the cart",
+    security(("session" = [], "csrf" = [])),
+    params(IdempotencyKey),
+    request_body(content = AddToCart, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added: the mini-cart after the write.", body = MiniCart),
+        (status = 400, response = bff_error::openapi::BadWrite),
+        (status = 401, response = bff_error::openapi::Unauthenticated),
+        (status = 403, response = bff_error::openapi::Forbidden),
+        (status = 404, response = bff_error::openapi::NotFound),
+        (status = 413, response = bff_error::openapi::TooLarge),
+        (status = 422, response = bff_error::openapi::KeyReused),
+        (status = 503, response = bff_error::openapi::Unavailable),
+        (status = 504, response = bff_error::openapi::Timeout),
+    )
+)]
+pub async fn add_to_cart(
+    State(backbone): State<Backbone>,
+    caller: Caller,
+    plan: Plan,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<AddToCart>,
+) -> Result<(StatusCode, axum::Json<MiniCart>), ApiError> {
+    if !PathId::is_valid(&body.product_id) {
+        return Err(ApiError::new(ErrorCode::RequestInvalid).with_detail("productId is not a product id"));
+    }
+    if !(1..=99).contains(&body.quantity) {
+        return Err(ApiError::new(ErrorCode::RequestInvalid).with_detail("quantity is 1 to 99"));
+    }
+    let cart = backbone
+        .api
+        .cart
+        .add_item(plan.cx().clone(), &caller.subject, &body.product_id, body.quantity, &key)
+        .await
+        .map_err(|error| match error {
+            DownstreamError::Status { status: 422, .. } => ApiError::new(ErrorCode::IdempotencyKeyReused),
+            DownstreamError::NotFound { .. } => {
+                ApiError::new(ErrorCode::NotFound).with_detail("no such product")
+            }
+            other => ApiError::from_failure(other.failure()),
+        })?;
+    Ok((StatusCode::CREATED, axum::Json(MiniCart::new(&cart))))
 }

@@ -52,7 +52,7 @@ async fn a_failed_write_is_sent_exactly_once_and_a_failed_read_is_retried() {
     let api = api(&fleet);
     fleet.set_faults(Service::Cart, json!({"errorRatio": 1.0})).await.expect("faults");
 
-    assert!(api.cart.add_item(cx(), "u-1", "p-2", 1).await.is_err());
+    assert!(api.cart.add_item(cx(), "u-1", "p-2", 1, "key-once-0001").await.is_err());
     let stats = fleet.stats(Service::Cart).await.expect("stats");
     assert_eq!(stats["routes"]["POST /carts/{user}/items"], 1, "a write is never retried");
 
@@ -64,7 +64,7 @@ async fn a_failed_write_is_sent_exactly_once_and_a_failed_read_is_retried() {
 #[tokio::test]
 async fn a_write_carries_a_service_token_and_returns_the_validated_cart() {
     let fleet = Arc::new(Fleet::start().await.expect("mocks"));
-    let cart = api(&fleet).cart.add_item(cx(), "u-3", "p-2", 2).await.expect("added");
+    let cart = api(&fleet).cart.add_item(cx(), "u-3", "p-2", 2, "key-once-0002").await.expect("added");
     assert_eq!(cart.items.len(), 1);
     assert_eq!(cart.items[0].product_id, "p-2");
     let stats = fleet.stats(Service::Cart).await.expect("stats");

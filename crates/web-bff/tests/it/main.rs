@@ -198,3 +198,82 @@ async fn cors_allows_listed_origins_with_credentials_and_nobody_else() {
     let foreign = Reply::read(preflight("https://evil.example").await.expect("reachable")).await;
     assert_eq!(foreign.header("access-control-allow-origin"), None);
 }
+
+/// `POST /v1/cart/items` with a session, the allowed Origin and its CSRF token.
+async fn add_to_cart(app: &TestApp, session: &str, csrf: &str, key: Option<&str>, body: &str) -> Reply {
+    let mut request = app
+        .http
+        .post(format!("{}/v1/cart/items", app.base))
+        .header("cookie", session)
+        .header("origin", ORIGIN)
+        .header("x-csrf-token", csrf)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    Reply::read(request.send().await.expect("reachable")).await
+}
+
+async fn cart_writes(app: &TestApp) -> u64 {
+    let stats = app.fleet.stats(Service::Cart).await.expect("stats");
+    stats["routes"]["POST /carts/{user}/items"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn adding_to_the_cart_is_idempotent_per_key_and_refuses_a_reused_key() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-2").await;
+    let info = get(&app, &format!("{}/auth/session", app.base), Some(&session)).await.json();
+    let csrf = info["csrfToken"].as_str().expect("csrf token").to_owned();
+    let one = r#"{"productId":"p-1","quantity":1}"#;
+
+    let added = add_to_cart(&app, &session, &csrf, Some("key-0000-0001"), one).await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    // u-2's seeded cart has two lines; the answer has the new one too.
+    assert_eq!(added.json()["lineCount"], 3);
+
+    // A retry with the same key and body gets the same answer.
+    let retried = add_to_cart(&app, &session, &csrf, Some("key-0000-0001"), one).await;
+    assert_eq!((retried.status, retried.json()), (added.status, added.json()));
+
+    // The same key for another write is refused, and says why.
+    let other = r#"{"productId":"p-3","quantity":2}"#;
+    add_to_cart(&app, &session, &csrf, Some("key-0000-0001"), other)
+        .await
+        .assert_problem(422, "idempotency.key_reused");
+    assert_eq!(cart_writes(&app).await, 3, "each write reached the cart service once");
+}
+
+#[tokio::test]
+async fn a_bad_write_is_refused_before_reaching_the_cart() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-2").await;
+    let info = get(&app, &format!("{}/auth/session", app.base), Some(&session)).await.json();
+    let csrf = info["csrfToken"].as_str().expect("csrf token").to_owned();
+    let one = r#"{"productId":"p-1","quantity":1}"#;
+
+    add_to_cart(&app, &session, &csrf, None, one).await.assert_problem(400, "idempotency.key_missing");
+    add_to_cart(&app, &session, &csrf, Some("short"), one).await.assert_problem(400, "request.invalid");
+    for body in [
+        "{not json",
+        r#"{"productId":"p-1"}"#,
+        r#"{"productId":"p-1","quantity":0}"#,
+        r#"{"productId":"p-1","quantity":100}"#,
+        r#"{"productId":"../p-1","quantity":1}"#,
+        r#"{"productId":"p-1","quantity":1,"price":1}"#,
+    ] {
+        add_to_cart(&app, &session, &csrf, Some("key-0000-0002"), body)
+            .await
+            .assert_problem(400, "request.invalid");
+    }
+    add_to_cart(&app, &session, "guess", Some("key-0000-0003"), one)
+        .await
+        .assert_problem(403, "auth.forbidden");
+    assert_eq!(cart_writes(&app).await, 0);
+
+    // An unknown product is the cart service's answer: 404.
+    add_to_cart(&app, &session, &csrf, Some("key-0000-0004"), r#"{"productId":"p-999","quantity":1}"#)
+        .await
+        .assert_problem(404, "resource.not_found");
+}

@@ -12,7 +12,7 @@ async fn web_bff_pacts_are_recorded_through_the_real_clients() {
         "web-bff",
         &[
             (Service::User, vec![Read::Profile { with_email: false }]),
-            (Service::Cart, vec![Read::Cart]),
+            (Service::Cart, vec![Read::Cart, Read::AddItem]),
             (Service::Recommendations, vec![Read::RecommendationsForSegment { limit: 12 }]),
             (Service::Promotions, vec![Read::PromotionsForSegment]),
             (Service::Shipping, vec![Read::Estimate]),

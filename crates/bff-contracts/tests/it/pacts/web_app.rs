@@ -52,6 +52,43 @@ async fn web_app_reads_its_pages_from_web_bff() {
             }));
             i
         })
+        .interaction("adding a product to the cart", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("product p-1 exists");
+            i.request
+                .post()
+                .path("/v1/cart/items")
+                .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
+                .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"))
+                .header("idempotency-key", term!("^[A-Za-z0-9_.:-]{8,128}$", "0b6f3c1e-4f7a-4d2e"))
+                .content_type("application/json")
+                .json_body(json_pattern!({ "productId": "p-1", "quantity": 1 }));
+            with_session(&mut i);
+            i.response.status(201).content_type("application/json").json_body(json_pattern!({
+                "itemCount": like!(3),
+                "lineCount": like!(3),
+                "total": { "formatted": like!("$59.97") },
+            }));
+            i
+        })
+        .interaction("adding with an Idempotency-Key already used for another product", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("idempotency key key-used-0001 was used for another item");
+            i.request
+                .post()
+                .path("/v1/cart/items")
+                .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
+                .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"))
+                .header("idempotency-key", "key-used-0001")
+                .content_type("application/json")
+                .json_body(json_pattern!({ "productId": "p-3", "quantity": 1 }));
+            with_session(&mut i);
+            i.response
+                .status(422)
+                .content_type("application/problem+json")
+                .json_body(json_pattern!({ "code": "idempotency.key_reused" }));
+            i
+        })
         .interaction("logging out", "", |mut i| {
             i.given("user u-2 is signed in");
             i.request
@@ -80,6 +117,23 @@ async fn web_app_reads_its_pages_from_web_bff() {
     let csrf = session["csrfToken"].as_str().expect("a CSRF token").to_owned();
     let home: Value = get("/v1/home").await.expect("answer").json().await.expect("json");
     assert_eq!(home["data"]["cart"]["lineCount"], 2);
+    let add = |key: &str, product: &str| {
+        http.post(format!("{base}/v1/cart/items"))
+            .header("accept", "application/json")
+            .header("cookie", SESSION)
+            .header("x-csrf-token", "b64-csrf-token")
+            .header("origin", "http://127.0.0.1:8080")
+            .header("idempotency-key", key.to_owned())
+            .json(&serde_json::json!({ "productId": product, "quantity": 1 }))
+            .send()
+    };
+    let added = add("0b6f3c1e-4f7a-4d2e", "p-1").await.expect("answer");
+    assert_eq!(added.status(), 201);
+    let reused = add("key-used-0001", "p-3").await.expect("answer");
+    assert_eq!(reused.status(), 422);
+    let problem: Value = reused.json().await.expect("json");
+    assert_eq!(problem["code"], "idempotency.key_reused");
+
     let logout = http
         .post(format!("{base}/auth/logout"))
         .header("accept", "application/json")
