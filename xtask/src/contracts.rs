@@ -21,6 +21,17 @@ use anyhow::{Context as _, bail};
 
 use crate::root;
 
+const HELP: &str = "usage: cargo xtask contracts [--update | --rebaseline]
+
+Records the consumer pacts (every `pacts::` test) and checks the DTO schemas
+(`schemas::`), then: OpenAPI drift, breaking changes against openapi/baseline/
+(acknowledged in openapi/accepted-breaks.toml), pact drift against contracts/,
+and verification of every pact against its provider, with a consumer x
+provider matrix. Non-zero exit on any failure.
+
+  --update      rewrite openapi/<bff>.json and contracts/*.json from the code
+  --rebaseline  the current documents become the released baselines (at a release)";
+
 /// Runs the command.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let (mut update, mut rebaseline) = (false, false);
@@ -28,7 +39,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         match arg.as_str() {
             "--update" => update = true,
             "--rebaseline" => rebaseline = true,
-            other => bail!("unknown argument `{other}` (--update, --rebaseline)"),
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            other => bail!("unknown argument `{other}`\n\n{HELP}"),
         }
     }
     let started = Instant::now();

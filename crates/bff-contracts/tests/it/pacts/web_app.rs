@@ -13,6 +13,24 @@ fn with_session(i: &mut pact_consumer::builders::InteractionBuilder) {
         .header("cookie", term!("^__Host-session=[A-Za-z0-9._~+/=%-]+$", SESSION));
 }
 
+/// `POST /v1/cart/items` of one unit of `product`: a write, so the session,
+/// the CSRF token, the page's Origin and an Idempotency-Key.
+fn cart_write(
+    i: &mut pact_consumer::builders::InteractionBuilder,
+    key: impl Into<pact_consumer::patterns::StringPattern>,
+    product: &str,
+) {
+    i.request
+        .post()
+        .path("/v1/cart/items")
+        .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
+        .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"))
+        .header("idempotency-key", key)
+        .content_type("application/json")
+        .json_body(json_pattern!({ "productId": product, "quantity": 1 }));
+    with_session(i);
+}
+
 #[tokio::test]
 async fn web_app_reads_its_pages_from_web_bff() {
     let mut builder = pact("web-app", "web-bff");
@@ -55,15 +73,7 @@ async fn web_app_reads_its_pages_from_web_bff() {
         .interaction("adding a product to the cart", "", |mut i| {
             i.given("user u-2 is signed in");
             i.given("product p-1 exists");
-            i.request
-                .post()
-                .path("/v1/cart/items")
-                .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
-                .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"))
-                .header("idempotency-key", term!("^[A-Za-z0-9_.:-]{8,128}$", "0b6f3c1e-4f7a-4d2e"))
-                .content_type("application/json")
-                .json_body(json_pattern!({ "productId": "p-1", "quantity": 1 }));
-            with_session(&mut i);
+            cart_write(&mut i, term!("^[A-Za-z0-9_.:-]{8,128}$", "0b6f3c1e-4f7a-4d2e"), "p-1");
             i.response.status(201).content_type("application/json").json_body(json_pattern!({
                 "itemCount": like!(3),
                 "lineCount": like!(3),
@@ -74,15 +84,7 @@ async fn web_app_reads_its_pages_from_web_bff() {
         .interaction("adding with an Idempotency-Key already used for another product", "", |mut i| {
             i.given("user u-2 is signed in");
             i.given("idempotency key key-used-0001 was used for another item");
-            i.request
-                .post()
-                .path("/v1/cart/items")
-                .header("x-csrf-token", term!("^[A-Za-z0-9_-]+$", "b64-csrf-token"))
-                .header("origin", term!("^https?://[^/]+$", "http://127.0.0.1:8080"))
-                .header("idempotency-key", "key-used-0001")
-                .content_type("application/json")
-                .json_body(json_pattern!({ "productId": "p-3", "quantity": 1 }));
-            with_session(&mut i);
+            cart_write(&mut i, "key-used-0001", "p-3");
             i.response
                 .status(422)
                 .content_type("application/problem+json")
