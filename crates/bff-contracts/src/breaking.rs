@@ -227,15 +227,14 @@ impl<'a> Diff<'a> {
                             format!("{location} parameter `{name}` became required"),
                         );
                     }
-                    let (old, old_at): (&'a Value, &String) = (old, old_at);
                     if let (Some(old_schema), Some(new_schema)) = (old.get("schema"), param.get("schema")) {
-                        let (a, a_at) = resolve(self.base, old_schema, format!("{old_at}/schema"));
-                        let (b, b_at) = resolve(self.head, new_schema, format!("{at}/schema"));
-                        self.schema(
+                        self.child(
                             Direction::Request,
                             "request-parameter",
-                            At { schema: a, pointer: a_at },
-                            At { schema: b, pointer: b_at },
+                            old_schema,
+                            new_schema,
+                            &format!("{old_at}/schema"),
+                            &format!("{at}/schema"),
                         );
                     }
                 }
@@ -261,13 +260,13 @@ impl<'a> Diff<'a> {
             let Some(old_content) = old_body.get("content").and_then(|c| c.get(media)) else { continue };
             let (Some(a), Some(b)) = (old_content.get("schema"), content.get("schema")) else { continue };
             let media = escape(media);
-            let (a, a_at) = resolve(self.base, a, format!("{old_at}/content/{media}/schema"));
-            let (b, b_at) = resolve(self.head, b, format!("{new_at}/content/{media}/schema"));
-            self.schema(
+            self.child(
                 Direction::Request,
                 "request-property",
-                At { schema: a, pointer: a_at },
-                At { schema: b, pointer: b_at },
+                a,
+                b,
+                &format!("{old_at}/content/{media}/schema"),
+                &format!("{new_at}/content/{media}/schema"),
             );
         }
     }
@@ -319,13 +318,13 @@ impl<'a> Diff<'a> {
                     continue;
                 };
                 let (Some(a), Some(b)) = (content.get("schema"), new_content.get("schema")) else { continue };
-                let (a, a_at) = resolve(self.base, a, format!("{old_at}/content/{escaped}/schema"));
-                let (b, b_at) = resolve(self.head, b, format!("{new_at}/content/{escaped}/schema"));
-                self.schema(
+                self.child(
                     Direction::Response,
                     "response-property",
-                    At { schema: a, pointer: a_at },
-                    At { schema: b, pointer: b_at },
+                    a,
+                    b,
+                    &format!("{old_at}/content/{escaped}/schema"),
+                    &format!("{new_at}/content/{escaped}/schema"),
                 );
             }
             self.operation = operation.clone();
@@ -448,6 +447,7 @@ impl<'a> Diff<'a> {
         }
     }
 
+    /// Resolves both sides' `$ref`s (pointers follow) and compares them.
     fn child(
         &mut self,
         direction: Direction,
