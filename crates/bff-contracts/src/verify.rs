@@ -361,13 +361,7 @@ impl Providers {
 
     async fn start_mobile(&mut self) -> anyhow::Result<()> {
         let mut config = mobile_bff::Config::default();
-        bff_testkit::wire(
-            &self.fleet,
-            &mut config.auth,
-            &mut config.downstream,
-            &mut config.compose,
-            &mut config.redis,
-        );
+        bff_testkit::wire(&self.fleet, &mut config);
         let (listener, base, shutdown) = self.listen().await?;
         tokio::spawn(mobile_bff::run(config, listener, shutdown));
         let token =
@@ -379,13 +373,7 @@ impl Providers {
 
     async fn start_web(&mut self) -> anyhow::Result<()> {
         let mut config = web_bff::Config::default();
-        bff_testkit::wire(
-            &self.fleet,
-            &mut config.auth,
-            &mut config.downstream,
-            &mut config.compose,
-            &mut config.redis,
-        );
+        bff_testkit::wire(&self.fleet, &mut config);
         config.session.authorize_url = format!("{}/authorize", self.fleet.url(Service::Identity));
         let (listener, base, shutdown) = self.listen().await?;
         config.session.public_url = base.clone();

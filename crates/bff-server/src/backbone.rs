@@ -51,6 +51,21 @@ pub struct Sections<'a> {
     pub cache: &'a CacheConfig,
 }
 
+/// [`Sections`], mutable: what [`BffConfig::sections_mut`] hands out.
+#[derive(Debug)]
+pub struct SectionsMut<'a> {
+    /// Caller authentication and token exchange.
+    pub auth: &'a mut AuthConfig,
+    /// Downstream services.
+    pub downstream: &'a mut DownstreamConfig,
+    /// Composition.
+    pub compose: &'a mut ComposeConfig,
+    /// Redis.
+    pub redis: &'a mut RedisConfig,
+    /// The part cache.
+    pub cache: &'a mut CacheConfig,
+}
+
 impl FromRef<Backbone> for Arc<JwtVerifier> {
     fn from_ref(backbone: &Backbone) -> Self {
         Arc::clone(&backbone.verifier)
@@ -123,6 +138,9 @@ pub trait BffConfig: DeserializeOwned + Serialize + Default + Validate {
     /// The sections the shared [`Backbone`] is built from.
     fn sections(&self) -> Sections<'_>;
 
+    /// The same sections, to change (tests point them at their mocks).
+    fn sections_mut(&mut self) -> SectionsMut<'_>;
+
     /// Problems of the shared sections ([`common_problems`]).
     fn common_problems(&self) -> Vec<String> {
         common_problems(self.server(), self.sections())
@@ -146,6 +164,16 @@ macro_rules! bff_config {
                     compose: &self.compose,
                     redis: &self.redis,
                     cache: &self.cache,
+                }
+            }
+
+            fn sections_mut(&mut self) -> $crate::SectionsMut<'_> {
+                $crate::SectionsMut {
+                    auth: &mut self.auth,
+                    downstream: &mut self.downstream,
+                    compose: &mut self.compose,
+                    redis: &mut self.redis,
+                    cache: &mut self.cache,
                 }
             }
         }

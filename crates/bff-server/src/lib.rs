@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use backbone::{Backbone, BffConfig, Sections, common_problems, launch};
+pub use backbone::{Backbone, BffConfig, Sections, SectionsMut, common_problems, launch};
 pub use config::{ConfigError, ServerConfig, load};
 pub use edge::{Readiness, edge};
 

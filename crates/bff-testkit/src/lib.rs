@@ -13,9 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use bff_auth::AuthConfig;
-use bff_compose::ComposeConfig;
-use bff_downstream::DownstreamConfig;
+use bff_server::{BffConfig, SectionsMut};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -33,13 +31,8 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// Redis is switched off (whatever `$REDIS_URL` says): tests that want it
 /// start their own [`RedisServer`] and set `redis.url`.
-pub fn wire(
-    fleet: &Fleet,
-    auth: &mut AuthConfig,
-    downstream: &mut DownstreamConfig,
-    compose: &mut ComposeConfig,
-    redis: &mut bff_redis::RedisConfig,
-) {
+pub fn wire(fleet: &Fleet, config: &mut impl BffConfig) {
+    let SectionsMut { auth, downstream, compose, redis, .. } = config.sections_mut();
     redis.url = None;
     let identity = fleet.url(Service::Identity);
     auth.jwks_url = format!("{identity}/.well-known/jwks.json");

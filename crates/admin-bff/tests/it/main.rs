@@ -27,13 +27,7 @@ async fn spawn_app() -> Admin {
     let _ = std::fs::remove_file(&audit);
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
-    bff_testkit::wire(
-        &fleet,
-        &mut config.auth,
-        &mut config.downstream,
-        &mut config.compose,
-        &mut config.redis,
-    );
+    bff_testkit::wire(&fleet, &mut config);
     config.audit.path = audit.clone();
     let app = bff_testkit::spawn(fleet, ClientKind::Admin, |listener, shutdown| {
         admin_bff::run(config, listener, shutdown)

@@ -12,13 +12,7 @@ pub(crate) async fn spawn_app() -> TestApp {
 pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
-    bff_testkit::wire(
-        &fleet,
-        &mut config.auth,
-        &mut config.downstream,
-        &mut config.compose,
-        &mut config.redis,
-    );
+    bff_testkit::wire(&fleet, &mut config);
     customize(&mut config);
     bff_testkit::spawn(fleet, ClientKind::Mobile, |listener, shutdown| {
         mobile_bff::run(config, listener, shutdown)

@@ -18,13 +18,7 @@ async fn spawn_app() -> TestApp {
 async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
-    bff_testkit::wire(
-        &fleet,
-        &mut config.auth,
-        &mut config.downstream,
-        &mut config.compose,
-        &mut config.redis,
-    );
+    bff_testkit::wire(&fleet, &mut config);
     customize(&mut config);
     bff_testkit::spawn(fleet, ClientKind::Partner, |listener, shutdown| {
         partner_bff::run(config, listener, shutdown)

@@ -13,13 +13,7 @@ const ORIGIN: &str = "http://127.0.0.1:8080";
 async fn spawn_app() -> TestApp {
     let fleet = Fleet::start().await.expect("mocks start");
     let mut config = Config::default();
-    bff_testkit::wire(
-        &fleet,
-        &mut config.auth,
-        &mut config.downstream,
-        &mut config.compose,
-        &mut config.redis,
-    );
+    bff_testkit::wire(&fleet, &mut config);
     config.session.authorize_url = format!("{}/authorize", fleet.url(Service::Identity));
     bff_testkit::spawn(fleet, ClientKind::Web, |listener, shutdown| {
         if let Ok(addr) = listener.local_addr() {
