@@ -187,11 +187,10 @@ fn private() -> OpenApiRouter<WebState> {
         .routes(routes!(login::logout))
 }
 
-/// web-bff's OpenAPI document, as served on `/openapi.json` and committed as
-/// `openapi/web-bff.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    use bff_server::openapi::{cookie, document, finish, header_key};
-    let doc = document(
+/// The document's skeleton: info and the security schemes.
+fn skeleton() -> utoipa::openapi::OpenApi {
+    use bff_server::openapi::{cookie, document, header_key};
+    document(
         "web-bff",
         env!("CARGO_PKG_VERSION"),
         "The BFF of the web front end. The browser never holds a token: it logs in through \
@@ -201,8 +200,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             ("session", cookie(session::SESSION_COOKIE, "The sealed session, set by `/auth/callback`.")),
             ("csrf", header_key("X-CSRF-Token", "The session's CSRF token, from `GET /auth/session`.")),
         ],
-    );
-    finish(OpenApiRouter::with_openapi(doc).merge(public()).merge(private()).into_openapi())
+    )
+}
+
+/// web-bff's OpenAPI document, as served on `/openapi.json` and committed as
+/// `openapi/web-bff.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let routes = OpenApiRouter::with_openapi(skeleton()).merge(public()).merge(private());
+    bff_server::openapi::finish(routes.into_openapi())
 }
 
 /// The complete app.
@@ -224,13 +229,15 @@ pub fn app(state: WebState, server: &ServerConfig) -> Router {
             bff_telemetry_request_id(),
         ])
         .expose_headers([bff_telemetry_request_id()]);
-    let (public, _) = public().split_for_parts();
-    let (private, _) = private().split_for_parts();
+    // The document is split off the routers that serve, as in every BFF.
+    let (public, public_doc) = OpenApiRouter::with_openapi(skeleton()).merge(public()).split_for_parts();
+    let (private, private_doc) = private().split_for_parts();
+    let doc = bff_server::openapi::finish(public_doc.merge_from(private_doc));
     let private = private
         // Layers run bottom-up: the session first, then the CSRF check.
         .route_layer(middleware::from_fn_with_state(origins, session::require_csrf))
         .route_layer(middleware::from_fn_with_state(session_auth, session::require_session));
-    let routes = public.merge(private).with_state(state).merge(bff_server::openapi::route(&openapi()));
+    let routes = public.merge(private).with_state(state).merge(bff_server::openapi::route(&doc));
     // CORS goes around the whole edge: preflights (OPTIONS) must be answered
     // before routing turns them into 405s.
     bff_server::edge(routes, server, readiness).layer(cors)
