@@ -50,7 +50,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let root = root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     if rebaseline {
-        return checks(&cargo, &["rebaseline".into(), "--root".into(), root.display().to_string()], None);
+        // Nothing was built for this run: let cargo build the binary.
+        let mut run = Command::new(&cargo);
+        run.args(["run", "--quiet", "--package", "bff-contracts", "--", "rebaseline", "--root"]).arg(&root);
+        return succeed(run);
     }
 
     let pacts = root.join("target/contracts/pacts");
@@ -81,30 +84,20 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     // The verifier narrates every interaction on stdout: keep that in a file.
     let log = root.join("target/contracts/verifier.log");
-    let result = checks(&cargo, &check, Some(std::fs::File::create(&log)?));
+    // The test run above has just built the `bff-contracts` binary (cargo
+    // builds the binaries of crates with integration tests, and it has one)
+    // with the test build's features; `cargo run -p` would resolve other
+    // features and rebuild much of the dependency tree (minutes on a cold CI).
+    let mut binary = Command::new(crate::bin_dir().join("bff-contracts"));
+    binary.args(&check).stdout(std::fs::File::create(&log)?);
+    let result = succeed(binary);
     eprintln!("contracts: {:.1} s (the verifier's log: {})", started.elapsed().as_secs_f64(), log.display());
     result
 }
 
-/// Runs the `bff-contracts` binary, its stdout to `stdout` if given. The
-/// test run above has just built it (cargo builds the binaries of crates
-/// with integration tests, and `bff-contracts` has one) with the test
-/// build's features; `cargo run -p` would resolve other features and
-/// rebuild a good part of the dependency tree (minutes on a cold CI).
-fn checks(cargo: &str, args: &[String], stdout: Option<std::fs::File>) -> anyhow::Result<()> {
-    let binary = crate::bin_dir().join("bff-contracts");
-    let mut command = if binary.exists() && stdout.is_some() {
-        Command::new(binary)
-    } else {
-        let mut run = Command::new(cargo);
-        run.args(["run", "--quiet", "--package", "bff-contracts", "--"]);
-        run
-    };
-    command.current_dir(root()).args(args);
-    if let Some(file) = stdout {
-        command.stdout(file);
-    }
-    let status = command.status().context("running bff-contracts")?;
+/// Runs `command` in the workspace root; an error unless it succeeds.
+fn succeed(mut command: Command) -> anyhow::Result<()> {
+    let status = command.current_dir(root()).status().context("running bff-contracts")?;
     if !status.success() {
         bail!("contract checks failed");
     }
