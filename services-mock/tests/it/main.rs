@@ -103,3 +103,35 @@ async fn identity_publishes_both_keys_and_schemas_are_published() {
     let schemas: Value = serde_json::from_str(&body).expect("json");
     assert!(schemas["GET /prices/{id}"]["properties"]["price"].is_object(), "{schemas}");
 }
+
+/// `POST /carts/u-2/items` with a service token, an optional key and `body`.
+async fn add_item(fleet: &Fleet, key: Option<&str>, body: &str) -> (u16, Option<String>, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/carts/u-2/items", fleet.url(Service::Cart)))
+        .bearer_auth(fleet.service_token(Service::Cart, "u-2", "web-bff"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.expect("mock reachable");
+    let status = response.status().as_u16();
+    let replayed =
+        response.headers().get("idempotency-replayed").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, replayed, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn cart_writes_replay_a_repeated_key_and_refuse_a_reused_one() {
+    let fleet = Fleet::start().await.expect("mocks");
+    let one = r#"{"productId":"p-1","quantity":1}"#;
+    let (status, replayed, first) = add_item(&fleet, Some("key-mock-0001"), one).await;
+    assert_eq!((status, replayed), (201, None));
+    let (status, replayed, again) = add_item(&fleet, Some("key-mock-0001"), one).await;
+    assert_eq!((status, replayed.as_deref(), again), (201, Some("true"), first));
+    let (status, _, body) =
+        add_item(&fleet, Some("key-mock-0001"), r#"{"productId":"p-3","quantity":1}"#).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, body) = add_item(&fleet, None, one).await;
+    assert_eq!(status, 400, "{body}");
+}
