@@ -30,9 +30,26 @@ pub struct Fleet {
 impl Fleet {
     /// Starts every mock with the default issuer.
     pub async fn start() -> anyhow::Result<Fleet> {
+        Fleet::start_only(&Service::ALL).await
+    }
+
+    /// Starts the identity provider and the services `bff` calls (its
+    /// registry entry's egress list): what a test of that BFF needs.
+    pub async fn for_bff(bff: &bff_registry::Bff) -> anyhow::Result<Fleet> {
+        let mut services = Vec::new();
+        for name in bff.calls {
+            services.push(name.parse::<Service>().map_err(anyhow::Error::msg)?);
+        }
+        Fleet::start_only(&services).await
+    }
+
+    /// Starts the identity provider and `services`; the others are not
+    /// running ([`Fleet::url`] of one is empty).
+    pub async fn start_only(services: &[Service]) -> anyhow::Result<Fleet> {
         let identity = Arc::new(Identity::new(DEFAULT_ISSUER)?);
         let mut mocks = BTreeMap::new();
-        for service in Service::ALL {
+        let wanted = Service::ALL.into_iter().filter(|s| *s == Service::Identity || services.contains(s));
+        for service in wanted {
             let mut state = MockState::new(DEFAULT_ISSUER)?;
             state.identity = Arc::clone(&identity);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -46,7 +63,13 @@ impl Fleet {
         Ok(Fleet { mocks, identity, http: reqwest::Client::new() })
     }
 
-    /// The base URL of `service`, e.g. `http://127.0.0.1:41234`.
+    /// Whether `service` runs in this fleet.
+    pub fn runs(&self, service: Service) -> bool {
+        self.mocks.contains_key(&service)
+    }
+
+    /// The base URL of `service`, e.g. `http://127.0.0.1:41234` (empty
+    /// when it does not run in this fleet).
     pub fn url(&self, service: Service) -> String {
         self.mocks.get(&service).map(|m| format!("http://{}", m.addr)).unwrap_or_default()
     }
@@ -107,10 +130,10 @@ impl Fleet {
         self.stats(service).await?["total"].as_u64().context("stats without total")
     }
 
-    /// Requests that reached any domain service (identity excluded).
+    /// Requests that reached any domain service of this fleet (identity excluded).
     pub async fn domain_requests(&self) -> anyhow::Result<u64> {
         let mut total = 0;
-        for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
+        for service in self.mocks.keys().copied().filter(|s| *s != Service::Identity) {
             total += self.requests(service).await?;
         }
         Ok(total)

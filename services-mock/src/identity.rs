@@ -7,9 +7,13 @@
 //!   There is no login page: the user is the seeded id in `login_hint`
 //!   (default `u-1`), and the browser is redirected straight back.
 //! * `POST /oauth/token`: `authorization_code` (+ PKCE), `client_credentials`,
-//!   and RFC 8693 `token-exchange`; errors are RFC 6749 / 8693 bodies.
+//!   RFC 8693 `token-exchange` and the RFC 8628 device code; errors are
+//!   RFC 6749 / 8693 / 8628 bodies.
+//! * `POST /oauth/device_authorization` and `POST /device`: the device
+//!   authorization grant, and its approval (see [`crate::device`]).
 //!
-//! Seeded clients are in [`CLIENTS`]; every token is an RFC 9068 `at+jwt`.
+//! Its clients are in [`clients`]: a few seeded by hand, the rest derived
+//! from the BFF registry. Every token is an RFC 9068 `at+jwt`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,6 +47,8 @@ const KEYS: [(&str, &str); 2] = [
 
 /// Lifetime of user and client access tokens.
 const ACCESS_TOKEN_SECS: u64 = 900;
+/// The same, for the grants implemented outside this module.
+pub(crate) const ACCESS_TOKEN_SECS_PUBLIC: u64 = ACCESS_TOKEN_SECS;
 /// Lifetime of exchanged (service) tokens: short, they are re-exchanged.
 const SERVICE_TOKEN_SECS: u64 = 300;
 /// Lifetime of an authorization code.
@@ -62,107 +68,141 @@ pub enum Grant {
     ClientCredentials,
     /// Exchange a token issued to it for a downstream service token.
     TokenExchange,
+    /// Log users in on a device without a browser (RFC 8628).
+    DeviceCode,
 }
 
 /// A registered OAuth client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthClient {
     /// `client_id`.
-    pub id: &'static str,
+    pub id: String,
     /// Secret of confidential clients; `None` for public (PKCE-only) clients.
-    pub secret: Option<&'static str>,
+    pub secret: Option<String>,
     /// Grants it may use.
-    pub grants: &'static [Grant],
+    pub grants: Vec<Grant>,
     /// Audience of the tokens it obtains for users or itself: the BFF they are for.
-    pub audience: &'static str,
+    pub audience: String,
     /// Allowed redirect URIs (loopback URIs match on any port, RFC 8252).
-    pub redirect_uris: &'static [&'static str],
+    pub redirect_uris: Vec<String>,
     /// Scopes granted to its tokens.
-    pub scope: &'static str,
+    pub scope: String,
     /// Tenant of a partner client.
-    pub tenant: Option<&'static str>,
+    pub tenant: Option<String>,
 }
 
-/// Every client the identity provider knows. Secrets are development
+/// The scopes of a customer-facing app's tokens.
+const APP_SCOPE: &str = "openid profile cart catalog orders";
+
+/// Clients whose details are seeded by hand (redirect URIs of a native app,
+/// partner tenants and secrets); the registry's other clients are derived
+/// from their BFF's entry (see [`clients`]). Secrets are development
 /// values, listed in the README.
-pub const CLIENTS: &[OAuthClient] = &[
-    OAuthClient {
-        id: "mobile-app",
+fn seeded() -> Vec<OAuthClient> {
+    let public = |id: &str, audience: &str, redirect_uris: &[&str], scope: &str| OAuthClient {
+        id: id.to_owned(),
         secret: None,
-        grants: &[Grant::AuthorizationCode],
-        audience: "mobile-bff",
-        redirect_uris: &["com.example.shop:/oauth/callback", "http://127.0.0.1/callback"],
-        scope: "openid profile cart catalog orders",
+        grants: vec![Grant::AuthorizationCode],
+        audience: audience.to_owned(),
+        redirect_uris: redirect_uris.iter().map(|uri| (*uri).to_owned()).collect(),
+        scope: scope.to_owned(),
         tenant: None,
-    },
-    OAuthClient {
-        id: "web-bff",
-        secret: Some("web-bff-dev-secret"),
-        grants: &[Grant::AuthorizationCode, Grant::TokenExchange],
-        audience: "web-bff",
-        redirect_uris: &["http://127.0.0.1:8080/auth/callback", "http://localhost:8080/auth/callback"],
-        scope: "openid profile cart catalog orders",
+    };
+    let partner = |id: &str, secret: &str, tenant: &str| OAuthClient {
+        id: id.to_owned(),
+        secret: Some(secret.to_owned()),
+        grants: vec![Grant::ClientCredentials],
+        audience: "partner-bff".to_owned(),
+        redirect_uris: Vec::new(),
+        scope: "catalog".to_owned(),
+        tenant: Some(tenant.to_owned()),
+    };
+    vec![
+        public(
+            "mobile-app",
+            "mobile-bff",
+            &["com.example.shop:/oauth/callback", "http://127.0.0.1/callback"],
+            APP_SCOPE,
+        ),
+        public("admin-console", "admin-bff", &["http://127.0.0.1/callback"], "openid admin"),
+        partner("partner-acme", "acme-dev-secret", "acme"),
+        partner("partner-globex", "globex-dev-secret", "globex"),
+    ]
+}
+
+/// The clients a BFF's registry entry implies: the BFF itself (a
+/// confidential client that exchanges tokens, secret `<name>-dev-secret`;
+/// in `session` mode also the login client, redirecting to its
+/// `/auth/callback`), and the client its callers use unless seeded by hand.
+fn derived(bff: &bff_registry::Bff) -> Vec<OAuthClient> {
+    use bff_registry::Auth;
+    let session = bff.auth == Auth::Session;
+    let mut clients = vec![OAuthClient {
+        id: bff.name.to_owned(),
+        secret: Some(format!("{}-dev-secret", bff.name)),
+        grants: if session {
+            vec![Grant::AuthorizationCode, Grant::TokenExchange]
+        } else {
+            vec![Grant::TokenExchange]
+        },
+        audience: bff.name.to_owned(),
+        redirect_uris: if session {
+            vec![
+                format!("http://127.0.0.1:{}/auth/callback", bff.port),
+                format!("http://localhost:{}/auth/callback", bff.port),
+            ]
+        } else {
+            Vec::new()
+        },
+        scope: if session { APP_SCOPE.to_owned() } else { String::new() },
         tenant: None,
-    },
-    OAuthClient {
-        id: "mobile-bff",
-        secret: Some("mobile-bff-dev-secret"),
-        grants: &[Grant::TokenExchange],
-        audience: "mobile-bff",
-        redirect_uris: &[],
-        scope: "",
-        tenant: None,
-    },
-    OAuthClient {
-        id: "partner-bff",
-        secret: Some("partner-bff-dev-secret"),
-        grants: &[Grant::TokenExchange],
-        audience: "partner-bff",
-        redirect_uris: &[],
-        scope: "",
-        tenant: None,
-    },
-    OAuthClient {
-        id: "admin-bff",
-        secret: Some("admin-bff-dev-secret"),
-        grants: &[Grant::TokenExchange],
-        audience: "admin-bff",
-        redirect_uris: &[],
-        scope: "",
-        tenant: None,
-    },
-    OAuthClient {
-        id: "admin-console",
-        secret: None,
-        grants: &[Grant::AuthorizationCode],
-        audience: "admin-bff",
-        redirect_uris: &["http://127.0.0.1/callback"],
-        scope: "openid admin",
-        tenant: None,
-    },
-    OAuthClient {
-        id: "partner-acme",
-        secret: Some("acme-dev-secret"),
-        grants: &[Grant::ClientCredentials],
-        audience: "partner-bff",
-        redirect_uris: &[],
-        scope: "catalog",
-        tenant: Some("acme"),
-    },
-    OAuthClient {
-        id: "partner-globex",
-        secret: Some("globex-dev-secret"),
-        grants: &[Grant::ClientCredentials],
-        audience: "partner-bff",
-        redirect_uris: &[],
-        scope: "catalog",
-        tenant: Some("globex"),
-    },
-];
+    }];
+    if !session {
+        let (secret, grants, scope, tenant) = match bff.auth {
+            Auth::ClientCredentials => (
+                Some(format!("{}-dev-secret", bff.client)),
+                vec![Grant::ClientCredentials],
+                "catalog",
+                Some(bff.client.to_owned()),
+            ),
+            Auth::Device => (None, vec![Grant::DeviceCode], APP_SCOPE, None),
+            Auth::Staff => (None, vec![Grant::AuthorizationCode], "openid admin", None),
+            Auth::Bearer | Auth::Session => (None, vec![Grant::AuthorizationCode], APP_SCOPE, None),
+        };
+        clients.push(OAuthClient {
+            id: bff.client.to_owned(),
+            secret,
+            grants,
+            audience: bff.name.to_owned(),
+            redirect_uris: vec!["http://127.0.0.1/callback".to_owned()],
+            scope: scope.to_owned(),
+            tenant,
+        });
+    }
+    clients
+}
+
+/// Every client the identity provider knows: the hand-seeded ones, then
+/// those derived from every BFF of the registry (a new BFF's clients exist
+/// with no edit here).
+pub fn clients() -> &'static [OAuthClient] {
+    static CLIENTS: std::sync::OnceLock<Vec<OAuthClient>> = std::sync::OnceLock::new();
+    CLIENTS.get_or_init(|| {
+        let mut clients = seeded();
+        for bff in bff_registry::BFFS {
+            for client in derived(bff) {
+                if !clients.iter().any(|known| known.id == client.id) {
+                    clients.push(client);
+                }
+            }
+        }
+        clients
+    })
+}
 
 /// The client with `id`.
 pub fn client(id: &str) -> Option<&'static OAuthClient> {
-    CLIENTS.iter().find(|c| c.id == id)
+    clients().iter().find(|c| c.id == id)
 }
 
 /// A person who can log in: a customer (`u-N`, from the seed) or staff.
@@ -206,71 +246,6 @@ pub const SERVICE_SCOPES: &[(&str, &str)] = &[
     ("reviews", "reviews:read"),
     ("orders", "orders:read"),
 ];
-
-/// The client applications the command line mints tokens for, one per BFF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    /// The mobile app (PKCE public client), audience `mobile-bff`.
-    Mobile,
-    /// The web front end; its BFF is the OAuth client, audience `web-bff`.
-    Web,
-    /// A partner integration (client credentials), audience `partner-bff`.
-    Partner,
-    /// The back-office app, audience `admin-bff`.
-    Admin,
-}
-
-impl ClientKind {
-    /// Every client kind.
-    pub const ALL: [ClientKind; 4] =
-        [ClientKind::Mobile, ClientKind::Web, ClientKind::Partner, ClientKind::Admin];
-
-    /// The name used on the command line (`--client mobile`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            ClientKind::Mobile => "mobile",
-            ClientKind::Web => "web",
-            ClientKind::Partner => "partner",
-            ClientKind::Admin => "admin",
-        }
-    }
-
-    /// The OAuth client that obtains user tokens of this kind.
-    pub const fn client_id(self) -> &'static str {
-        match self {
-            ClientKind::Mobile => "mobile-app",
-            ClientKind::Web => "web-bff",
-            ClientKind::Partner => "partner-acme",
-            ClientKind::Admin => "admin-console",
-        }
-    }
-
-    /// The audience (`aud`) of its tokens: the BFF that serves it.
-    pub const fn audience(self) -> &'static str {
-        match self {
-            ClientKind::Mobile => "mobile-bff",
-            ClientKind::Web => "web-bff",
-            ClientKind::Partner => "partner-bff",
-            ClientKind::Admin => "admin-bff",
-        }
-    }
-
-    /// The scopes granted to its tokens.
-    pub fn scope(self) -> &'static str {
-        client(self.client_id()).map(|c| c.scope).unwrap_or_default()
-    }
-}
-
-impl std::str::FromStr for ClientKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ClientKind::ALL
-            .into_iter()
-            .find(|kind| kind.name() == s)
-            .ok_or_else(|| format!("unknown client `{s}` (expected mobile, web, partner or admin)"))
-    }
-}
 
 /// The actor of an exchanged token (RFC 8693 `act`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,11 +305,13 @@ struct PendingCode {
     expires: u64,
 }
 
-/// The identity provider's keys, issuer and pending authorization codes.
+/// The identity provider's keys, issuer, pending authorization codes and
+/// device authorizations.
 pub struct Identity {
     issuer: String,
     keys: Vec<SigningKey>,
     codes: Mutex<HashMap<String, PendingCode>>,
+    pub(crate) devices: crate::device::Devices,
 }
 
 impl std::fmt::Debug for Identity {
@@ -371,7 +348,7 @@ impl Identity {
                 Ok(SigningKey { kid, encoding, decoding, jwk })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Identity { issuer: issuer.into(), keys, codes: Mutex::default() })
+        Ok(Identity { issuer: issuer.into(), keys, codes: Mutex::default(), devices: Default::default() })
     }
 
     /// The issuer URL.
@@ -400,7 +377,7 @@ impl Identity {
         jsonwebtoken::encode(&header, claims, &key.encoding).context("signing token")
     }
 
-    fn claims(&self, aud: &str, sub: &str, scope: &str, client_id: &str, ttl: u64) -> UserClaims {
+    pub(crate) fn claims(&self, aud: &str, sub: &str, scope: &str, client_id: &str, ttl: u64) -> UserClaims {
         let now = now_secs();
         let person = person(sub);
         UserClaims {
@@ -415,23 +392,25 @@ impl Identity {
             tenant: person
                 .as_ref()
                 .map(|p| p.tenant.to_owned())
-                .or_else(|| client(sub).and_then(|c| c.tenant).map(str::to_owned)),
+                .or_else(|| client(sub).and_then(|c| c.tenant.clone())),
             roles: person.map(|p| p.roles.iter().map(|r| (*r).to_owned()).collect()).unwrap_or_default(),
             act: None,
             segment: crate::seed::Seed::shared().user(sub).map(|u| u.segment.to_owned()),
         }
     }
 
-    /// The claims of a fresh access token for `user` of `client` (for a
-    /// partner, `user` is ignored: its tokens are the client's own).
-    pub fn user_claims(&self, client: ClientKind, user: &str, ttl: Duration) -> UserClaims {
-        let subject = if client == ClientKind::Partner { client.client_id() } else { user };
-        self.claims(client.audience(), subject, client.scope(), client.client_id(), ttl.as_secs())
+    /// The claims of a fresh access token for `user` of the client that
+    /// `bff`'s callers use, audience `bff` (for a client-credentials BFF,
+    /// `user` is ignored: its tokens are the client's own).
+    pub fn user_claims(&self, bff: &bff_registry::Bff, user: &str, ttl: Duration) -> UserClaims {
+        let subject = if bff.auth == bff_registry::Auth::ClientCredentials { bff.client } else { user };
+        let scope = client(bff.client).map(|c| c.scope.as_str()).unwrap_or_default();
+        self.claims(bff.name, subject, scope, bff.client, ttl.as_secs())
     }
 
-    /// A signed access token for `user` of `client`.
-    pub fn user_token(&self, client: ClientKind, user: &str, ttl: Duration) -> anyhow::Result<String> {
-        self.sign(&self.user_claims(client, user, ttl))
+    /// A signed access token for `user` of the client `bff`'s callers use.
+    pub fn user_token(&self, bff: &bff_registry::Bff, user: &str, ttl: Duration) -> anyhow::Result<String> {
+        self.sign(&self.user_claims(bff, user, ttl))
     }
 
     /// A signed service token, as token exchange would issue it: `aud` the
@@ -469,6 +448,8 @@ pub(crate) fn routes() -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/authorize", get(authorize))
         .route("/oauth/token", post(token))
+        .route("/oauth/device_authorization", post(crate::device::authorize))
+        .route("/device", post(crate::device::decide))
 }
 
 async fn jwks(State(state): State<MockState>) -> Json<JwkSet> {
@@ -482,7 +463,8 @@ async fn discovery(State(state): State<MockState>) -> Json<serde_json::Value> {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
-        "grant_types_supported": ["authorization_code", "client_credentials", TOKEN_EXCHANGE],
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
+        "grant_types_supported": ["authorization_code", "client_credentials", TOKEN_EXCHANGE, crate::device::DEVICE_CODE],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "id_token_signing_alg_values_supported": ["ES256"],
@@ -490,7 +472,7 @@ async fn discovery(State(state): State<MockState>) -> Json<serde_json::Value> {
 }
 
 /// An OAuth error body (RFC 6749 section 5.2).
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response =
         (status, Json(serde_json::json!({ "error": error, "error_description": description })))
             .into_response();
@@ -572,7 +554,7 @@ async fn authorize(State(state): State<MockState>, Query(query): Query<Authorize
     }
     let code: String = std::iter::repeat_with(fastrand::alphanumeric).take(32).collect();
     let pending = PendingCode {
-        client_id: client.id.to_owned(),
+        client_id: client.id.clone(),
         redirect_uri: redirect_uri.clone(),
         challenge,
         user,
@@ -594,9 +576,10 @@ fn url_encode(value: &str) -> String {
 
 /// Form of `POST /oauth/token` (every grant's fields; each grant reads its own).
 #[derive(Debug, Default, Deserialize)]
-struct TokenForm {
+pub(crate) struct TokenForm {
     grant_type: Option<String>,
     client_id: Option<String>,
+    device_code: Option<String>,
     client_secret: Option<String>,
     code: Option<String>,
     redirect_uri: Option<String>,
@@ -618,7 +601,11 @@ struct TokenResponse {
     issued_token_type: Option<&'static str>,
 }
 
-fn issued(access_token: String, claims: &UserClaims, issued_token_type: Option<&'static str>) -> Response {
+pub(crate) fn issued(
+    access_token: String,
+    claims: &UserClaims,
+    issued_token_type: Option<&'static str>,
+) -> Response {
     let body = TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -633,7 +620,10 @@ fn issued(access_token: String, claims: &UserClaims, issued_token_type: Option<&
 
 /// Authenticates the client: HTTP Basic or `client_secret_post`; public
 /// clients present only their id.
-fn authenticate_client(headers: &HeaderMap, form: &TokenForm) -> Result<&'static OAuthClient, Box<Response>> {
+pub(crate) fn authenticate_client(
+    headers: &HeaderMap,
+    form: &TokenForm,
+) -> Result<&'static OAuthClient, Box<Response>> {
     let invalid =
         || Box::new(oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed"));
     let basic = headers
@@ -648,7 +638,7 @@ fn authenticate_client(headers: &HeaderMap, form: &TokenForm) -> Result<&'static
         None => (form.client_id.clone().ok_or_else(invalid)?, form.client_secret.clone()),
     };
     let client = client(&id).ok_or_else(invalid)?;
-    match (client.secret, secret.as_deref()) {
+    match (client.secret.as_deref(), secret.as_deref()) {
         (Some(expected), Some(given)) if expected == given => Ok(client),
         (None, None) => Ok(client),
         _ => Err(invalid()),
@@ -678,7 +668,7 @@ async fn token(
         }
         Some("client_credentials") if client.grants.contains(&Grant::ClientCredentials) => {
             let claims =
-                identity.claims(client.audience, client.id, client.scope, client.id, ACCESS_TOKEN_SECS);
+                identity.claims(&client.audience, &client.id, &client.scope, &client.id, ACCESS_TOKEN_SECS);
             match identity.sign(&claims) {
                 Ok(token) => issued(token, &claims, None),
                 Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
@@ -687,7 +677,10 @@ async fn token(
         Some(TOKEN_EXCHANGE) if client.grants.contains(&Grant::TokenExchange) => {
             token_exchange(identity, client, &form)
         }
-        Some("authorization_code" | "client_credentials" | TOKEN_EXCHANGE) => {
+        Some(crate::device::DEVICE_CODE) if client.grants.contains(&Grant::DeviceCode) => {
+            crate::device::poll(identity, client, form.device_code.as_deref())
+        }
+        Some("authorization_code" | "client_credentials" | TOKEN_EXCHANGE | crate::device::DEVICE_CODE) => {
             oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", "the client may not use this grant")
         }
         Some(_) => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
@@ -725,7 +718,8 @@ fn authorization_code(identity: &Identity, client: &OAuthClient, form: &TokenFor
             "code_verifier does not match the challenge",
         );
     }
-    let claims = identity.claims(client.audience, &pending.user, client.scope, client.id, ACCESS_TOKEN_SECS);
+    let claims =
+        identity.claims(&client.audience, &pending.user, &client.scope, &client.id, ACCESS_TOKEN_SECS);
     match identity.sign(&claims) {
         Ok(token) => issued(token, &claims, None),
         Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
@@ -746,7 +740,7 @@ fn token_exchange(identity: &Identity, client: &OAuthClient, form: &TokenForm) -
             "subject_token_type must be an access token",
         );
     }
-    let subject = match identity.verify(subject_token, client.audience) {
+    let subject = match identity.verify(subject_token, &client.audience) {
         Ok(claims) => claims,
         Err(_) => {
             return oauth_error(
@@ -778,10 +772,10 @@ fn token_exchange(identity: &Identity, client: &OAuthClient, form: &TokenForm) -
         iat: now,
         nbf: now,
         scope: requested.to_owned(),
-        client_id: client.id.to_owned(),
+        client_id: client.id.clone(),
         tenant: subject.tenant.clone(),
         roles: subject.roles.clone(),
-        act: Some(Actor { sub: client.id.to_owned() }),
+        act: Some(Actor { sub: client.id.clone() }),
         segment: subject.segment.clone(),
     };
     match identity.sign(&claims) {

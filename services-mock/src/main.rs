@@ -3,7 +3,7 @@
 //! ```text
 //! services-mock [all] [--host H]                   every mock on its default port
 //! services-mock serve <service> [--host H] [--port P] [--issuer URL]
-//! services-mock token --client mobile --user u-1 [--ttl-secs N] [--issuer URL]
+//! services-mock token --client <bff> --user u-1 [--ttl-secs N] [--issuer URL]
 //! services-mock token --service catalog [--user u-1]   (a service token)
 //! services-mock ids                                seeded users and products
 //! ```
@@ -12,7 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use services_mock::identity::{ClientKind, DEFAULT_ISSUER, Identity};
+use bff_registry::Auth;
+use services_mock::identity::{DEFAULT_ISSUER, Identity};
 use services_mock::seed::Seed;
 use services_mock::{Service, run};
 use tokio::sync::watch;
@@ -20,8 +21,11 @@ use tokio::sync::watch;
 const USAGE: &str = "usage:
   services-mock [all] [--host H] [--issuer URL]
   services-mock serve <service> [--host H] [--port P] [--issuer URL]
-  services-mock token --client <mobile|partner|admin> --user <id> [--ttl-secs N] [--issuer URL]
-  services-mock token --client web --user <id> [--web-url URL]   logs in through web-bff, prints the session cookie
+  services-mock token --client <bff> --user <id> [--ttl-secs N] [--issuer URL]
+                      <bff> is a BFF of the registry, by name or short name (mobile, web, partner, admin, ...):
+                      bearer, staff and client-credentials BFFs get a token signed with the development key;
+                      session BFFs (web) are logged in through the running BFF [--web-url URL], which prints its cookie;
+                      device BFFs (tv) run the device flow against the running identity mock [--identity-url URL]
   services-mock token --service <name> [--user <id>]   a service token, to call one mock directly
   services-mock ids";
 
@@ -80,38 +84,59 @@ async fn run_command() -> anyhow::Result<()> {
     let command = args.positional.first().map(String::as_str).unwrap_or("all");
     match command {
         "token" => {
-            args.check_flags(&["client", "user", "ttl-secs", "issuer", "service", "web-url"])?;
+            args.check_flags(&[
+                "client",
+                "user",
+                "ttl-secs",
+                "issuer",
+                "service",
+                "web-url",
+                "identity-url",
+            ])?;
             if let Some(service) = args.flag("service") {
                 // A service token, as token exchange would issue it to a BFF:
                 // for calling one mock directly.
                 let service: Service = service.parse().map_err(anyhow::Error::msg)?;
                 let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
-                let actor = format!("{}-bff", args.flag("client").unwrap_or("mobile"));
+                let actor = bff_registry::find(args.flag("client").unwrap_or("mobile"))
+                    .map(|bff| bff.name)
+                    .context("--client names no BFF of the registry")?;
                 println!(
                     "{}",
-                    identity.service_token(service.name(), args.flag("user").unwrap_or("u-1"), &actor)?
+                    identity.service_token(service.name(), args.flag("user").unwrap_or("u-1"), actor)?
                 );
                 return Ok(());
             }
-            let client: ClientKind =
-                args.flag("client").unwrap_or("mobile").parse().map_err(anyhow::Error::msg)?;
-            let user = args.flag("user").unwrap_or(if client == ClientKind::Admin { "s-1" } else { "u-1" });
-            if client != ClientKind::Partner && services_mock::identity::person(user).is_none() {
+            let name = args.flag("client").unwrap_or("mobile");
+            let Some(bff) = bff_registry::find(name) else {
+                let known: Vec<_> = bff_registry::BFFS.iter().map(|b| b.short_name()).collect();
+                bail!("unknown client `{name}` (one of: {})", known.join(", "));
+            };
+            let user = args.flag("user").unwrap_or(if bff.auth == Auth::Staff { "s-1" } else { "u-1" });
+            if bff.auth != Auth::ClientCredentials && services_mock::identity::person(user).is_none() {
                 let customers = Seed::shared().users.len();
                 bail!(
                     "unknown user `{user}`: customers are u-1 ..= u-{customers}, staff s-1 (admin), s-2 (support), s-3 (no role)"
                 );
             }
-            if client == ClientKind::Web {
-                // The browser never holds a token: log in through web-bff
-                // and print its session cookie instead.
-                let web = args.flag("web-url").unwrap_or("http://127.0.0.1:8080");
-                println!("{}", web_session(web, user).await?);
-                return Ok(());
+            match bff.auth {
+                Auth::Session => {
+                    // The browser never holds a token: log in through the
+                    // BFF and print its session cookie instead.
+                    let default_url = format!("http://127.0.0.1:{}", bff.port);
+                    let web = args.flag("web-url").unwrap_or(&default_url);
+                    println!("{}", web_session(web, user).await?);
+                }
+                Auth::Device => {
+                    let identity = args.flag("identity-url").unwrap_or("http://127.0.0.1:7000");
+                    println!("{}", device_flow(identity, bff.client, user).await?);
+                }
+                Auth::Bearer | Auth::Staff | Auth::ClientCredentials => {
+                    let ttl: u64 = args.flag("ttl-secs").unwrap_or("3600").parse().context("--ttl-secs")?;
+                    let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
+                    println!("{}", identity.user_token(bff, user, Duration::from_secs(ttl))?);
+                }
             }
-            let ttl: u64 = args.flag("ttl-secs").unwrap_or("3600").parse().context("--ttl-secs")?;
-            let identity = Identity::new(args.flag("issuer").unwrap_or(DEFAULT_ISSUER))?;
-            println!("{}", identity.user_token(client, user, Duration::from_secs(ttl))?);
             Ok(())
         }
         "ids" => {
@@ -212,6 +237,54 @@ async fn web_session(web: &str, user: &str) -> anyhow::Result<String> {
         Some(session) => Ok(session),
         None => bail!("login failed: {} {}", callback.status(), callback.text().await.unwrap_or_default()),
     }
+}
+
+/// Runs the device authorization grant (RFC 8628) as a TV would, with the
+/// person's approval made through the mock's documented call, and returns
+/// the access token.
+async fn device_flow(identity: &str, client_id: &str, user: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::new();
+    let started: serde_json::Value = http
+        .post(format!("{identity}/oauth/device_authorization"))
+        .form(&[("client_id", client_id)])
+        .send()
+        .await
+        .with_context(|| format!("is the identity mock running at {identity}? (cargo xtask dev)"))?
+        .error_for_status()?
+        .json()
+        .await?;
+    let field = |name: &str| started[name].as_str().map(str::to_owned).with_context(|| format!("no {name}"));
+    let (device_code, user_code) = (field("device_code")?, field("user_code")?);
+    let mut interval = Duration::from_secs(started["interval"].as_u64().unwrap_or(5));
+    eprintln!("device: user code {user_code}; approving it as {user} (POST {identity}/device)");
+    http.post(format!("{identity}/device"))
+        .form(&[("user_code", user_code.as_str()), ("login_hint", user), ("action", "approve")])
+        .send()
+        .await?
+        .error_for_status()
+        .context("the approval was refused")?;
+    for _ in 0..60 {
+        tokio::time::sleep(interval).await;
+        let answer = http
+            .post(format!("{identity}/oauth/token"))
+            .form(&[
+                ("grant_type", services_mock::device::DEVICE_CODE),
+                ("device_code", device_code.as_str()),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await?;
+        let body: serde_json::Value = answer.json().await?;
+        if let Some(token) = body["access_token"].as_str() {
+            return Ok(token.to_owned());
+        }
+        match body["error"].as_str() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += Duration::from_secs(5),
+            other => bail!("device flow failed: {}", other.unwrap_or("unreadable answer")),
+        }
+    }
+    bail!("device flow: no token after 60 polls")
 }
 
 fn init_logging() {

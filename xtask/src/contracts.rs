@@ -52,7 +52,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if rebaseline {
         // Nothing was built for this run: let cargo build the binary.
         let mut run = Command::new(&cargo);
+        cargo_build_bffs()?;
         run.args(["run", "--quiet", "--package", "bff-contracts", "--", "rebaseline", "--root"]).arg(&root);
+        run.arg("--bin-dir").arg(crate::bin_dir());
         return succeed(run);
     }
 
@@ -78,6 +80,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     eprintln!("contracts: consumer DTO schemas match the mocks' published schemas and responses");
 
     let mut check = vec!["check".to_owned(), "--root".into(), root.display().to_string()];
+    // The test run above built every BFF binary (cargo builds a package's
+    // binaries for its integration tests): the checks run them.
+    check.extend(["--bin-dir".to_owned(), crate::bin_dir().display().to_string()]);
     check.extend(["--pacts".to_owned(), pacts.display().to_string()]);
     if update {
         check.push("--update".into());
@@ -93,6 +98,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let result = succeed(binary);
     eprintln!("contracts: {:.1} s (the verifier's log: {})", started.elapsed().as_secs_f64(), log.display());
     result
+}
+
+/// Builds every BFF's binary (the rebaseline reads their documents).
+fn cargo_build_bffs() -> anyhow::Result<()> {
+    let names: Vec<&str> = bff_registry::BFFS.iter().map(|bff| bff.name).collect();
+    crate::cargo_build(&names, true)
 }
 
 /// Runs `command` in the workspace root; an error unless it succeeds.

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::stack::{BFFS, MOCKS};
+use bff_registry::{Auth, BFFS};
+
+use crate::stack::MOCKS;
 use crate::{bin_dir, cargo_build};
 
 struct Running {
@@ -29,7 +31,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
 
     let mut packages = vec!["services-mock"];
-    packages.extend(BFFS.iter().map(|bff| bff.package));
+    packages.extend(BFFS.iter().map(|bff| bff.name));
     cargo_build(&packages, false)?;
 
     let mut running: Vec<Running> = Vec::new();
@@ -50,11 +52,10 @@ fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()
         wait_healthy(name, *port, running, stop)?;
     }
     for bff in BFFS {
-        let child = Command::new(bin.join(bff.package))
-            .spawn()
-            .with_context(|| format!("starting {}", bff.package))?;
-        running.push(Running { name: bff.package.to_owned(), child });
-        wait_healthy(bff.package, bff.port, running, stop)?;
+        let child =
+            Command::new(bin.join(bff.name)).spawn().with_context(|| format!("starting {}", bff.name))?;
+        running.push(Running { name: bff.name.to_owned(), child });
+        wait_healthy(bff.name, bff.port, running, stop)?;
     }
     Ok(())
 }
@@ -112,22 +113,20 @@ fn print_table() {
         println!("  {name:<16} {:<24} {note}", format!("http://127.0.0.1:{port}"));
     }
     for bff in BFFS {
-        println!("  {:<16} {:<24} {}", bff.package, format!("http://127.0.0.1:{}", bff.port), bff.routes);
+        println!("  {:<16} {:<24} {}", bff.name, format!("http://127.0.0.1:{}", bff.port), bff.routes);
     }
     println!();
     println!("  try:");
-    println!(
-        "    curl -H \"Authorization: Bearer $(cargo xtask token --client mobile --user u-1)\" http://127.0.0.1:8081/v1/home"
-    );
-    println!("    curl -b \"$(cargo xtask token --client web --user u-2)\" http://127.0.0.1:8080/v1/home");
-    println!(
-        "    curl -H \"Authorization: Bearer $(cargo xtask token --client partner)\" http://127.0.0.1:8082/partner/v1/products/p-1"
-    );
-    println!(
-        "    curl -H \"Authorization: Bearer $(cargo xtask token --client admin --user s-2)\" http://127.0.0.1:8083/admin/v1/users/u-1"
-    );
     for bff in BFFS {
-        println!("  configure {}: {}__SECTION__KEY=value (see README)", bff.package, bff.env_prefix);
+        let url = format!("http://127.0.0.1:{}{}", bff.port, bff.smoke.path);
+        let token = format!("cargo xtask token --client {} --user {}", bff.short_name(), bff.smoke.caller);
+        match bff.auth {
+            Auth::Session => println!("    curl -b \"$({token})\" {url}"),
+            _ => println!("    curl -H \"Authorization: Bearer $({token})\" {url}"),
+        }
+    }
+    for bff in BFFS {
+        println!("  configure {}: {}__SECTION__KEY=value (see README)", bff.name, bff.env_prefix);
     }
     println!("  stop: Ctrl-C");
     println!();

@@ -5,12 +5,23 @@
 //!   everything listens, stop everything on Ctrl-C.
 //! * `token --client mobile --user u-1`: print an access token that the
 //!   running stack accepts.
+//! * `smoke`: one request per BFF against the running stack.
+//! * `test`: the whole test suite, with its set-up (see `test.rs`).
 //! * `contracts [--update | --rebaseline]`: regenerate pacts, verify every
 //!   provider, check OpenAPI drift and breaking changes (see `contracts.rs`).
+//! * `compose [--check]`: regenerate `docker-compose.yml` from the registry.
+//! * `new-bff <name> --port <p> --auth <mode>`: scaffold a BFF (see `new_bff.rs`).
+//!
+//! Which BFFs exist comes from one place, `crates/bff-registry`.
 
 mod contracts;
 mod dev;
+mod new_bff;
+mod smoke;
 mod stack;
+mod test;
+#[cfg(test)]
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -21,11 +32,19 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   dev                                   build and run every mock and BFF; Ctrl-C stops them
-  token --client <mobile|web|partner|admin> --user <id> [--ttl-secs N]
-                                        print an access token for a seeded user
+  token --client <bff> --user <id> [--ttl-secs N]
+                                        print what a BFF's callers present for a seeded user: a token,
+                                        or for a session BFF (web) its session cookie; <bff> is a name
+                                        from crates/bff-registry (mobile, web, partner, admin, ...)
+  smoke                                 one request per BFF against the running stack (`dev`)
+  test                                  the whole test suite: installs what it needs (redis-server)
+                                        or says how, then `cargo test --workspace`
   contracts [--update | --rebaseline]   consumer pacts, provider verification, OpenAPI drift and
                                         breaking changes; --update rewrites the generated files,
-                                        --rebaseline makes the current OpenAPI the released one";
+                                        --rebaseline makes the current OpenAPI the released one
+  compose [--check]                     write docker-compose.yml from the registry (or check it)
+  new-bff <name> --port <p> --auth <bearer|session|client-credentials|staff|device>
+                                        scaffold a BFF crate and its registry entry";
 
 fn main() -> ExitCode {
     match run() {
@@ -43,6 +62,10 @@ fn run() -> anyhow::Result<()> {
         Some("dev") => dev::run(&args[1..]),
         Some("token") => token(&args[1..]),
         Some("contracts") => contracts::run(&args[1..]),
+        Some("smoke") => smoke::run(&args[1..]),
+        Some("test") => test::run(&args[1..]),
+        Some("compose") => stack::run(&args[1..]),
+        Some("new-bff") => new_bff::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

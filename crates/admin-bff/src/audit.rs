@@ -46,16 +46,29 @@ pub enum AuditError {
     },
 }
 
-/// What happened to a request.
+/// What happened to a request, read from the problem code it was answered
+/// with (never from its status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Served (2xx, or a 404 for an unknown target).
+    /// Served: no problem, or one about the request itself (an unknown
+    /// target, a malformed id): the caller was let in.
     Allowed,
-    /// Refused: 401 or 403.
+    /// Refused: not authenticated, or not allowed (`auth.*`).
     Denied,
-    /// Failed on our side or downstream (5xx).
+    /// Failed on our side or downstream (`dependency.*`, `internal`, ...).
     Failed,
+}
+
+impl Outcome {
+    /// The outcome of a request answered with `code` (`None`: no problem).
+    pub fn of(code: Option<bff_error::ErrorCode>) -> Outcome {
+        match code {
+            Some(code) if code.is_denial() => Outcome::Denied,
+            Some(code) if code.is_server_fault() => Outcome::Failed,
+            _ => Outcome::Allowed,
+        }
+    }
 }
 
 /// One audit record, as written (field order is part of the hash).
@@ -78,6 +91,9 @@ pub struct AuditRecord {
     pub target: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The problem `code` answered, when the request was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The HTTP status sent.
     pub status: u16,
     /// The previous record's hash.
@@ -112,6 +128,8 @@ pub struct Entry {
     pub target: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The problem code answered, if any.
+    pub code: Option<String>,
     /// The status sent.
     pub status: u16,
 }
@@ -157,6 +175,7 @@ impl AuditLog {
             action: entry.action,
             target: entry.target,
             outcome: entry.outcome,
+            code: entry.code,
             status: entry.status,
             prev_hash: tail.hash.clone(),
             hash: None,
@@ -238,6 +257,7 @@ mod tests {
             action: "GET /admin/v1/users/{id}".to_owned(),
             target: Some("u-1".to_owned()),
             outcome: Outcome::Allowed,
+            code: None,
             status: 200,
         }
     }

@@ -12,15 +12,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bff_resilience::{Principal, ServiceTokens, TokenFuture, TokenUnavailable};
 use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-/// The grant type of RFC 8693.
-const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// The token type of access tokens (RFC 8693 section 3).
-const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+use crate::{AuthError, IdentityProvider, Principal, ServiceTokens, TokenFuture};
 
 /// A configuration secret: deserialized like a string, never printed.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -134,21 +130,10 @@ impl Expiry<Key, Arc<Exchanged>> for UntilRefresh {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorResponse {
-    error: String,
-}
-
 /// Exchanges callers' tokens for service tokens; share one per BFF.
 pub struct TokenExchanger {
     config: ExchangeConfig,
-    http: reqwest::Client,
+    provider: Arc<IdentityProvider>,
     cache: Cache<Key, Arc<Exchanged>>,
 }
 
@@ -163,19 +148,15 @@ impl fmt::Debug for TokenExchanger {
 }
 
 impl TokenExchanger {
-    /// An exchanger with an empty cache.
-    pub fn new(config: ExchangeConfig) -> Result<Self, String> {
+    /// An exchanger with an empty cache, exchanging at `provider` (the
+    /// guarded token endpoint this BFF shares with its login, if any).
+    pub fn new(config: ExchangeConfig, provider: Arc<IdentityProvider>) -> Result<Self, AuthError> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(AuthError::Config(problems));
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("token client: {e}"))?;
         let cache = Cache::builder().max_capacity(config.cache_capacity).expire_after(UntilRefresh).build();
-        Ok(TokenExchanger { config, http, cache })
+        Ok(TokenExchanger { config, provider, cache })
     }
 
     /// A token for `audience` on behalf of `principal`: cached, or obtained
@@ -185,7 +166,7 @@ impl TokenExchanger {
         principal: &Principal,
         audience: &str,
         scopes: &[String],
-    ) -> Result<Arc<str>, TokenUnavailable> {
+    ) -> Result<Arc<str>, AuthError> {
         let key = Key {
             subject: principal.subject().to_owned(),
             audience: audience.to_owned(),
@@ -196,7 +177,17 @@ impl TokenExchanger {
             .try_get_with(key, self.fetch(principal.token(), audience, scope))
             .await
             .map(|exchanged| Arc::clone(&exchanged.token))
-            .map_err(|error| (*error).clone())
+            .map_err(|error| match &*error {
+                // Coalesced callers share one error: rebuild it for each.
+                AuthError::GrantRefused { error } => AuthError::GrantRefused { error: error.clone() },
+                AuthError::ProviderUnavailable { reason, failure } => {
+                    AuthError::ProviderUnavailable { reason: reason.clone(), failure: *failure }
+                }
+                other => AuthError::ProviderUnavailable {
+                    reason: other.to_string(),
+                    failure: bff_error::Failure::new(bff_error::ReasonCode::Unavailable),
+                },
+            })
     }
 
     async fn fetch(
@@ -204,40 +195,16 @@ impl TokenExchanger {
         subject_token: &str,
         audience: &str,
         scope: String,
-    ) -> Result<Arc<Exchanged>, TokenUnavailable> {
+    ) -> Result<Arc<Exchanged>, AuthError> {
         let started = Instant::now();
-        let mut form = vec![
-            ("grant_type", TOKEN_EXCHANGE),
-            ("subject_token", subject_token),
-            ("subject_token_type", ACCESS_TOKEN_TYPE),
-            ("requested_token_type", ACCESS_TOKEN_TYPE),
-            ("audience", audience),
-        ];
-        if !scope.is_empty() {
-            form.push(("scope", &scope));
-        }
-        let response = self
-            .http
-            .post(&self.config.token_url)
-            .basic_auth(&self.config.client_id, Some(self.config.client_secret.expose()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| TokenUnavailable(format!("token exchange for {audience} failed: {e}")))?;
-        let status = response.status();
-        if !status.is_success() {
-            let error = response.json::<ErrorResponse>().await.map(|e| e.error).unwrap_or_default();
-            tracing::warn!(%audience, %status, %error, "token exchange refused");
-            return Err(TokenUnavailable(format!("token exchange for {audience} refused: {status} {error}")));
-        }
-        let body: TokenResponse = response.json().await.map_err(|e| {
-            TokenUnavailable(format!("token exchange for {audience}: unreadable answer: {e}"))
+        let issued = self.provider.exchange(subject_token, audience, &scope).await.inspect_err(|error| {
+            tracing::warn!(%audience, %error, "token exchange failed");
         })?;
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(0));
+        let lifetime = Duration::from_secs(issued.expires_in.unwrap_or(0));
         let margin = Duration::from_secs(self.config.refresh_margin_secs);
         tracing::debug!(%audience, latency_ms = started.elapsed().as_millis() as u64, "token exchanged");
         Ok(Arc::new(Exchanged {
-            token: body.access_token.into(),
+            token: issued.access_token.into(),
             refresh_at: started + lifetime.saturating_sub(margin),
         }))
     }

@@ -20,20 +20,34 @@
 //!
 //! [`TokenExchanger`] turns the caller's token into short-lived,
 //! audience-scoped service tokens (RFC 8693), cached and coalesced; it is the
-//! [`bff_resilience::ServiceTokens`] every downstream client uses.
+//! [`ServiceTokens`] every downstream client uses, and it carries the caller
+//! as a [`Principal`]. Both talk to the identity provider through
+//! [`IdentityProvider`], a guarded egress like any downstream service.
+//!
+//! [`session`] holds what a BFF needs to keep a browser's login in a sealed
+//! cookie instead of a token (the web BFF's mode).
 
+mod credentials;
+mod error;
 mod exchange;
 mod middleware;
+mod provider;
+pub mod session;
 mod verifier;
+
+use std::collections::BTreeMap;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use bff_error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+pub use credentials::{Principal, ServiceTokens, TokenFuture};
+pub use error::AuthError;
 pub use exchange::{ExchangeConfig, Secret, TokenExchanger};
-pub use middleware::{Unauthenticated, authenticate, require_bearer};
-pub use verifier::{AuthError, JwtVerifier};
+pub use middleware::{authenticate, bearer_token, require_bearer};
+pub use provider::{IdentityProvider, IssuedToken};
+pub use verifier::JwtVerifier;
 
 /// How a BFF authenticates its callers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,8 +143,10 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The subject's roles (e.g. `admin`, `support`).
     pub roles: Vec<String>,
-    /// The customer's marketing segment, when the token says.
-    pub segment: Option<String>,
+    /// Other string claims of the token (private claims the identity
+    /// provider adds, e.g. a marketing `segment`), uninterpreted here: what
+    /// they mean is the business of whoever reads them.
+    pub claims: BTreeMap<String, String>,
 }
 
 impl Caller {
@@ -142,6 +158,11 @@ impl Caller {
     /// Whether the subject has `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// The string claim `name`, if the token carries one (see [`Caller::claims`]).
+    pub fn claim(&self, name: &str) -> Option<&str> {
+        self.claims.get(name).map(String::as_str)
     }
 
     /// Whether this is a client acting for itself (client credentials:

@@ -7,38 +7,19 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bff_error::{ApiError, ErrorCode};
-use bff_resilience::Principal;
 
-use crate::{AuthError, Caller, JwtVerifier};
+use crate::{AuthError, Caller, JwtVerifier, Principal};
 
-/// Why a request could not be authenticated.
-#[derive(Debug)]
-pub enum Unauthenticated {
-    /// No `Authorization` header.
-    Missing,
-    /// An `Authorization` header that is not `Bearer <token>`.
-    NotBearer,
-    /// A bearer token that failed verification.
-    Invalid(AuthError),
-}
-
-impl Unauthenticated {
-    /// The `401 auth.invalid_token` response, with an RFC 6750 challenge.
-    pub fn into_api_error(self) -> ApiError {
-        match self {
-            Unauthenticated::Missing => ApiError::new(ErrorCode::AuthInvalidToken)
-                .with_detail("a bearer access token is required")
-                .with_challenge("Bearer"),
-            Unauthenticated::NotBearer => {
-                ApiError::invalid_token("the Authorization header is not a bearer token")
-            }
-            Unauthenticated::Invalid(error) => {
-                tracing::info!(reason = %error, "rejected access token");
-                ApiError::invalid_token(error.public_description())
-            }
-        }
-    }
+/// The bearer token of an `Authorization` header.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(AuthError::MissingCredentials)?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(AuthError::NotBearer)
 }
 
 /// Verifies the request's bearer token: the caller and its principal (for
@@ -46,16 +27,9 @@ impl Unauthenticated {
 pub async fn authenticate(
     verifier: &JwtVerifier,
     headers: &HeaderMap,
-) -> Result<(Caller, Arc<Principal>), Unauthenticated> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(Unauthenticated::Missing)?;
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned())
-        .ok_or(Unauthenticated::NotBearer)?;
-    let caller = verifier.verify(&token).await.map_err(Unauthenticated::Invalid)?;
+) -> Result<(Caller, Arc<Principal>), AuthError> {
+    let token = bearer_token(headers)?;
+    let caller = verifier.verify(token).await?;
     let principal = Arc::new(Principal::new(caller.subject.clone(), token));
     Ok((caller, principal))
 }
@@ -75,6 +49,6 @@ pub async fn require_bearer(
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(rejection) => rejection.into_api_error().into_response(),
+        Err(rejection) => rejection.rejection().into_response(),
     }
 }

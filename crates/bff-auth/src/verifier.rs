@@ -1,6 +1,6 @@
 //! JWT verification against a cached JWKS.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -10,78 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::{AuthConfig, Caller};
-
-/// Why a token was refused. The `Display` text is for logs; clients get
-/// [`AuthError::public_description`].
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// Not a well-formed JWT, or a header we refuse (size, `kid`, `typ`).
-    #[error("malformed token: {0}")]
-    Malformed(String),
-    /// The header names an algorithm outside the allow-list (or `none`).
-    #[error("algorithm {0:?} is not allowed")]
-    DisallowedAlgorithm(Algorithm),
-    /// No key with this `kid`, even after a refresh.
-    #[error("unknown key id {0:?}")]
-    UnknownKey(String),
-    /// The key's algorithm differs from the token's.
-    #[error("key {kid:?} is for {key:?}, token says {token:?}")]
-    AlgorithmMismatch {
-        /// The key id.
-        kid: String,
-        /// The key's algorithm.
-        key: Algorithm,
-        /// The token's algorithm.
-        token: Algorithm,
-    },
-    /// The signature does not verify.
-    #[error("bad signature")]
-    BadSignature,
-    /// `exp` is past (beyond the leeway).
-    #[error("expired")]
-    Expired,
-    /// `nbf` is in the future (beyond the leeway).
-    #[error("not yet valid")]
-    NotYetValid,
-    /// `iss` is not the configured issuer.
-    #[error("wrong issuer")]
-    WrongIssuer,
-    /// `aud` is not this BFF (the signature did verify).
-    #[error("wrong audience")]
-    WrongAudience {
-        /// The token's subject, for audit only.
-        subject: Option<String>,
-    },
-    /// A required claim is missing.
-    #[error("missing claim {0}")]
-    MissingClaim(String),
-    /// The keys could not be fetched and none are cached.
-    #[error("no keys available: {0}")]
-    KeysUnavailable(String),
-}
-
-impl AuthError {
-    /// For a token whose signature verified but whose audience is another
-    /// service's: its subject, read without further checks. Lets a BFF say
-    /// *who* knocked on the wrong door (audit), never to let them in.
-    pub fn foreign_subject(&self) -> Option<&str> {
-        match self {
-            AuthError::WrongAudience { subject } => subject.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// What the client is told (RFC 6750 `error_description`): enough to act
-    /// on (refresh an expired token), nothing about our checks.
-    pub fn public_description(&self) -> &'static str {
-        match self {
-            AuthError::Expired => "the access token expired",
-            AuthError::KeysUnavailable(_) => "the access token cannot be verified right now",
-            _ => "the access token is invalid",
-        }
-    }
-}
+use crate::{AuthConfig, AuthError, Caller};
 
 /// Algorithms a verifier may accept: asymmetric only.
 pub(crate) fn parse_allowed_algorithm(name: &str) -> Result<Algorithm, String> {
@@ -105,9 +34,14 @@ struct Claims {
     tenant: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
-    #[serde(default)]
-    segment: Option<String>,
+    /// Every other claim; [`Caller::claims`] keeps the private string ones.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
 }
+
+/// Registered claims (RFC 7519 section 4.1) and the ones read above: never
+/// passed on as "other" claims.
+const REGISTERED: [&str; 8] = ["iss", "aud", "exp", "nbf", "iat", "jti", "typ", "act"];
 
 type KeyMap = HashMap<String, (DecodingKey, Algorithm)>;
 
@@ -139,18 +73,22 @@ const MAX_KID_BYTES: usize = 64;
 
 impl JwtVerifier {
     /// A verifier with no keys yet; call [`JwtVerifier::refresh`] at start-up.
-    pub fn new(config: AuthConfig) -> Result<Self, String> {
+    pub fn new(config: AuthConfig) -> Result<Self, AuthError> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(AuthError::Config(problems));
         }
-        let algorithms =
-            config.algorithms.iter().map(|a| parse_allowed_algorithm(a)).collect::<Result<_, _>>()?;
+        let algorithms = config
+            .algorithms
+            .iter()
+            .map(|a| parse_allowed_algorithm(a))
+            .collect::<Result<_, _>>()
+            .map_err(|problem| AuthError::Config(vec![problem]))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.jwks_timeout_ms))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("JWKS client: {e}"))?;
+            .map_err(|e| AuthError::Config(vec![format!("JWKS client: {e}")]))?;
         Ok(JwtVerifier {
             config,
             algorithms,
@@ -293,7 +231,15 @@ impl JwtVerifier {
             scopes: claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
             tenant: claims.tenant,
             roles: claims.roles,
-            segment: claims.segment,
+            claims: claims
+                .other
+                .into_iter()
+                .filter(|(name, _)| !REGISTERED.contains(&name.as_str()))
+                .filter_map(|(name, value)| match value {
+                    serde_json::Value::String(text) => Some((name, text)),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 }

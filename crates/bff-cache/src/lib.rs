@@ -12,20 +12,9 @@
 //!
 //! **Safety by construction.** Only types that implement [`Cacheable`] can
 //! be cached: catalog products, promotions, recommendations, review
-//! summaries. Carts, prices, stock and orders do not implement it, so
-//! caching them does not compile:
-//!
-//! ```compile_fail,E0277
-//! fn cache<T: bff_cache::Cacheable>(_: T) {}
-//! fn cart(cart: bff_downstream::model::Cart) { cache(cart) } // error: Cart is not Cacheable
-//! ```
-//!
-//! while the same code with a cacheable type compiles:
-//!
-//! ```
-//! fn cache<T: bff_cache::Cacheable>(_: T) {}
-//! fn reco(reco: bff_downstream::model::Recommendations) { cache(reco) }
-//! ```
+//! summaries. The trait is implemented beside the models
+//! (`bff_downstream::model`), where a `compile_fail` doctest shows that a
+//! cart cannot be cached.
 //!
 //! The scope is part of the key type ([`CacheKey`]): global, per segment, or
 //! per user. Per-user keys are a hash of tenant, user, locale and
@@ -47,7 +36,6 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bff_compose::{ComponentStatus, Critical, CriticalFailure, Optional, Part, PartHandle, Source};
-use bff_downstream::model::{Product, Promotions, Recommendations, ReviewSummary};
 use bff_error::{Classify, Failure};
 use bff_redis::SharedRedis;
 use bff_redis::redis::AsyncCommands as _;
@@ -56,25 +44,40 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Types that may be cached. Implement it only for data that is safe to
-/// show a little old and is not transactional: never for carts, prices,
-/// stock, payments or orders.
-pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
-    /// The kind, part of every key.
-    const KIND: &'static str;
+pub use bff_downstream::Cacheable;
+
+/// The caller's marketing segment: what segment-scoped entries
+/// ([`CacheKey::segment`]) are shared by. Read from the identity provider's
+/// `segment` claim (so a screen can use segment-level content without first
+/// fetching the profile); `all` when the token has none. An extractor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment(pub String);
+
+impl Segment {
+    /// The claim it is read from.
+    pub const CLAIM: &'static str = "segment";
+
+    /// The segment of `caller`.
+    pub fn of(caller: &bff_auth::Caller) -> Segment {
+        Segment(caller.claim(Self::CLAIM).unwrap_or("all").to_owned())
+    }
+
+    /// The segment's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-impl Cacheable for Product {
-    const KIND: &'static str = "product";
-}
-impl Cacheable for Promotions {
-    const KIND: &'static str = "promotions";
-}
-impl Cacheable for Recommendations {
-    const KIND: &'static str = "recommendations";
-}
-impl Cacheable for ReviewSummary {
-    const KIND: &'static str = "reviews";
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Segment {
+    type Rejection = bff_error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = bff_auth::Caller::from_request_parts(parts, state).await?;
+        Ok(Segment::of(&caller))
+    }
 }
 
 /// Who an entry may be shared with.
@@ -176,6 +179,49 @@ impl Default for CachePolicy {
     }
 }
 
+/// The lifetimes of one component, field by field; unset fields are the
+/// `default_policy`'s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyOverride {
+    /// See [`CachePolicy::ttl_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// See [`CachePolicy::swr_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swr_secs: Option<u64>,
+    /// See [`CachePolicy::keep_secs`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_secs: Option<u64>,
+    /// See [`CachePolicy::jitter`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+}
+
+impl PolicyOverride {
+    /// This override laid over `base`.
+    pub fn over(&self, base: CachePolicy) -> CachePolicy {
+        CachePolicy {
+            ttl_secs: self.ttl_secs.unwrap_or(base.ttl_secs),
+            swr_secs: self.swr_secs.unwrap_or(base.swr_secs),
+            keep_secs: self.keep_secs.unwrap_or(base.keep_secs),
+            jitter: self.jitter.unwrap_or(base.jitter),
+        }
+    }
+}
+
+impl From<CachePolicy> for PolicyOverride {
+    /// Every field set.
+    fn from(policy: CachePolicy) -> Self {
+        PolicyOverride {
+            ttl_secs: Some(policy.ttl_secs),
+            swr_secs: Some(policy.swr_secs),
+            keep_secs: Some(policy.keep_secs),
+            jitter: Some(policy.jitter),
+        }
+    }
+}
+
 /// Cache settings of one BFF.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -185,8 +231,10 @@ pub struct CacheConfig {
     pub encryption_key: String,
     /// Entries kept in memory.
     pub memory_capacity: u64,
-    /// Lifetimes by component name; others get `default_policy`.
-    pub policies: BTreeMap<String, CachePolicy>,
+    /// Lifetimes by component name; others get `default_policy`, and a
+    /// field left out here is taken from `default_policy` too (so
+    /// `POLICIES__RECOMMENDATIONS__TTL_SECS=30` alone is a whole policy).
+    pub policies: BTreeMap<String, PolicyOverride>,
     /// Lifetimes of components not listed.
     pub default_policy: CachePolicy,
 }
@@ -206,14 +254,22 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// The lifetimes of `component`'s entries.
+    pub fn policy(&self, component: &str) -> CachePolicy {
+        match self.policies.get(component) {
+            Some(policy) => policy.over(self.default_policy),
+            None => self.default_policy,
+        }
+    }
+
     /// Problems that make this configuration unusable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if cipher(&self.encryption_key).is_err() {
+        if cipher(&self.encryption_key).is_none() {
             problems.push("encryption_key must be base64 of exactly 32 bytes".to_owned());
         }
-        let policies = std::iter::once(("default_policy".to_owned(), &self.default_policy))
-            .chain(self.policies.iter().map(|(name, policy)| (format!("policies.{name}"), policy)));
+        let policies = std::iter::once(("default_policy".to_owned(), self.default_policy))
+            .chain(self.policies.keys().map(|name| (format!("policies.{name}"), self.policy(name))));
         for (name, policy) in policies {
             if policy.ttl_secs == 0 || policy.keep_secs < policy.ttl_secs + policy.swr_secs {
                 problems.push(format!("{name}: ttl_secs > 0 and keep_secs >= ttl_secs + swr_secs"));
@@ -226,15 +282,15 @@ impl CacheConfig {
     }
 }
 
-fn cipher(key: &str) -> Result<Aes256Gcm, String> {
-    let bytes = STANDARD.decode(key.trim()).map_err(|e| e.to_string())?;
-    Aes256Gcm::new_from_slice(&bytes).map_err(|_| "not 32 bytes".to_owned())
+fn cipher(key: &str) -> Option<Aes256Gcm> {
+    let bytes = STANDARD.decode(key.trim()).ok()?;
+    Aes256Gcm::new_from_slice(&bytes).ok()
 }
 
-/// Why the cache could not be built.
+/// Why the cache could not be built: its settings, each as `key: problem`.
 #[derive(Debug, thiserror::Error)]
-#[error("cache configuration: {0}")]
-pub struct CacheError(String);
+#[error("cache configuration: {}", .0.join("; "))]
+pub struct CacheError(Vec<String>);
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -292,9 +348,11 @@ impl Cache {
     pub fn new(config: CacheConfig, redis: SharedRedis) -> Result<Self, CacheError> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(CacheError(problems.join("; ")));
+            return Err(CacheError(problems));
         }
-        let cipher = cipher(&config.encryption_key).map_err(CacheError)?;
+        let cipher = cipher(&config.encryption_key).ok_or_else(|| {
+            CacheError(vec!["encryption_key must be base64 of exactly 32 bytes".to_owned()])
+        })?;
         let memory = moka::future::Cache::builder()
             .max_capacity(config.memory_capacity)
             .expire_after(UntilKept)
@@ -303,7 +361,7 @@ impl Cache {
     }
 
     fn policy(&self, component: &str) -> CachePolicy {
-        self.inner.config.policies.get(component).copied().unwrap_or(self.inner.config.default_policy)
+        self.inner.config.policy(component)
     }
 
     /// The entry for `key`: from memory, else from Redis (then remembered).

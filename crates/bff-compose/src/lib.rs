@@ -32,6 +32,7 @@
 //! downstream services. A part is any future returning `Result<T, E>` with
 //! `E: Classify`; status codes are chosen only by `bff-error`.
 
+mod context;
 mod envelope;
 mod parts;
 
@@ -42,11 +43,13 @@ use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts as RequestParts;
+use bff_auth::Principal;
 use bff_error::{ApiError, Classify};
-use bff_resilience::{CallCtx, Deadline, Principal};
+use bff_resilience::Deadline;
 use bff_telemetry::RequestContext;
 use serde::{Deserialize, Serialize};
 
+pub use context::CallCtx;
 pub use envelope::{ComponentStatus, Envelope, Source};
 pub use parts::{Critical, CriticalFailure, Omitted, Optional, Part, PartHandle, Parts, WithFallback};
 
@@ -150,8 +153,14 @@ impl Plan {
 
     /// Runs all parts concurrently. Returns their values in declaration
     /// order, or the error of the first critical part that failed.
+    ///
+    /// The parts' futures are boxed here, once per request: a screen's
+    /// parts are one state machine holding every downstream call, and left
+    /// inline it makes the handler's own future (and, in debug builds, each
+    /// poll frame above it) hundreds of kilobytes, enough to overflow a
+    /// 2 MiB worker stack.
     pub async fn run<P: Parts>(&self, parts: P) -> Result<P::Output, ApiError> {
-        parts.resolve_all().await.map_err(|critical| {
+        Box::pin(parts.resolve_all()).await.map_err(|critical| {
             tracing::warn!(
                 component = critical.component,
                 reason = %critical.failure.reason,

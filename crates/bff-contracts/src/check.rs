@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::baseline::{self, ACCEPTED_FILE, BASELINE_DIR};
-use crate::openapi::{BFFS, drift};
+use crate::openapi::{bffs, drift};
 use crate::verify::{self, PactFile, Providers, States, Verdict};
 
 /// Where the contracts live, relative to the workspace root.
@@ -30,6 +30,8 @@ pub struct Options {
     pub fresh_pacts: PathBuf,
     /// Rewrite `openapi/<bff>.json` and `contracts/` instead of failing on drift.
     pub update: bool,
+    /// Where the BFF binaries are (cargo's `target/debug`).
+    pub bin_dir: PathBuf,
 }
 
 /// The outcome: a report for humans and whether everything passed.
@@ -65,9 +67,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Outcome> {
 fn openapi_drift(options: &Options, out: &mut String) -> anyhow::Result<usize> {
     let _ = writeln!(out, "== OpenAPI documents (generated from the code vs committed)");
     let mut failed = 0;
-    for bff in BFFS {
+    for bff in bffs(&options.bin_dir) {
         let file = bff.file(&options.root.join(OPENAPI_DIR));
-        let generated = bff.render();
+        let generated = bff.render()?;
         let committed = std::fs::read_to_string(&file).ok();
         match drift(committed.as_deref(), &generated) {
             None => {
@@ -94,7 +96,7 @@ fn breaking(options: &Options, out: &mut String) -> anyhow::Result<usize> {
     let _ = writeln!(out, "\n== Breaking changes (vs the released baseline, {BASELINE_DIR}/)");
     let accepted = baseline::read_accepted(&options.root.join(ACCEPTED_FILE)).map_err(anyhow::Error::msg)?;
     let mut failed = 0;
-    for bff in BFFS {
+    for bff in bffs(&options.bin_dir) {
         let baseline_file = bff.file(&options.root.join(BASELINE_DIR));
         let Ok(base) = std::fs::read_to_string(&baseline_file) else {
             let _ = writeln!(out, "  new     {}: no baseline (nothing released yet)", bff.name);
@@ -102,7 +104,7 @@ fn breaking(options: &Options, out: &mut String) -> anyhow::Result<usize> {
         };
         let base: Value = serde_json::from_str(&base)
             .with_context(|| format!("{} is not JSON", baseline_file.display()))?;
-        let head: Value = serde_json::to_value((bff.openapi)())?;
+        let head: Value = bff.document()?;
         let triage = baseline::triage(bff.name, crate::breaking::breaking_changes(&base, &head), &accepted);
         if triage.unaccepted.is_empty() && triage.stale.is_empty() {
             let _ = writeln!(out, "  ok      {} ({} accepted)", bff.name, triage.accepted.len());
@@ -200,7 +202,8 @@ fn pact_drift(options: &Options, out: &mut String) -> anyhow::Result<usize> {
 
 async fn verification(options: &Options, out: &mut String) -> anyhow::Result<usize> {
     let pacts = verify::pact_files(&options.fresh_pacts)?;
-    let providers = Providers::start().await?;
+    let wanted: BTreeSet<&str> = pacts.iter().map(|pact| pact.provider.as_str()).collect();
+    let providers = Providers::start(&options.bin_dir, &wanted).await?;
     let mut verdicts = Vec::new();
     let mut unverifiable = Vec::new();
     for pact in &pacts {
@@ -213,8 +216,11 @@ async fn verification(options: &Options, out: &mut String) -> anyhow::Result<usi
         }
     }
     drop(providers);
-    let expected: Vec<String> =
-        BFFS.iter().map(|b| b.name.to_owned()).chain(FRONTENDS.iter().map(|f| (*f).to_owned())).collect();
+    let expected: Vec<String> = bff_registry::BFFS
+        .iter()
+        .map(|b| b.name.to_owned())
+        .chain(FRONTENDS.iter().map(|f| (*f).to_owned()))
+        .collect();
     let (matrix, failed) = matrix(&verdicts, &unverifiable, &expected);
     let _ = writeln!(out, "\n== Provider verification (consumer x provider)\n{matrix}");
     Ok(failed)
@@ -323,12 +329,12 @@ fn rel(options: &Options, path: &Path) -> String {
 
 /// `--rebaseline`: the current documents become the released baselines and
 /// the acknowledgements are cleared. Run when a version ships to clients.
-pub fn rebaseline(root: &Path) -> anyhow::Result<String> {
+pub fn rebaseline(root: &Path, bin_dir: &Path) -> anyhow::Result<String> {
     let dir = root.join(BASELINE_DIR);
     std::fs::create_dir_all(&dir)?;
     let mut out = String::new();
-    for bff in BFFS {
-        std::fs::write(bff.file(&dir), bff.render())?;
+    for bff in bffs(bin_dir) {
+        std::fs::write(bff.file(&dir), bff.render()?)?;
         let _ = writeln!(out, "baseline {}", bff.file(&dir).strip_prefix(root).unwrap_or(&dir).display());
     }
     std::fs::write(root.join(ACCEPTED_FILE), baseline::EMPTY_ACCEPTED)?;

@@ -4,8 +4,8 @@
 //! stdout is the Pact verifier's own per-interaction log.
 //!
 //! ```text
-//! bff-contracts check --root <workspace> --pacts <dir> [--update]
-//! bff-contracts rebaseline --root <workspace>
+//! bff-contracts check --root <workspace> --bin-dir <target/debug> --pacts <dir> [--update]
+//! bff-contracts rebaseline --root <workspace> --bin-dir <target/debug>
 //! ```
 
 use std::path::PathBuf;
@@ -27,28 +27,30 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<bool> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
-    let (mut root, mut pacts, mut update) = (None, None, false);
+    let (mut root, mut pacts, mut update, mut bin_dir) = (None, None, false, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--root" => root = args.next().map(PathBuf::from),
+            "--bin-dir" => bin_dir = args.next().map(PathBuf::from),
             "--pacts" => pacts = args.next().map(PathBuf::from),
             "--update" => update = true,
             other => anyhow::bail!("unknown argument `{other}`"),
         }
     }
     let root = root.ok_or_else(|| anyhow::anyhow!("--root is required"))?;
+    let bin_dir = bin_dir.ok_or_else(|| anyhow::anyhow!("--bin-dir is required"))?;
     match command.as_str() {
         "check" => {
             let fresh_pacts = pacts.ok_or_else(|| anyhow::anyhow!("--pacts is required"))?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let outcome = runtime.block_on(check::run(&Options { root, fresh_pacts, update }))?;
+            let outcome = runtime.block_on(check::run(&Options { root, fresh_pacts, update, bin_dir }))?;
             // stdout carries the Pact verifier's own log of every
             // interaction (xtask keeps it in a file); the report is ours.
             eprint!("{}", outcome.report);
             Ok(outcome.passed)
         }
         "rebaseline" => {
-            print!("{}", check::rebaseline(&root)?);
+            print!("{}", check::rebaseline(&root, &bin_dir)?);
             Ok(true)
         }
         other => anyhow::bail!("unknown command `{other}` (check, rebaseline)"),

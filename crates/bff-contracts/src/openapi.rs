@@ -1,32 +1,46 @@
 //! The OpenAPI documents: generate each BFF's, compare it with the committed
 //! `openapi/<bff>.json` byte for byte (the drift check), write it (`--update`).
+//!
+//! Which BFFs there are comes from the registry (`bff-registry`), and each
+//! document from the BFF's own binary (`<bff> openapi`): this crate links no
+//! BFF, so a new one is checked with no edit here.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use utoipa::openapi::OpenApi;
+use anyhow::{Context as _, bail};
 
 /// A BFF whose OpenAPI document is generated and checked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bff {
     /// The crate and binary name (`mobile-bff`); the file is `openapi/<name>.json`.
     pub name: &'static str,
-    /// Generates the document from the BFF's router.
-    pub openapi: fn() -> OpenApi,
+    /// Its built binary.
+    pub binary: PathBuf,
 }
 
-/// Every BFF in the workspace. A test fails when a `crates/*-bff` directory
-/// is missing here, so a new BFF cannot silently skip its contract checks.
-pub const BFFS: [Bff; 4] = [
-    Bff { name: "mobile-bff", openapi: mobile_bff::openapi },
-    Bff { name: "web-bff", openapi: web_bff::openapi },
-    Bff { name: "partner-bff", openapi: partner_bff::openapi },
-    Bff { name: "admin-bff", openapi: admin_bff::openapi },
-];
+/// Every BFF of the registry, with its binary in `bin_dir` (cargo's
+/// `target/debug`).
+pub fn bffs(bin_dir: &Path) -> Vec<Bff> {
+    bff_registry::BFFS.iter().map(|bff| Bff { name: bff.name, binary: bin_dir.join(bff.name) }).collect()
+}
 
 impl Bff {
-    /// The document as committed: `bff_server::openapi::to_json`.
-    pub fn render(&self) -> String {
-        bff_server::openapi::to_json(&(self.openapi)())
+    /// The document as committed: what `<bff> openapi` prints.
+    pub fn render(&self) -> anyhow::Result<String> {
+        let output = Command::new(&self.binary).arg("openapi").output().with_context(|| {
+            format!("running {} openapi (is it built? `cargo build --bins`)", self.binary.display())
+        })?;
+        if !output.status.success() {
+            bail!("{} openapi failed: {}", self.name, String::from_utf8_lossy(&output.stderr));
+        }
+        String::from_utf8(output.stdout).with_context(|| format!("{} openapi printed no UTF-8", self.name))
+    }
+
+    /// The document as JSON.
+    pub fn document(&self) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(&self.render()?)
+            .with_context(|| format!("{} openapi printed no JSON", self.name))
     }
 
     /// `<dir>/<name>.json`.

@@ -23,9 +23,7 @@ use pact_verifier::{
     FilterInfo, NullRequestFilterExecutor, PactSource, ProviderInfo, ProviderTransport, VerificationOptions,
 };
 use serde_json::Value;
-use services_mock::identity::ClientKind;
 use services_mock::{Fleet, Service};
-use tokio::sync::oneshot;
 
 /// A pact file, as far as the matrix needs it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -309,14 +307,17 @@ impl ProviderStateExecutor for States {
     }
 }
 
-/// Every provider a pact can name, running on loopback: the mocks, and
-/// mobile-bff and web-bff with the mocks behind them. Dropping it stops them.
+/// Every provider a pact can name, running on loopback: the mocks (in this
+/// process), and the BFFs that front ends' pacts name, each its **real
+/// binary** started as a child process with the mocks behind it (so the
+/// verifier checks what ships, and this crate links no BFF). Dropping it
+/// stops them.
 #[derive(Debug)]
 pub struct Providers {
     /// The mocks.
     pub fleet: Fleet,
     targets: BTreeMap<String, Target>,
-    stops: Vec<oneshot::Sender<()>>,
+    children: Vec<std::process::Child>,
 }
 
 /// The user whose credentials the front ends' pacts are verified with:
@@ -324,10 +325,23 @@ pub struct Providers {
 pub const FRONTEND_USER: &str = "u-2";
 
 impl Providers {
-    /// Starts the mocks and the BFFs that front-end pacts name.
-    pub async fn start() -> anyhow::Result<Providers> {
+    /// Starts every mock, and each BFF of the registry named in `wanted`
+    /// from its binary in `bin_dir`.
+    pub async fn start(
+        bin_dir: &Path,
+        wanted: &std::collections::BTreeSet<&str>,
+    ) -> anyhow::Result<Providers> {
+        let mut providers = Providers::mocks().await?;
+        for bff in bff_registry::BFFS.iter().filter(|bff| wanted.contains(bff.name)) {
+            providers.start_bff(bin_dir, bff).await?;
+        }
+        Ok(providers)
+    }
+
+    /// Starts every mock, no BFF.
+    pub async fn mocks() -> anyhow::Result<Providers> {
         let fleet = Fleet::start().await?;
-        let mut providers = Providers { fleet, targets: BTreeMap::new(), stops: Vec::new() };
+        let mut providers = Providers { fleet, targets: BTreeMap::new(), children: Vec::new() };
         for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
             let url = providers.fleet.url(service);
             // The audience is the service; the actor the BFF (any will do).
@@ -335,8 +349,6 @@ impl Providers {
             let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]);
             providers.targets.insert(service.name().to_owned(), Target { port: port_of(&url)?, headers });
         }
-        providers.start_mobile().await?;
-        providers.start_web().await?;
         Ok(providers)
     }
 
@@ -345,55 +357,68 @@ impl Providers {
         self.targets.get(provider)
     }
 
-    async fn listen(&mut self) -> anyhow::Result<(tokio::net::TcpListener, String, bff_testkit::Shutdown)> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let (tx, rx) = oneshot::channel::<()>();
-        self.stops.push(tx);
-        Ok((
-            listener,
-            base,
-            Box::pin(async {
-                let _ = rx.await;
-            }),
-        ))
-    }
-
-    async fn start_mobile(&mut self) -> anyhow::Result<()> {
-        let mut config = mobile_bff::Config::default();
-        bff_testkit::wire(&self.fleet, &mut config);
-        let (listener, base, shutdown) = self.listen().await?;
-        tokio::spawn(mobile_bff::run(config, listener, shutdown));
-        let token =
-            self.fleet.identity().user_token(ClientKind::Mobile, FRONTEND_USER, Duration::from_secs(3600))?;
-        let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]);
-        self.targets.insert("mobile-bff".to_owned(), Target { port: port_of(&base)?, headers });
-        Ok(())
-    }
-
-    async fn start_web(&mut self) -> anyhow::Result<()> {
-        let mut config = web_bff::Config::default();
-        bff_testkit::wire(&self.fleet, &mut config);
-        config.session.authorize_url = format!("{}/authorize", self.fleet.url(Service::Identity));
-        let (listener, base, shutdown) = self.listen().await?;
-        config.session.public_url = base.clone();
-        let origin = config.session.allowed_origins.first().cloned().unwrap_or_default();
-        tokio::spawn(web_bff::run(config, listener, shutdown));
-        let (cookie, csrf) = web_login(&base, FRONTEND_USER).await?;
-        let headers = HashMap::from([
-            ("cookie".to_owned(), cookie),
-            ("x-csrf-token".to_owned(), csrf),
-            ("origin".to_owned(), origin),
-        ]);
-        self.targets.insert("web-bff".to_owned(), Target { port: port_of(&base)?, headers });
+    /// Starts `bff`'s binary on a free port, pointed at the mocks, waits
+    /// until it is ready, and records the credentials its callers present.
+    async fn start_bff(&mut self, bin_dir: &Path, bff: &'static bff_registry::Bff) -> anyhow::Result<()> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let binary = bin_dir.join(bff.name);
+        let mut command = std::process::Command::new(&binary);
+        // Nothing from this environment configures it but what we set:
+        // no shared Redis, no stray overrides.
+        command.env_remove("REDIS_URL");
+        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with(bff.env_prefix)) {
+            command.env_remove(key);
+        }
+        command
+            .envs(bff_testkit::wire_env(&self.fleet, bff, port))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} (is it built? `cargo build --bins`)", binary.display()))?;
+        self.children.push(child);
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base, bff.name).await?;
+        let headers = match bff.auth {
+            bff_registry::Auth::Session => {
+                let (cookie, csrf) = web_login(&base, FRONTEND_USER).await?;
+                HashMap::from([
+                    ("cookie".to_owned(), cookie),
+                    ("x-csrf-token".to_owned(), csrf),
+                    ("origin".to_owned(), format!("http://127.0.0.1:{}", bff.port)),
+                ])
+            }
+            _ => {
+                let token =
+                    self.fleet.identity().user_token(bff, FRONTEND_USER, Duration::from_secs(3600))?;
+                HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))])
+            }
+        };
+        self.targets.insert(bff.name.to_owned(), Target { port, headers });
         Ok(())
     }
 }
 
+/// Polls `/readyz` until it answers `200` (30 s at most).
+async fn wait_ready(base: &str, name: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(anyhow!("{name} did not become ready at {base} within 30 s"))
+}
+
 impl Drop for Providers {
     fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -405,45 +430,11 @@ fn port_of(url: &str) -> anyhow::Result<u16> {
         .ok_or_else(|| anyhow!("no port in {url}"))
 }
 
-/// Logs `user` in to web-bff through the real flow (BFF → identity
+/// Logs `user` in to a session BFF through the real flow (BFF → identity
 /// provider → callback); returns the session cookie pair and its CSRF token.
 async fn web_login(base: &str, user: &str) -> anyhow::Result<(String, String)> {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let mut last = None;
-    // The BFF was just spawned: give it a moment to accept connections.
-    for _ in 0..50 {
-        match http.get(format!("{base}/auth/login?login_hint={user}")).send().await {
-            Ok(response) => {
-                last = Some(response);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let login = last.ok_or_else(|| anyhow!("web-bff did not start"))?;
-    let cookie = |response: &reqwest::Response, name: &str| -> anyhow::Result<String> {
-        response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .and_then(|c| c.split(';').next())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("no {name} cookie"))
-    };
-    let location = |response: &reqwest::Response| -> anyhow::Result<String> {
-        response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("no redirect (status {})", response.status()))
-    };
-    let login_cookie = cookie(&login, "__Host-login")?;
-    let at_identity = http.get(location(&login)?).send().await?;
-    let callback = http.get(location(&at_identity)?).header("cookie", login_cookie).send().await?;
-    let session = cookie(&callback, "__Host-session")?;
+    let session = bff_testkit::session_login(&http, base, user).await.map_err(anyhow::Error::msg)?;
     let info: Value =
         http.get(format!("{base}/auth/session")).header("cookie", &session).send().await?.json().await?;
     let csrf = info.get("csrfToken").and_then(Value::as_str).ok_or_else(|| anyhow!("no csrfToken"))?;

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bff_auth::ServiceTokens;
+use bff_compose::CallCtx;
 use bff_error::{Failure, ReasonCode};
-use bff_resilience::{CallCtx, Dependency, GuardError, Idempotency, ServiceTokens};
+use bff_resilience::{Dependency, GuardError, Idempotency};
 use reqwest::{Method, StatusCode, Url, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,14 +21,18 @@ use crate::{DownstreamConfig, DownstreamError, Service};
 
 /// One service as seen from this BFF: its base URL, its guard, the shared
 /// HTTP client. Cheap to clone.
+///
+/// A service that is not on the BFF's egress list (not configured) still
+/// has an endpoint, so every typed client exists, but it refuses every call
+/// at once with [`DownstreamError::NotOnEgressList`] and sends nothing.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    inner: Arc<EndpointInner>,
+    service: Service,
+    inner: Option<Arc<EndpointInner>>,
 }
 
 #[derive(Debug)]
 struct EndpointInner {
-    service: Service,
     base: Url,
     guard: Dependency,
     http: reqwest::Client,
@@ -38,12 +44,18 @@ struct EndpointInner {
 impl Endpoint {
     /// The service this endpoint calls.
     pub fn service(&self) -> Service {
-        self.inner.service
+        self.service
     }
 
-    /// The guard of this service (breaker and bulkhead state, for readiness and tests).
-    pub fn guard(&self) -> &Dependency {
-        &self.inner.guard
+    /// The guard of this service (breaker and bulkhead state, for readiness
+    /// and tests); `None` when the service is not on the egress list.
+    pub fn guard(&self) -> Option<&Dependency> {
+        self.inner.as_deref().map(|inner| &inner.guard)
+    }
+
+    /// The endpoint's wiring, or the refusal of a service not on the egress list.
+    fn wired(&self) -> Result<&EndpointInner, DownstreamError> {
+        self.inner.as_deref().ok_or(DownstreamError::NotOnEgressList { service: self.service })
     }
 
     /// `GET base/segments...?query` under the guard, decoded into `T` and
@@ -77,7 +89,7 @@ impl Endpoint {
         B: Serialize,
         T: DeserializeOwned + Validate,
     {
-        let service = self.inner.service;
+        let service = self.service;
         let json = serde_json::to_vec(body)
             .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
         let payload = Payload { json, idempotency_key: idempotency_key.map(str::to_owned) };
@@ -96,13 +108,15 @@ impl Endpoint {
     where
         T: DeserializeOwned + Validate,
     {
-        let service = self.inner.service;
+        let service = self.service;
         let result = async {
+            let inner = self.wired()?;
             let url = self.url(segments, query)?;
             let token = self.service_token(cx).await?;
-            let attempt =
-                |budget| self.send::<T>(cx, method.clone(), url.clone(), body.clone(), token.clone(), budget);
-            self.inner.guard.call(cx, idempotency, attempt).await.map_err(|error| match error {
+            let attempt = |budget| {
+                self.send::<T>(inner, cx, method.clone(), url.clone(), body.clone(), token.clone(), budget)
+            };
+            inner.guard.call(cx.deadline(), idempotency, attempt).await.map_err(|error| match error {
                 GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
                 GuardError::Failed(error) => error,
             })
@@ -120,8 +134,8 @@ impl Endpoint {
     }
 
     fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, DownstreamError> {
-        let service = self.inner.service;
-        let mut url = self.inner.base.clone();
+        let service = self.service;
+        let mut url = self.wired()?.base.clone();
         {
             let mut path = url.path_segments_mut().map_err(|()| DownstreamError::BadRequest {
                 service,
@@ -149,18 +163,21 @@ impl Endpoint {
     /// count against the service's breaker). Unauthenticated requests carry
     /// none.
     async fn service_token(&self, cx: &CallCtx) -> Result<Option<Arc<str>>, DownstreamError> {
-        let service = self.inner.service;
+        let service = self.service;
+        let inner = self.wired()?;
         let Some(principal) = cx.principal() else { return Ok(None) };
-        let exchange = self.inner.tokens.token_for(principal, service.name(), &self.inner.scopes);
+        let exchange = inner.tokens.token_for(principal, service.name(), &inner.scopes);
         match tokio::time::timeout(cx.deadline().remaining(), exchange).await {
             Ok(Ok(token)) => Ok(Some(token)),
-            Ok(Err(error)) => Err(DownstreamError::Credentials { service, reason: error.0 }),
+            Ok(Err(source)) => Err(DownstreamError::Credentials { service, source: Box::new(source) }),
             Err(_) => Err(DownstreamError::Rejected { service, failure: Failure::new(ReasonCode::Timeout) }),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send<T>(
         &self,
+        inner: &EndpointInner,
         cx: &CallCtx,
         method: Method,
         url: Url,
@@ -171,9 +188,9 @@ impl Endpoint {
     where
         T: DeserializeOwned + Validate,
     {
-        let service = self.inner.service;
+        let service = self.service;
         let mut request =
-            self.inner.http.request(method, url).timeout(budget).header(header::ACCEPT, "application/json");
+            inner.http.request(method, url).timeout(budget).header(header::ACCEPT, "application/json");
         if let Some(Payload { json, idempotency_key }) = body {
             request = request.header(header::CONTENT_TYPE, "application/json").body(json);
             if let Some(key) = idempotency_key {
@@ -204,7 +221,15 @@ impl Endpoint {
             }
             status => return Err(DownstreamError::Status { service, status: status.as_u16() }),
         }
-        let limit = self.inner.max_response_bytes;
+        // A proxy's HTML error page with a 200 is not data: say so plainly.
+        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        if let Some(content_type) = content_type.filter(|ct| !is_json(ct)) {
+            return Err(DownstreamError::Undecodable {
+                service,
+                problem: format!("content type `{content_type}` is not JSON"),
+            });
+        }
+        let limit = inner.max_response_bytes;
         if response.content_length().is_some_and(|length| length > limit as u64) {
             return Err(DownstreamError::Undecodable {
                 service,
@@ -228,6 +253,12 @@ impl Endpoint {
         value.validate().map_err(|problem| DownstreamError::InvalidData { service, problem })?;
         Ok(value)
     }
+}
+
+/// `application/json`, or any `+json` type, whatever the parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The body of a write, and its `Idempotency-Key`.
@@ -331,8 +362,9 @@ impl CartClient {
 
     /// `POST /carts/{userId}/items` with the caller's `Idempotency-Key`:
     /// adds a line; returns the cart. A write: never retried here. The cart
-    /// service answers a repeated key with the first answer and a key reused
-    /// for another line with `422` (`DownstreamError::Status`).
+    /// service answers a repeated key with the first answer; a key reused
+    /// for another line is [`DownstreamError::KeyReused`], an unknown
+    /// product [`DownstreamError::NotFound`].
     pub async fn add_item(
         &self,
         cx: CallCtx,
@@ -342,7 +374,13 @@ impl CartClient {
         idempotency_key: &str,
     ) -> Result<Cart, DownstreamError> {
         let body = serde_json::json!({ "productId": product_id, "quantity": quantity });
-        self.endpoint.post(&cx, &["carts", user_id, "items"], &body, Some(idempotency_key)).await
+        self.endpoint.post(&cx, &["carts", user_id, "items"], &body, Some(idempotency_key)).await.map_err(
+            |error| match error {
+                // The cart service's contract: 422 means the key was used for another line.
+                DownstreamError::Status { service, status: 422 } => DownstreamError::KeyReused { service },
+                other => other,
+            },
+        )
     }
 }
 
@@ -440,8 +478,10 @@ pub struct Api {
 }
 
 impl Api {
-    /// Builds every client. Fails on an invalid configuration, so a bad URL
-    /// stops start-up instead of failing requests.
+    /// Builds every client. Services configured in `config` (the egress
+    /// list) get a guarded endpoint; the others refuse every call with
+    /// [`DownstreamError::NotOnEgressList`]. Fails on an invalid
+    /// configuration, so a bad URL stops start-up instead of failing requests.
     ///
     /// Calls made for an authenticated caller carry a token from `tokens`
     /// for the called service, never the caller's own token.
@@ -449,10 +489,10 @@ impl Api {
         config: &DownstreamConfig,
         user_agent: &str,
         tokens: Arc<dyn ServiceTokens>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, DownstreamError> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(DownstreamError::Config(problems));
         }
         let http = reqwest::Client::builder()
             .user_agent(user_agent)
@@ -462,37 +502,61 @@ impl Api {
             // Egress is an allow-list of base URLs: a redirect could leave it.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| DownstreamError::Config(vec![format!("HTTP client: {e}")]))?;
         let mut endpoints: HashMap<Service, Endpoint> = HashMap::new();
         for service in Service::ALL {
-            let settings = config.service(service).ok_or_else(|| format!("services.{service}: missing"))?;
-            let base = settings.parsed_base_url().map_err(|p| format!("services.{service}.{p}"))?;
-            let inner = EndpointInner {
-                service,
-                base,
-                guard: Dependency::new(service.name(), &settings.policy()),
-                http: http.clone(),
-                max_response_bytes: config.max_response_bytes,
-                tokens: Arc::clone(&tokens),
-                scopes: settings.scopes.clone(),
+            let inner = match config.service(service) {
+                None => None,
+                Some(settings) => {
+                    let base = settings
+                        .parsed_base_url()
+                        .map_err(|p| DownstreamError::Config(vec![format!("services.{service}.{p}")]))?;
+                    Some(Arc::new(EndpointInner {
+                        base,
+                        guard: Dependency::new(service.name(), &settings.policy()),
+                        http: http.clone(),
+                        max_response_bytes: config.max_response_bytes,
+                        tokens: Arc::clone(&tokens),
+                        scopes: settings.scopes.clone(),
+                    }))
+                }
             };
-            endpoints.insert(service, Endpoint { inner: Arc::new(inner) });
+            endpoints.insert(service, Endpoint { service, inner });
         }
-        let mut take = |service: Service| {
-            endpoints.remove(&service).ok_or_else(|| format!("services.{service}: missing"))
-        };
+        let mut take =
+            |service: Service| endpoints.remove(&service).unwrap_or(Endpoint { service, inner: None });
         Ok(Api {
-            users: UserClient { endpoint: take(Service::User)? },
-            catalog: CatalogClient { endpoint: take(Service::Catalog)? },
-            pricing: PricingClient { endpoint: take(Service::Pricing)? },
-            inventory: InventoryClient { endpoint: take(Service::Inventory)? },
-            cart: CartClient { endpoint: take(Service::Cart)? },
-            recommendations: RecommendationsClient { endpoint: take(Service::Recommendations)? },
-            promotions: PromotionsClient { endpoint: take(Service::Promotions)? },
-            shipping: ShippingClient { endpoint: take(Service::Shipping)? },
-            reviews: ReviewsClient { endpoint: take(Service::Reviews)? },
-            orders: OrdersClient { endpoint: take(Service::Orders)? },
+            users: UserClient { endpoint: take(Service::User) },
+            catalog: CatalogClient { endpoint: take(Service::Catalog) },
+            pricing: PricingClient { endpoint: take(Service::Pricing) },
+            inventory: InventoryClient { endpoint: take(Service::Inventory) },
+            cart: CartClient { endpoint: take(Service::Cart) },
+            recommendations: RecommendationsClient { endpoint: take(Service::Recommendations) },
+            promotions: PromotionsClient { endpoint: take(Service::Promotions) },
+            shipping: ShippingClient { endpoint: take(Service::Shipping) },
+            reviews: ReviewsClient { endpoint: take(Service::Reviews) },
+            orders: OrdersClient { endpoint: take(Service::Orders) },
         })
+    }
+
+    /// The services this BFF calls (its egress list), in port order.
+    pub fn egress(&self) -> Vec<Service> {
+        [
+            &self.users.endpoint,
+            &self.catalog.endpoint,
+            &self.pricing.endpoint,
+            &self.inventory.endpoint,
+            &self.cart.endpoint,
+            &self.recommendations.endpoint,
+            &self.promotions.endpoint,
+            &self.shipping.endpoint,
+            &self.reviews.endpoint,
+            &self.orders.endpoint,
+        ]
+        .into_iter()
+        .filter(|endpoint| endpoint.inner.is_some())
+        .map(Endpoint::service)
+        .collect()
     }
 }
 
@@ -506,16 +570,43 @@ mod tests {
     impl ServiceTokens for NoTokens {
         fn token_for<'a>(
             &'a self,
-            _: &'a bff_resilience::Principal,
+            _: &'a bff_auth::Principal,
             _: &'a str,
             _: &'a [String],
-        ) -> bff_resilience::TokenFuture<'a> {
-            Box::pin(async { Err(bff_resilience::TokenUnavailable("none in unit tests".to_owned())) })
+        ) -> bff_auth::TokenFuture<'a> {
+            Box::pin(async { Err(bff_auth::AuthError::MissingCredentials) })
         }
     }
 
     fn api() -> Api {
-        Api::new(&DownstreamConfig::default(), "test", Arc::new(NoTokens)).expect("default config builds")
+        Api::new(&DownstreamConfig::for_services(&[Service::Catalog]), "test", Arc::new(NoTokens))
+            .expect("default config builds")
+    }
+
+    #[tokio::test]
+    async fn a_service_off_the_egress_list_refuses_at_once_and_sends_nothing() {
+        let api = api();
+        assert_eq!(api.egress(), vec![Service::Catalog]);
+        let cx = CallCtx::new(
+            bff_telemetry::RequestContext::detached(),
+            bff_resilience::Deadline::after(Duration::from_secs(1)),
+        );
+        let refused = api.pricing.price(cx, "p-1").await;
+        assert!(
+            matches!(refused, Err(DownstreamError::NotOnEgressList { service: Service::Pricing })),
+            "{refused:?}"
+        );
+        assert!(api.pricing.endpoint().guard().is_none(), "no guard, no pool, no calls");
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for json in ["application/json", "application/json; charset=utf-8", "application/problem+json"] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in ["text/html", "text/plain; charset=utf-8", "application/xml"] {
+            assert!(!is_json(other), "{other}");
+        }
     }
 
     #[test]

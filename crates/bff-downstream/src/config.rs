@@ -111,33 +111,45 @@ impl FromStr for Service {
 }
 
 /// Where one service lives and how calls to it are guarded.
+///
+/// Every field has a default, so that one key can be overridden alone
+/// (`..._SERVICES__CATALOG__TIMEOUT_MS=100`): the BFF's defaults for the
+/// services it calls are laid down first, and an entry for a service it
+/// does not call is reported as such rather than as "missing field".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// Base URL, e.g. `http://127.0.0.1:7002`. Paths are appended to it.
     pub base_url: String,
     /// Longest a single call may take, in milliseconds.
     pub timeout_ms: u64,
     /// Calls allowed in flight at once (bulkhead size).
-    #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
     /// Circuit breaker settings.
-    #[serde(default)]
     pub breaker: BreakerConfig,
     /// Scopes requested when exchanging the caller's token for this
     /// service: only what the BFF needs from it (least privilege).
-    #[serde(default)]
     pub scopes: Vec<String>,
     /// Retries of reads (writes are never retried).
-    #[serde(default)]
     pub retry: RetryPolicy,
     /// Hedging of reads (off unless enabled; on for recommendations by default).
-    #[serde(default)]
     pub hedge: HedgePolicy,
 }
 
-fn default_max_concurrent() -> usize {
-    DependencyPolicy::default().max_concurrent
+impl Default for ServiceConfig {
+    /// No base URL (which is a problem until one is set) and the default guard.
+    fn default() -> Self {
+        let policy = DependencyPolicy::default();
+        ServiceConfig {
+            base_url: String::new(),
+            timeout_ms: policy.timeout_ms,
+            max_concurrent: policy.max_concurrent,
+            breaker: policy.breaker,
+            scopes: Vec::new(),
+            retry: policy.retry,
+            hedge: policy.hedge,
+        }
+    }
 }
 
 impl ServiceConfig {
@@ -146,7 +158,7 @@ impl ServiceConfig {
         ServiceConfig {
             base_url: format!("http://127.0.0.1:{}", service.default_port()),
             timeout_ms: service.default_timeout_ms(),
-            max_concurrent: default_max_concurrent(),
+            max_concurrent: DependencyPolicy::default().max_concurrent,
             breaker: BreakerConfig::default(),
             scopes: vec![format!("{}:read", service.name())],
             retry: RetryPolicy::default(),
@@ -167,6 +179,9 @@ impl ServiceConfig {
     }
 
     pub(crate) fn parsed_base_url(&self) -> Result<Url, String> {
+        if self.base_url.is_empty() {
+            return Err("base_url: must be set".to_owned());
+        }
         let url = Url::parse(&self.base_url).map_err(|e| format!("base_url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("base_url: scheme must be http or https".to_owned());
@@ -186,24 +201,34 @@ pub struct DownstreamConfig {
     pub connect_timeout_ms: u64,
     /// Largest response body read from a service; larger is `invalid_data`.
     pub max_response_bytes: usize,
-    /// The services, by name. This map is the egress allow-list.
+    /// The services, by name. This map is the egress allow-list: a service
+    /// not in it is never called.
     pub services: BTreeMap<String, ServiceConfig>,
 }
 
 impl Default for DownstreamConfig {
+    /// No services at all: egress is declared, never assumed.
     fn default() -> Self {
         DownstreamConfig {
             connect_timeout_ms: 250,
             max_response_bytes: 1024 * 1024,
-            services: Service::ALL
-                .into_iter()
-                .map(|service| (service.name().to_owned(), ServiceConfig::local(service)))
-                .collect(),
+            services: BTreeMap::new(),
         }
     }
 }
 
 impl DownstreamConfig {
+    /// Local-development settings for a BFF that calls exactly `services`.
+    pub fn for_services(services: &[Service]) -> Self {
+        DownstreamConfig {
+            services: services
+                .iter()
+                .map(|service| (service.name().to_owned(), ServiceConfig::local(*service)))
+                .collect(),
+            ..DownstreamConfig::default()
+        }
+    }
+
     /// Points `service` at `base_url` (tests and tools).
     pub fn set_base_url(&mut self, service: Service, base_url: impl Into<String>) {
         self.services
@@ -232,11 +257,6 @@ impl DownstreamConfig {
                 problems.push(format!("services.{name}.{problem}"));
             }
         }
-        for service in Service::ALL {
-            if !self.services.contains_key(service.name()) {
-                problems.push(format!("services.{service}: missing"));
-            }
-        }
         if self.connect_timeout_ms == 0 {
             problems.push("connect_timeout_ms must be greater than 0".to_owned());
         }
@@ -252,17 +272,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid_and_cover_every_service() {
-        assert_eq!(DownstreamConfig::default().problems(), Vec::<String>::new());
+    fn local_defaults_are_valid() {
+        assert_eq!(DownstreamConfig::for_services(&Service::ALL).problems(), Vec::<String>::new());
+        assert!(DownstreamConfig::default().services.is_empty(), "no egress unless declared");
     }
 
     #[test]
     fn typos_and_bad_urls_are_reported() {
-        let mut config = DownstreamConfig::default();
+        let mut config = DownstreamConfig::for_services(&Service::ALL);
         config.services.insert("catalgo".to_owned(), ServiceConfig::local(Service::Catalog));
         config.set_base_url(Service::Pricing, "ftp://pricing");
         config.services.get_mut("cart").expect("cart").timeout_ms = 0;
+        config.services.insert("orders".to_owned(), ServiceConfig::default());
         let problems = config.problems().join("\n");
+        assert!(problems.contains("services.orders.base_url: must be set"), "{problems}");
         assert!(problems.contains("services.catalgo: unknown service"), "{problems}");
         assert!(problems.contains("services.pricing.base_url"), "{problems}");
         assert!(problems.contains("services.cart.timeout_ms"), "{problems}");

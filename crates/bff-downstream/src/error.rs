@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use bff_error::{Classify, Failure, ReasonCode};
+use bff_auth::AuthError;
+use bff_error::{Classify, ErrorCode, Failure, ReasonCode};
 
 use crate::Service;
 
@@ -67,13 +68,30 @@ pub enum DownstreamError {
     },
     /// No service token could be obtained (token exchange failed). The
     /// call was not made: the caller's own token is never sent instead.
-    #[error("{service}: no service token: {reason}")]
+    #[error("{service}: no service token: {source}")]
     Credentials {
         /// The service that would have been called.
         service: Service,
-        /// Why.
-        reason: String,
+        /// Why (boxed: this error is in every part's state machine).
+        #[source]
+        source: Box<AuthError>,
     },
+    /// The service refused a write because its `Idempotency-Key` was already
+    /// used for a different request (the service answered `422`).
+    #[error("{service}: idempotency key reused for another request")]
+    KeyReused {
+        /// The service that refused.
+        service: Service,
+    },
+    /// The service is not on this BFF's egress list: nothing was sent.
+    #[error("{service}: not on this BFF's egress list (a programming error: declare it in the registry)")]
+    NotOnEgressList {
+        /// The service that was asked for.
+        service: Service,
+    },
+    /// The clients cannot be built from this configuration.
+    #[error("downstream configuration is invalid: {}", .0.join("; "))]
+    Config(Vec<String>),
     /// The request could not be built (e.g. an id that cannot be a path segment).
     #[error("{service}: request not built: {problem}")]
     BadRequest {
@@ -88,15 +106,21 @@ impl Classify for DownstreamError {
     fn failure(&self) -> Failure {
         match self {
             DownstreamError::Rejected { failure, .. } => *failure,
+            DownstreamError::KeyReused { .. } => {
+                Failure::refused(ReasonCode::Unavailable, ErrorCode::IdempotencyKeyReused)
+            }
+            DownstreamError::Credentials { source, .. } => source.failure(),
+            DownstreamError::NotOnEgressList { .. } | DownstreamError::Config(_) => {
+                Failure::new(ReasonCode::Unavailable)
+            }
             DownstreamError::Transport { source, .. } if source.is_timeout() => {
                 Failure::new(ReasonCode::Timeout)
             }
             DownstreamError::Transport { .. }
             | DownstreamError::Status { .. }
-            | DownstreamError::Credentials { .. }
             | DownstreamError::BadRequest { .. } => Failure::new(ReasonCode::Unavailable),
             DownstreamError::RateLimited { retry_after, .. } => {
-                Failure { reason: ReasonCode::RateLimited, retry_after: *retry_after }
+                Failure { reason: ReasonCode::RateLimited, retry_after: *retry_after, refusal: None }
             }
             DownstreamError::NotFound { .. } => Failure::new(ReasonCode::NotFound),
             DownstreamError::Undecodable { .. } | DownstreamError::InvalidData { .. } => {

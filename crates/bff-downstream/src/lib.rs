@@ -29,4 +29,4 @@ pub use client::{
 };
 pub use config::{DownstreamConfig, Service, ServiceConfig};
 pub use error::DownstreamError;
-pub use model::Validate;
+pub use model::{Cacheable, Validate};

@@ -12,6 +12,28 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Types that may be cached by `bff-cache`. Implemented here, beside each
+/// model, because whether data may be shown a little old is a property of
+/// the data: only for what is safe to show stale and is not transactional,
+/// never for carts, prices, stock, payments or orders. Those do not
+/// implement it, so caching them does not compile:
+///
+/// ```compile_fail,E0277
+/// fn cache<T: bff_downstream::Cacheable>(_: T) {}
+/// fn cart(cart: bff_downstream::model::Cart) { cache(cart) } // error: Cart is not Cacheable
+/// ```
+///
+/// while the same code with a cacheable type compiles:
+///
+/// ```
+/// fn cache<T: bff_downstream::Cacheable>(_: T) {}
+/// fn reco(reco: bff_downstream::model::Recommendations) { cache(reco) }
+/// ```
+pub trait Cacheable: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The kind, part of every key.
+    const KIND: &'static str;
+}
+
 /// Checks the invariants a BFF relies on. A violation makes the call fail
 /// with `invalid_data`: bad data is never shown to a user.
 pub trait Validate {
@@ -132,6 +154,10 @@ pub struct Product {
     pub images: Vec<String>,
 }
 
+impl Cacheable for Product {
+    const KIND: &'static str = "product";
+}
+
 impl Validate for Product {
     fn validate(&self) -> Result<(), String> {
         non_empty("id", &self.id)?;
@@ -228,6 +254,10 @@ pub struct Recommendations {
     pub items: Vec<Recommendation>,
 }
 
+impl Cacheable for Recommendations {
+    const KIND: &'static str = "recommendations";
+}
+
 impl Validate for Recommendations {
     fn validate(&self) -> Result<(), String> {
         self.items.iter().try_for_each(|item| {
@@ -255,6 +285,10 @@ pub struct Promotion {
 pub struct Promotions {
     /// Active promotions, most relevant first.
     pub promotions: Vec<Promotion>,
+}
+
+impl Cacheable for Promotions {
+    const KIND: &'static str = "promotions";
 }
 
 impl Validate for Promotions {
@@ -325,6 +359,10 @@ pub struct ReviewSummary {
     pub average_rating: f64,
     /// Number of reviews.
     pub count: u32,
+}
+
+impl Cacheable for ReviewSummary {
+    const KIND: &'static str = "reviews";
 }
 
 impl Validate for ReviewSummary {

@@ -136,6 +136,18 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// The caller was refused: not authenticated, or not allowed.
+    pub const fn is_denial(self) -> bool {
+        matches!(self, ErrorCode::AuthInvalidToken | ErrorCode::AuthForbidden)
+    }
+
+    /// The BFF or what it depends on failed (the caller did nothing wrong).
+    pub fn is_server_fault(self) -> bool {
+        self.status().is_server_error()
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -208,12 +220,29 @@ pub struct Failure {
     /// How long the caller should wait before retrying, when known
     /// (an open breaker's remaining time, a downstream `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// Set when the dependency did not fail but *refused the caller's own
+    /// request* (e.g. an `Idempotency-Key` reused for another write): the
+    /// answer the caller gets, decided by the dependency's typed client.
+    /// Such a refusal says nothing about the dependency's health.
+    pub refusal: Option<ErrorCode>,
 }
 
 impl Failure {
     /// A failure with no retry hint.
     pub const fn new(reason: ReasonCode) -> Self {
-        Failure { reason, retry_after: None }
+        Failure { reason, retry_after: None, refusal: None }
+    }
+
+    /// A failure with a retry hint (an open breaker's remaining time, a
+    /// downstream `Retry-After`).
+    pub const fn retry_after(reason: ReasonCode, after: Duration) -> Self {
+        Failure { reason, retry_after: Some(after), refusal: None }
+    }
+
+    /// The dependency refused the caller's request with `code`: the caller
+    /// is answered with that code (a component shows `reason`).
+    pub const fn refused(reason: ReasonCode, code: ErrorCode) -> Self {
+        Failure { reason, retry_after: None, refusal: Some(code) }
     }
 }
 
@@ -281,7 +310,13 @@ impl ApiError {
     /// `resource.not_found`, everything else 503 `dependency.unavailable`.
     /// A `Retry-After` is sent where waiting helps: the failure's own hint, or
     /// one second for transient states (open breaker, full bulkhead, 429).
+    ///
+    /// A [`Failure::refusal`] is answered with its own code instead: the
+    /// dependency refused the caller's request, it did not fail.
     pub fn from_failure(failure: Failure) -> Self {
+        if let Some(code) = failure.refusal {
+            return ApiError::new(code);
+        }
         match failure.reason {
             ReasonCode::Timeout => ApiError::new(ErrorCode::DependencyTimeout),
             ReasonCode::NotFound => ApiError::new(ErrorCode::NotFound),
@@ -364,6 +399,9 @@ impl IntoResponse for ApiError {
                 .to_vec()
         });
         let mut response = (self.status(), body).into_response();
+        // The code rides along for layers that record outcomes (an audit
+        // trail): they read what was decided, not the status it became.
+        response.extensions_mut().insert(self.code);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(after) = self.retry_after {
@@ -417,14 +455,20 @@ mod tests {
 
     #[test]
     fn problem_body_has_rfc9457_members_and_headers() {
-        let response = ApiError::from_failure(Failure {
-            reason: ReasonCode::CircuitOpen,
-            retry_after: Some(Duration::from_millis(2500)),
-        })
+        let response = ApiError::from_failure(Failure::retry_after(
+            ReasonCode::CircuitOpen,
+            Duration::from_millis(2500),
+        ))
         .into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn a_refusal_is_answered_with_its_own_code_whatever_the_reason() {
+        let refused = Failure::refused(ReasonCode::Unavailable, ErrorCode::IdempotencyKeyReused);
+        assert_eq!(ApiError::from_failure(refused).code(), ErrorCode::IdempotencyKeyReused);
     }
 
     #[test]

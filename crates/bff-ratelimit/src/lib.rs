@@ -25,13 +25,20 @@ use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 /// A quota: so many requests per window (bursts up to the whole quota).
+/// Both fields have defaults (60 per 60 s), so an override may set one alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
     /// Requests allowed per window.
     pub requests: u32,
     /// The window, in seconds.
     pub window_secs: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig { requests: 60, window_secs: 60 }
+    }
 }
 
 /// Rate limits of one BFF, keyed by caller (e.g. partner id).

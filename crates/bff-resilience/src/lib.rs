@@ -35,7 +35,7 @@
 mod adaptive;
 mod breaker;
 mod bulkhead;
-mod context;
+mod deadline;
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -52,7 +52,7 @@ use tracing::Instrument;
 pub use adaptive::{HedgePolicy, RetryPolicy};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use bulkhead::Bulkhead;
-pub use context::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
+pub use deadline::Deadline;
 
 /// The resilience settings of one dependency, from configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,10 +139,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdict for a failure reason: only reasons that say the dependency
-    /// is unhealthy count against it.
-    pub fn of(reason: ReasonCode) -> Verdict {
-        match reason {
+    /// The verdict for a failure: only reasons that say the dependency is
+    /// unhealthy count against it, and a refusal of the caller's own request
+    /// never does.
+    pub fn of(failure: Failure) -> Verdict {
+        if failure.refusal.is_some() {
+            return Verdict::Neutral;
+        }
+        match failure.reason {
             ReasonCode::Timeout | ReasonCode::Unavailable | ReasonCode::InvalidData => Verdict::Failure,
             ReasonCode::NotFound => Verdict::Success,
             ReasonCode::CircuitOpen | ReasonCode::BulkheadFull | ReasonCode::RateLimited => Verdict::Neutral,
@@ -266,7 +270,7 @@ impl Dependency {
     /// happen for [`Idempotency::Idempotent`] calls.
     pub async fn call<T, E, F, Fut>(
         &self,
-        cx: &CallCtx,
+        deadline: Deadline,
         idempotency: Idempotency,
         call: F,
     ) -> Result<T, GuardError<E>>
@@ -278,13 +282,13 @@ impl Dependency {
         let span = tracing::info_span!(
             "downstream",
             dependency = %self.name,
-            budget_ms = cx.deadline().remaining().min(self.timeout).as_millis() as u64,
+            budget_ms = deadline.remaining().min(self.timeout).as_millis() as u64,
             outcome = tracing::field::Empty,
             attempts = tracing::field::Empty,
             hedged = tracing::field::Empty,
         );
         let mut tally = Tally::default();
-        let result = self.run(cx, idempotency, &call, &mut tally).instrument(span.clone()).await;
+        let result = self.run(deadline, idempotency, &call, &mut tally).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.failure().reason.as_str(),
@@ -298,7 +302,7 @@ impl Dependency {
 
     async fn run<T, E, F, Fut>(
         &self,
-        cx: &CallCtx,
+        deadline: Deadline,
         idempotency: Idempotency,
         call: &F,
         tally: &mut Tally,
@@ -310,10 +314,7 @@ impl Dependency {
     {
         if let Some(remaining) = self.cooling_down() {
             self.cooled_down.fetch_add(1, Ordering::Relaxed);
-            return Err(GuardError::Rejected(Failure {
-                reason: ReasonCode::RateLimited,
-                retry_after: Some(remaining),
-            }));
+            return Err(GuardError::Rejected(Failure::retry_after(ReasonCode::RateLimited, remaining)));
         }
         let idempotent = idempotency == Idempotency::Idempotent;
         if idempotent {
@@ -323,9 +324,9 @@ impl Dependency {
         loop {
             tally.attempts = attempt;
             let result = if idempotent && self.hedge.enabled {
-                self.hedged_attempt(cx, call, tally).await
+                self.hedged_attempt(deadline, call, tally).await
             } else {
-                self.attempt(cx, call).await
+                self.attempt(deadline, call).await
             };
             let Err(error) = &result else { return result };
             let transient = matches!(error.failure().reason, ReasonCode::Timeout | ReasonCode::Unavailable);
@@ -334,7 +335,7 @@ impl Dependency {
             }
             let pause = adaptive::backoff(&self.retry, attempt);
             // A retry needs time left for itself, not just for the pause.
-            if cx.deadline().remaining() <= pause + Duration::from_millis(5) {
+            if deadline.remaining() <= pause + Duration::from_millis(5) {
                 return result;
             }
             if !self.retry_budget.withdraw() {
@@ -351,7 +352,7 @@ impl Dependency {
     /// One attempt, plus a hedge if it is slower than usual.
     async fn hedged_attempt<T, E, F, Fut>(
         &self,
-        cx: &CallCtx,
+        deadline: Deadline,
         call: &F,
         tally: &mut Tally,
     ) -> Result<T, GuardError<E>>
@@ -361,10 +362,10 @@ impl Dependency {
         Fut: Future<Output = Result<T, E>>,
     {
         let Some(delay) = self.latency.hedge_delay(&self.hedge) else {
-            return self.attempt(cx, call).await;
+            return self.attempt(deadline, call).await;
         };
         self.hedge_budget.deposit();
-        let first = self.attempt(cx, call);
+        let first = self.attempt(deadline, call);
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return result,
@@ -375,7 +376,7 @@ impl Dependency {
         }
         self.hedges.fetch_add(1, Ordering::Relaxed);
         tally.hedged = true;
-        let second = self.attempt(cx, call);
+        let second = self.attempt(deadline, call);
         tokio::pin!(second);
         // The first success wins and the other attempt is dropped (cancelled).
         tokio::select! {
@@ -391,15 +392,15 @@ impl Dependency {
     }
 
     /// One attempt: breaker, bulkhead, timeout.
-    async fn attempt<T, E, F, Fut>(&self, cx: &CallCtx, call: &F) -> Result<T, GuardError<E>>
+    async fn attempt<T, E, F, Fut>(&self, deadline: Deadline, call: &F) -> Result<T, GuardError<E>>
     where
         E: Classify,
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let budget = cx.deadline().remaining().min(self.timeout);
+        let budget = deadline.remaining().min(self.timeout);
         let permit = self.breaker.try_acquire().map_err(|retry_after| {
-            GuardError::Rejected(Failure { reason: ReasonCode::CircuitOpen, retry_after: Some(retry_after) })
+            GuardError::Rejected(Failure::retry_after(ReasonCode::CircuitOpen, retry_after))
         })?;
         let Some(_slot) = self.bulkhead.try_enter() else {
             permit.record(Verdict::Neutral);
@@ -422,7 +423,7 @@ impl Dependency {
                 if failure.reason == ReasonCode::RateLimited {
                     self.start_cooldown(failure.retry_after);
                 }
-                permit.record(Verdict::of(failure.reason));
+                permit.record(Verdict::of(failure));
                 Err(GuardError::Failed(error))
             }
             Err(_elapsed) => {
@@ -454,8 +455,8 @@ mod tests {
 
     use super::*;
 
-    fn cx(ms: u64) -> CallCtx {
-        CallCtx::new(bff_telemetry::RequestContext::detached(), Deadline::after(Duration::from_millis(ms)))
+    fn deadline_in(ms: u64) -> Deadline {
+        Deadline::after(Duration::from_millis(ms))
     }
 
     #[tokio::test(start_paused = true)]
@@ -464,7 +465,7 @@ mod tests {
         let seen_budget = std::sync::Mutex::new(Duration::ZERO);
         let seen = &seen_budget;
         let result: Result<(), _> = dependency
-            .call(&cx(50), Idempotency::NonIdempotent, |budget| async move {
+            .call(deadline_in(50), Idempotency::NonIdempotent, |budget| async move {
                 *seen.lock().expect("lock") = budget;
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 Ok::<_, Failure>(())
@@ -480,8 +481,8 @@ mod tests {
         let dependency = Dependency::new("narrow", &policy);
         let entered = tokio::sync::Notify::new();
         let release = tokio::sync::Notify::new();
-        let context = cx(1000);
-        let first = dependency.call(&context, Idempotency::NonIdempotent, |_| async {
+        let context = deadline_in(1000);
+        let first = dependency.call(context, Idempotency::NonIdempotent, |_| async {
             entered.notify_one();
             release.notified().await;
             Ok::<_, Failure>(1)
@@ -490,7 +491,7 @@ mod tests {
             entered.notified().await;
             let called = AtomicU32::new(0);
             let result = dependency
-                .call(&context, Idempotency::NonIdempotent, |_| async {
+                .call(context, Idempotency::NonIdempotent, |_| async {
                     called.fetch_add(1, Ordering::SeqCst);
                     Ok::<_, Failure>(2)
                 })
@@ -511,16 +512,16 @@ mod tests {
             ..DependencyPolicy::with_timeout_ms(1000)
         };
         let dependency = Dependency::new("flaky", &policy);
-        let context = cx(1000);
+        let context = deadline_in(1000);
         for _ in 0..2 {
             let _ = dependency
-                .call(&context, Idempotency::NonIdempotent, |_| async {
+                .call(context, Idempotency::NonIdempotent, |_| async {
                     Err::<(), _>(Failure::new(ReasonCode::Unavailable))
                 })
                 .await;
         }
         let result =
-            dependency.call(&context, Idempotency::NonIdempotent, |_| async { Ok::<_, Failure>(()) }).await;
+            dependency.call(context, Idempotency::NonIdempotent, |_| async { Ok::<_, Failure>(()) }).await;
         match result {
             Err(GuardError::Rejected(failure)) => {
                 assert_eq!(failure.reason, ReasonCode::CircuitOpen);
@@ -539,12 +540,14 @@ mod tests {
     async fn idempotent_calls_are_retried_on_transient_failures_and_writes_never() {
         let dependency = Dependency::new("flaky", &DependencyPolicy::with_timeout_ms(1000));
         let calls = AtomicU32::new(0);
-        let read = dependency.call(&cx(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, 1)).await;
+        let read =
+            dependency.call(deadline_in(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, 1)).await;
         assert_eq!(read.ok(), Some(2), "one retry turned a failure into a success");
 
         let calls = AtomicU32::new(0);
-        let write =
-            dependency.call(&cx(1000), Idempotency::NonIdempotent, |_| failing_then_ok(&calls, 1)).await;
+        let write = dependency
+            .call(deadline_in(1000), Idempotency::NonIdempotent, |_| failing_then_ok(&calls, 1))
+            .await;
         assert!(write.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "a write is sent exactly once");
         assert_eq!(dependency.stats().retries, 1);
@@ -556,7 +559,7 @@ mod tests {
         for reason in [ReasonCode::NotFound, ReasonCode::InvalidData, ReasonCode::RateLimited] {
             let calls = AtomicU32::new(0);
             let _ = dependency
-                .call(&cx(1000), Idempotency::Idempotent, |_| async {
+                .call(deadline_in(1000), Idempotency::Idempotent, |_| async {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Err::<(), _>(Failure::new(reason))
                 })
@@ -580,7 +583,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         for _ in 0..100 {
             let _ = dependency
-                .call(&cx(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, u32::MAX))
+                .call(deadline_in(1000), Idempotency::Idempotent, |_| failing_then_ok(&calls, u32::MAX))
                 .await;
         }
         let sent = calls.load(Ordering::SeqCst);
@@ -594,13 +597,10 @@ mod tests {
         let calls = AtomicU32::new(0);
         let rate_limited = |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(Failure {
-                reason: ReasonCode::RateLimited,
-                retry_after: Some(Duration::from_secs(3)),
-            })
+            Err::<(), _>(Failure::retry_after(ReasonCode::RateLimited, Duration::from_secs(3)))
         };
-        let _ = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
-        let refused = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
+        let _ = dependency.call(deadline_in(1000), Idempotency::Idempotent, rate_limited).await;
+        let refused = dependency.call(deadline_in(1000), Idempotency::Idempotent, rate_limited).await;
         match refused {
             Err(GuardError::Rejected(failure)) => {
                 assert_eq!(failure.reason, ReasonCode::RateLimited);
@@ -610,7 +610,7 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1, "no call during the cool-down");
         tokio::time::advance(Duration::from_secs(4)).await;
-        let _ = dependency.call(&cx(1000), Idempotency::Idempotent, rate_limited).await;
+        let _ = dependency.call(deadline_in(1000), Idempotency::Idempotent, rate_limited).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2, "calls resume after it");
     }
 
@@ -636,10 +636,11 @@ mod tests {
             Ok::<_, Failure>(n)
         };
         for _ in 0..20 {
-            dependency.call(&cx(60_000), Idempotency::Idempotent, call).await.expect("fast");
+            dependency.call(deadline_in(60_000), Idempotency::Idempotent, call).await.expect("fast");
         }
         let started = Instant::now();
-        let value = dependency.call(&cx(60_000), Idempotency::Idempotent, call).await.expect("hedged");
+        let value =
+            dependency.call(deadline_in(60_000), Idempotency::Idempotent, call).await.expect("hedged");
         assert_eq!(value, 22, "the hedge (call 22) answered first");
         assert!(started.elapsed() < Duration::from_millis(100));
         assert_eq!(dependency.stats().hedges, 1);

@@ -13,6 +13,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bff_error::{ApiError, ErrorCode};
 use sha2::{Digest, Sha256};
 
 /// Bodies above this are passed through untagged rather than buffered.
@@ -30,8 +31,10 @@ pub async fn conditional_get(request: Request, next: Next) -> Response {
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_TAGGED_BYTES).await else {
-        // Too large to tag (or a broken body): say so rather than guess.
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        // Too large to tag (or a broken body): an error, said as every
+        // error is (a problem body), rather than a guessed tag.
+        tracing::error!(limit = MAX_TAGGED_BYTES, "response body too large to tag or unreadable");
+        return ApiError::new(ErrorCode::Internal).into_response();
     };
     let digest = Sha256::digest(&bytes);
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();

@@ -1,28 +1,36 @@
-//! Layered, typed, validated configuration.
+//! Layered, typed, validated configuration: the shared sections every BFF
+//! has, the ones its features need, and its own.
 //!
-//! Precedence, lowest first: the type's `Default` (which runs locally), the
+//! Precedence, lowest first: the BFF's defaults (which run locally), the
 //! TOML file named by `<PREFIX>_CONFIG` if set, then environment variables
-//! `<PREFIX>__SECTION__KEY` (e.g. `MOBILE_BFF__SERVER__PORT=9000`). Config
-//! structs use `deny_unknown_fields`, so a misspelt key is an error too.
+//! `<PREFIX>__SECTION__KEY` (e.g. `MOBILE_BFF__SERVER__PORT=9000`).
+//!
+//! A BFF has only the sections it uses ([`Config::sections`]): `server`,
+//! `auth`, `downstream` and `compose` always; `redis` and `cache` when it
+//! shares state or caches parts; `session` when its callers log in through
+//! it; and its own section ([`Section`]), if it has one. A key outside those
+//! (a typo, or a section this BFF does not have) stops start-up with a
+//! message naming it, as does an invalid value. Because the defaults are
+//! laid down first, one nested key can be overridden alone
+//! (`..._CACHE__POLICIES__RECOMMENDATIONS__TTL_SECS=30`).
 
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::net::{IpAddr, Ipv4Addr};
 
+use bff_auth::AuthConfig;
+use bff_cache::CacheConfig;
+use bff_compose::ComposeConfig;
+use bff_downstream::DownstreamConfig;
+use bff_redis::RedisConfig;
 use bff_telemetry::LogFormat;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Why configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A source could not be read or a value has the wrong type.
-    #[error("configuration could not be read: {0}")]
-    Load(#[from] Box<figment::Error>),
-    /// Values were read but make no sense together.
-    #[error("configuration is invalid:\n  - {}", .0.join("\n  - "))]
-    Invalid(Vec<String>),
-}
+use crate::ShellError;
+use crate::session::SessionConfig;
 
 /// Implemented by configuration types: everything wrong with a value.
 pub trait Validate {
@@ -30,28 +38,23 @@ pub trait Validate {
     fn problems(&self) -> Vec<String>;
 }
 
-/// Loads `T` for the binary whose environment prefix is `prefix`
-/// (e.g. `MOBILE_BFF`).
-pub fn load<T>(prefix: &str) -> Result<T, ConfigError>
-where
-    T: DeserializeOwned + Serialize + Default + Validate,
-{
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
-    if let Ok(path) = std::env::var(format!("{prefix}_CONFIG")) {
-        figment = figment.merge(Toml::file_exact(path));
+/// A BFF's own configuration section (admin's `audit`, partner's
+/// `rate_limit`): typed, with defaults that run locally, checked at
+/// start-up. `()` is "no section of its own".
+pub trait Section: Serialize + DeserializeOwned + Default + Clone + Debug + Send + Sync + 'static {
+    /// The section's key: `audit` is `[audit]` in TOML and
+    /// `ADMIN_BFF__AUDIT__...` in the environment. Empty for `()`.
+    const KEY: &'static str;
+
+    /// Everything wrong with the value, each as `key: what is wrong`
+    /// (without the section's own key; the shell prefixes it).
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
     }
-    figment = figment.merge(Env::prefixed(&format!("{prefix}__")).split("__"));
-    from_figment(figment)
 }
 
-/// Extracts and validates `T` from an assembled figment (tests build their own).
-pub fn from_figment<T>(figment: Figment) -> Result<T, ConfigError>
-where
-    T: DeserializeOwned + Validate,
-{
-    let config: T = figment.extract().map_err(Box::new)?;
-    let problems = config.problems();
-    if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(problems)) }
+impl Section for () {
+    const KEY: &'static str = "";
 }
 
 /// The HTTP server settings every BFF has.
@@ -97,11 +100,229 @@ impl Validate for ServerConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.body_limit_bytes == 0 {
-            problems.push("server.body_limit_bytes must be greater than 0".to_owned());
+            problems.push("body_limit_bytes must be greater than 0".to_owned());
         }
         if self.max_concurrent_requests == 0 {
-            problems.push("server.max_concurrent_requests must be greater than 0".to_owned());
+            problems.push("max_concurrent_requests must be greater than 0".to_owned());
         }
         problems
+    }
+}
+
+/// Which optional sections a BFF has; decided by the shell from what the
+/// BFF declares (see [`crate::Bff`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// Redis: shared state across instances (`redis`).
+    pub redis: bool,
+    /// The part cache (`cache`).
+    pub cache: bool,
+    /// Browser sessions (`session`).
+    pub session: bool,
+}
+
+/// Everything a BFF can be configured with: the shared sections, the ones
+/// its features need, and its own (`X`, `()` for none).
+///
+/// Every field exists whatever the BFF uses (so code and tests can read
+/// them), but only [`Config::sections`] are read from files and the
+/// environment, printed and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config<X = ()> {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Caller authentication and token exchange.
+    pub auth: AuthConfig,
+    /// Downstream services (the egress allow-list) and their guards.
+    pub downstream: DownstreamConfig,
+    /// Request deadline and per-component budgets.
+    pub compose: ComposeConfig,
+    /// Shared state across instances (when the BFF uses it).
+    pub redis: RedisConfig,
+    /// Lifetimes and encryption of cached parts (when the BFF caches).
+    pub cache: CacheConfig,
+    /// Browser sessions and login (session-mode BFFs).
+    pub session: SessionConfig,
+    /// The BFF's own section.
+    pub own: X,
+    /// Which optional sections are in use.
+    pub uses: Uses,
+}
+
+impl<X: Section> Config<X> {
+    /// The keys of the sections this configuration has, in print order.
+    pub fn sections(&self) -> Vec<&'static str> {
+        let mut keys = vec!["server", "auth", "downstream", "compose"];
+        if self.uses.redis {
+            keys.push("redis");
+        }
+        if self.uses.cache {
+            keys.push("cache");
+        }
+        if self.uses.session {
+            keys.push("session");
+        }
+        if !X::KEY.is_empty() {
+            keys.push(X::KEY);
+        }
+        keys
+    }
+
+    /// The sections in use as one JSON object, secrets included (see
+    /// [`Config::redacted`] for printing).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for key in self.sections() {
+            let value = match key {
+                "server" => serde_json::to_value(&self.server),
+                "auth" => serde_json::to_value(&self.auth),
+                "downstream" => serde_json::to_value(&self.downstream),
+                "compose" => serde_json::to_value(&self.compose),
+                "redis" => serde_json::to_value(&self.redis),
+                "cache" => serde_json::to_value(&self.cache),
+                "session" => serde_json::to_value(&self.session),
+                _ => serde_json::to_value(&self.own),
+            };
+            map.insert(key.to_owned(), value.unwrap_or(serde_json::Value::Null));
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// [`Config::to_json`] with every secret (`*secret`, `*_key`, URLs'
+    /// passwords) replaced by `<redacted>`: what `<bff> config` prints.
+    pub fn redacted(&self) -> serde_json::Value {
+        fn redact(value: &mut serde_json::Value) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map.iter_mut() {
+                        let secret = key.ends_with("secret") || key.ends_with("_key");
+                        if secret && value.is_string() {
+                            *value = serde_json::Value::String("<redacted>".to_owned());
+                        } else {
+                            redact(value);
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+                _ => {}
+            }
+        }
+        let mut json = self.to_json();
+        redact(&mut json);
+        if let Some(url) =
+            json.pointer_mut("/redis/url").filter(|url| url.as_str().is_some_and(|u| u.contains('@')))
+        {
+            *url = serde_json::Value::String("<redacted>".to_owned());
+        }
+        json
+    }
+
+    /// Everything wrong with the sections in use, each prefixed with its
+    /// section (`auth.jwks_url ...`). `egress` is the BFF's egress list:
+    /// `downstream.services` must configure exactly those.
+    pub fn problems(&self, bff: &str, egress: &[&str]) -> Vec<String> {
+        let prefixed = |section: &str, problems: Vec<String>| {
+            problems.into_iter().map(move |p| format!("{section}.{p}")).collect::<Vec<_>>()
+        };
+        let mut problems = prefixed("server", self.server.problems());
+        problems.extend(prefixed("auth", self.auth.problems()));
+        problems.extend(prefixed("downstream", self.downstream.problems()));
+        for name in self.downstream.services.keys() {
+            if !egress.contains(&name.as_str()) {
+                problems.push(format!(
+                    "downstream.services.{name}: {bff} does not call {name} (its egress list: {})",
+                    egress.join(", ")
+                ));
+            }
+        }
+        for name in egress {
+            if !self.downstream.services.contains_key(*name) {
+                problems.push(format!("downstream.services.{name}: missing (on {bff}'s egress list)"));
+            }
+        }
+        problems.extend(prefixed("compose", self.compose.problems()));
+        if self.uses.redis {
+            problems.extend(prefixed("redis", self.redis.problems()));
+        }
+        if self.uses.cache {
+            problems.extend(prefixed("cache", self.cache.problems()));
+        }
+        if self.uses.session {
+            problems.extend(prefixed("session", self.session.problems()));
+        }
+        if !X::KEY.is_empty() {
+            problems.extend(prefixed(X::KEY, self.own.problems()));
+        }
+        problems
+    }
+
+    /// The defaults as a figment: only the sections in use.
+    pub fn figment(&self) -> Figment {
+        let mut figment = Figment::new()
+            .merge(Serialized::default("server", &self.server))
+            .merge(Serialized::default("auth", &self.auth))
+            .merge(Serialized::default("downstream", &self.downstream))
+            .merge(Serialized::default("compose", &self.compose));
+        if self.uses.redis {
+            figment = figment.merge(Serialized::default("redis", &self.redis));
+        }
+        if self.uses.cache {
+            figment = figment.merge(Serialized::default("cache", &self.cache));
+        }
+        if self.uses.session {
+            figment = figment.merge(Serialized::default("session", &self.session));
+        }
+        if !X::KEY.is_empty() {
+            figment = figment.merge(Serialized::default(X::KEY, &self.own));
+        }
+        figment
+    }
+
+    /// This configuration with `figment`'s values laid over it: the
+    /// sections in use are read back from the merged figment, a key that is
+    /// not one of them is an error.
+    pub fn merged(&self, figment: Figment) -> Result<Config<X>, ShellError> {
+        let known = self.sections();
+        let top: BTreeMap<String, figment::value::Value> =
+            figment.extract().map_err(|e| ShellError::ConfigUnreadable(Box::new(e)))?;
+        if let Some(key) = top.keys().find(|key| !known.contains(&key.as_str())) {
+            return Err(ShellError::UnknownSection { key: key.clone(), known });
+        }
+        fn read<T: DeserializeOwned + Clone>(
+            figment: &Figment,
+            key: &str,
+            fallback: &T,
+        ) -> Result<T, ShellError> {
+            if figment.find_value(key).is_err() {
+                return Ok(fallback.clone());
+            }
+            figment.extract_inner(key).map_err(|e| ShellError::ConfigUnreadable(Box::new(e)))
+        }
+        Ok(Config {
+            server: read(&figment, "server", &self.server)?,
+            auth: read(&figment, "auth", &self.auth)?,
+            downstream: read(&figment, "downstream", &self.downstream)?,
+            compose: read(&figment, "compose", &self.compose)?,
+            redis: if self.uses.redis { read(&figment, "redis", &self.redis)? } else { self.redis.clone() },
+            cache: if self.uses.cache { read(&figment, "cache", &self.cache)? } else { self.cache.clone() },
+            session: if self.uses.session {
+                read(&figment, "session", &self.session)?
+            } else {
+                self.session.clone()
+            },
+            own: if X::KEY.is_empty() { self.own.clone() } else { read(&figment, X::KEY, &self.own)? },
+            uses: self.uses,
+        })
+    }
+
+    /// Loads the configuration over these defaults: the TOML file named by
+    /// `<prefix>_CONFIG`, then `<prefix>__SECTION__KEY` variables.
+    pub fn load(&self, prefix: &str) -> Result<Config<X>, ShellError> {
+        let mut figment = self.figment();
+        if let Ok(path) = std::env::var(format!("{prefix}_CONFIG")) {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(&format!("{prefix}__")).split("__"));
+        self.merged(figment)
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,7 +22,8 @@ use crate::ServerConfig;
 
 /// A readiness check: `Ok` when the BFF can serve (e.g. it holds signing
 /// keys), `Err(reason)` otherwise. The reason is logged, not returned.
-pub type Readiness = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub type Readiness =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), crate::ShellError>> + Send>> + Send + Sync>;
 
 /// Wraps a BFF's routes in the edge stack and adds `/healthz` and `/readyz`.
 ///
@@ -61,8 +62,12 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
     match readiness().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "not_ready" })))
+            tracing::warn!(reason = %reason, "not ready");
+            // Said as every error is: a problem, here "a dependency (the
+            // identity provider's keys) is unavailable"; the reason is logged.
+            ApiError::new(ErrorCode::DependencyUnavailable)
+                .with_detail("not ready")
+                .with_retry_after(Duration::from_secs(1))
                 .into_response()
         }
     }

@@ -3,7 +3,6 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use bff_error::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -29,10 +28,14 @@ where
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(ErrorCode::RequestTooLarge);
+    use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+    match rejection {
+        // The body was cut at the limit (`DefaultBodyLimit`) while streaming.
+        JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
+            FailedToBufferBody::LengthLimitError(_),
+        )) => ApiError::new(ErrorCode::RequestTooLarge),
+        other => ApiError::new(ErrorCode::RequestInvalid).with_detail(other.body_text()),
     }
-    ApiError::new(ErrorCode::RequestInvalid).with_detail(rejection.body_text())
 }
 
 /// Path parameters. A parameter that does not parse is `400 request.invalid`.

@@ -1,8 +1,13 @@
-//! The operational shell every BFF binary shares.
+//! The shell every BFF is built in: a client team's crate declares its
+//! screens and what is its own, [`Bff`] does the rest (see [`shell`]).
 //!
+//! * [`shell`]: the [`Bff`] builder: configuration, authentication mode,
+//!   egress, OpenAPI, readiness, the edge, serving, the binary's commands.
 //! * [`config`]: typed configuration from defaults, an optional TOML file and
 //!   `<PREFIX>__SECTION__KEY` environment variables, validated at start-up so
 //!   a typo or a bad value stops the process with a clear message.
+//! * [`session`]: the `session` authentication mode (login through the BFF,
+//!   sealed cookies, CSRF, CORS).
 //! * [`edge`]: the middleware stack in front of the routes (see
 //!   `ARCHITECTURE.md`, "Layer inventory", for the order and why) and the
 //!   `/healthz` and `/readyz` endpoints.
@@ -14,8 +19,9 @@
 //! * [`openapi`]: what every BFF's generated OpenAPI document shares, and
 //!   `GET /openapi.json`.
 //! * [`Backbone`]: what every BFF's handlers share (downstream clients with
-//!   token exchange, the token verifier, composition settings), and
-//!   [`launch`], the whole `main` of a BFF binary.
+//!   token exchange, the token verifier, composition settings, the cache).
+//!
+//! [`ShellError`] is the crate's one error type.
 
 mod backbone;
 pub mod conditional;
@@ -23,6 +29,8 @@ pub mod config;
 pub mod edge;
 pub mod extract;
 pub mod openapi;
+pub mod session;
+pub mod shell;
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,9 +38,59 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use backbone::{Backbone, BffConfig, Sections, SectionsMut, common_problems, launch};
-pub use config::{ConfigError, ServerConfig, load};
+pub use backbone::Backbone;
+pub use config::{Config, Section, ServerConfig};
 pub use edge::{Readiness, edge};
+pub use shell::{Bff, Hook, Wrap, route_layer};
+
+/// Why a BFF could not be configured, built or served. Start-up errors are
+/// printed as one line and the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// A configuration source could not be read, or a value has the wrong
+    /// type (the message names the key).
+    #[error("configuration could not be read: {0}")]
+    ConfigUnreadable(Box<figment::Error>),
+    /// A configuration key that is not a section of this BFF.
+    #[error("configuration has an unknown section `{key}` (this BFF has: {})", known.join(", "))]
+    UnknownSection {
+        /// The key as written (lower case).
+        key: String,
+        /// The sections this BFF has.
+        known: Vec<&'static str>,
+    },
+    /// Configuration values were read but make no sense (each as `key: problem`).
+    #[error("configuration is invalid:\n  - {}", .0.join("\n  - "))]
+    InvalidConfig(Vec<String>),
+    /// Authentication could not be set up (or, for readiness, keys are missing).
+    #[error(transparent)]
+    Auth(#[from] bff_auth::AuthError),
+    /// The downstream clients could not be built.
+    #[error(transparent)]
+    Downstream(#[from] bff_downstream::DownstreamError),
+    /// The cache could not be built.
+    #[error(transparent)]
+    Cache(#[from] bff_cache::CacheError),
+    /// Binding or serving failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A BFF's own start-up step failed (a hook: opening its audit trail, ...).
+    #[error("{what}: {source}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ShellError {
+    /// A failed start-up step of a BFF's own (for its hooks).
+    pub fn start(what: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ShellError::Start { what, source: Box::new(source) }
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves. Then the listener
 /// closes, in-flight requests finish, and after `grace` whatever is still

@@ -1,29 +1,29 @@
 //! Test support for BFF crates (a dev-dependency of the BFFs; `bff-contracts`
 //! uses it to start providers for verification).
 //!
-//! [`spawn`] runs a BFF on a free loopback port with the whole mock
-//! [`Fleet`] behind it, [`wire`] points a BFF's configuration at that fleet,
-//! and [`TestApp`] sends real HTTP with real ES256 tokens. [`Reply`] reads a
-//! response whole and asserts problem bodies, so each test reads as a story.
-//! [`pact`] records consumer pacts through the real typed clients.
+//! [`spawn`] runs a BFF, built by its shell, on a free loopback port with
+//! the mocks it calls behind it ([`Fleet::for_bff`]: the identity provider
+//! and its egress list, nothing else), [`wire`] points a BFF's
+//! configuration at a fleet, and [`TestApp`] sends real HTTP with real
+//! ES256 tokens. [`Reply`] reads a response whole and asserts problem
+//! bodies, so each test reads as a story. [`pact`] records consumer pacts
+//! through the real typed clients; [`RedisServer`] is a real `redis-server`.
 
+pub mod conformance;
 pub mod pact;
 
-use std::future::Future;
-use std::pin::Pin;
+pub use conformance::conformance;
+
 use std::time::Duration;
 
-use bff_server::{BffConfig, SectionsMut};
+use bff_registry::Auth;
+use bff_server::{Bff, Config, Section, ShellError};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use services_mock::identity::ClientKind;
 use services_mock::{Fleet, Service};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-/// The shutdown future a BFF's `run` receives.
-pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Points a BFF's configuration at `fleet`, with generous timeouts: a loaded
 /// 2-core CI machine running many tests at once must not turn healthy calls
@@ -31,21 +31,47 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// Redis is switched off (whatever `$REDIS_URL` says): tests that want it
 /// start their own [`RedisServer`] and set `redis.url`.
-pub fn wire(fleet: &Fleet, config: &mut impl BffConfig) {
-    let SectionsMut { auth, downstream, compose, redis, .. } = config.sections_mut();
-    redis.url = None;
+pub fn wire<X: Section>(fleet: &Fleet, config: &mut Config<X>) {
+    config.redis.url = None;
     let identity = fleet.url(Service::Identity);
-    auth.jwks_url = format!("{identity}/.well-known/jwks.json");
-    auth.exchange.token_url = format!("{identity}/oauth/token");
-    compose.request_deadline_ms = 5_000;
-    for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
-        if let Ok(name) = service.name().parse() {
-            downstream.set_base_url(name, fleet.url(service));
+    config.auth.jwks_url = format!("{identity}/.well-known/jwks.json");
+    config.auth.exchange.token_url = format!("{identity}/oauth/token");
+    config.session.authorize_url = format!("{identity}/authorize");
+    config.compose.request_deadline_ms = 5_000;
+    for (name, settings) in config.downstream.services.iter_mut() {
+        if let Ok(service) = name.parse::<Service>() {
+            settings.base_url = fleet.url(service);
         }
-        if let Some(settings) = downstream.services.get_mut(service.name()) {
-            settings.timeout_ms = 4_000;
-        }
+        settings.timeout_ms = 4_000;
     }
+}
+
+/// The environment that points the BFF binary of `bff`, listening on
+/// `port`, at `fleet`: what [`wire`] does to a configuration, as
+/// `<PREFIX>__SECTION__KEY` variables (for a BFF run as a process, e.g. by
+/// the contract verifier). Whoever starts it should also remove
+/// `REDIS_URL` from its environment.
+pub fn wire_env(fleet: &Fleet, bff: &bff_registry::Bff, port: u16) -> Vec<(String, String)> {
+    let prefix = bff.env_prefix;
+    let identity = fleet.url(Service::Identity);
+    let mut env = vec![
+        (format!("{prefix}__SERVER__PORT"), port.to_string()),
+        (format!("{prefix}__AUTH__JWKS_URL"), format!("{identity}/.well-known/jwks.json")),
+        (format!("{prefix}__AUTH__EXCHANGE__TOKEN_URL"), format!("{identity}/oauth/token")),
+        (format!("{prefix}__COMPOSE__REQUEST_DEADLINE_MS"), "5000".to_owned()),
+    ];
+    if bff.auth == Auth::Session {
+        env.push((format!("{prefix}__SESSION__AUTHORIZE_URL"), format!("{identity}/authorize")));
+        env.push((format!("{prefix}__SESSION__PUBLIC_URL"), format!("http://127.0.0.1:{port}")));
+    }
+    for name in bff.calls {
+        let key = format!("{prefix}__DOWNSTREAM__SERVICES__{}", name.to_ascii_uppercase());
+        if let Ok(service) = name.parse::<Service>() {
+            env.push((format!("{key}__BASE_URL"), fleet.url(service)));
+        }
+        env.push((format!("{key}__TIMEOUT_MS"), "4000".to_owned()));
+    }
+    env
 }
 
 /// A running BFF with its own mocks.
@@ -55,37 +81,99 @@ pub struct TestApp {
     pub base: String,
     /// The mocks behind it.
     pub fleet: Fleet,
-    /// A client for requests to it.
+    /// A client for requests to it (redirects are not followed).
     pub http: reqwest::Client,
-    /// The client kind whose tokens [`TestApp::token`] mints.
-    pub client: ClientKind,
+    /// The BFF's registry entry: whose tokens [`TestApp::token`] mints.
+    pub bff: &'static bff_registry::Bff,
     shutdown: Option<oneshot::Sender<()>>,
     /// The server task; resolves when the BFF has stopped.
-    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub server: Option<tokio::task::JoinHandle<Result<(), ShellError>>>,
 }
 
-/// Starts a BFF: `run` gets a bound listener and a shutdown future.
-pub async fn spawn<F, Fut>(fleet: Fleet, client: ClientKind, run: F) -> TestApp
-where
-    F: FnOnce(TcpListener, Shutdown) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
+/// Starts `bff` on a free loopback port with the mocks it calls behind it.
+/// `customize` changes its configuration after [`wire`] (tight budgets,
+/// a Redis URL, ...). In `session` mode the BFF's public URL is the bound
+/// address, so its login redirects come back to it.
+pub async fn spawn<X: Section>(bff: Bff<X>, customize: impl FnOnce(&mut Config<X>)) -> TestApp {
+    let fleet = Fleet::for_bff(bff.entry()).await.expect("mocks start");
+    spawn_with_fleet(bff, fleet, customize).await
+}
+
+/// [`spawn`] with a fleet of the caller's (e.g. every mock).
+pub async fn spawn_with_fleet<X: Section>(
+    bff: Bff<X>,
+    fleet: Fleet,
+    customize: impl FnOnce(&mut Config<X>),
+) -> TestApp {
     bff_telemetry::init_for_tests();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("local address"));
+    let mut config = bff.defaults();
+    wire(&fleet, &mut config);
+    if bff.entry().auth == Auth::Session {
+        config.session.public_url = base.clone();
+    }
+    customize(&mut config);
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(run(
-        listener,
-        Box::pin(async {
+    let entry = bff.entry();
+    let server = tokio::spawn(async move {
+        let shutdown = async {
             let _ = rx.await;
-        }),
-    ));
+        };
+        bff.run(config, listener, shutdown).await
+    });
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    TestApp { base, fleet, http, client, shutdown: Some(tx), server: Some(server) }
+    TestApp { base, fleet, http, bff: entry, shutdown: Some(tx), server: Some(server) }
+}
+
+/// Logs `user` in to the session BFF at `base` through the real flow: the
+/// BFF's `/auth/login`, the identity provider's redirect back, the BFF's
+/// callback. `http` must not follow redirects. The `__Host-session=...`
+/// cookie pair, or what went wrong.
+pub async fn session_login(http: &reqwest::Client, base: &str, user: &str) -> Result<String, String> {
+    let cookie = |reply: &reqwest::Response, name: &str| {
+        reply
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no {name} cookie (status {})", reply.status()))
+    };
+    let location = |reply: &reqwest::Response| {
+        reply
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no redirect (status {})", reply.status()))
+    };
+    let mut login = None;
+    // A BFF just spawned may not accept connections yet.
+    for _ in 0..50 {
+        match http.get(format!("{base}/auth/login?login_hint={user}")).send().await {
+            Ok(reply) => {
+                login = Some(reply);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let login = login.ok_or("the BFF does not answer /auth/login")?;
+    let at_identity = http.get(location(&login)?).send().await.map_err(|e| e.to_string())?;
+    let callback = http
+        .get(location(&at_identity)?)
+        .header("cookie", cookie(&login, "__Host-login")?)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    cookie(&callback, "__Host-session")
 }
 
 /// A response, read whole.
@@ -132,14 +220,15 @@ impl Reply {
 }
 
 impl TestApp {
-    /// A valid access token of this app's client kind for `user`.
+    /// A valid access token of this BFF's callers for `user`.
     pub fn token(&self, user: &str) -> String {
-        self.token_for(self.client, user)
+        self.token_for(self.bff, user)
     }
 
-    /// A valid access token of `client` for `user`.
-    pub fn token_for(&self, client: ClientKind, user: &str) -> String {
-        self.fleet.identity().user_token(client, user, Duration::from_secs(300)).expect("token")
+    /// A valid access token of `bff`'s callers for `user` (another BFF's
+    /// token, to show it is refused here).
+    pub fn token_for(&self, bff: &bff_registry::Bff, user: &str) -> String {
+        self.fleet.identity().user_token(bff, user, Duration::from_secs(300)).expect("token")
     }
 
     /// `GET path` with an optional bearer token and extra headers.
@@ -154,10 +243,30 @@ impl TestApp {
         Reply::read(request.send().await.expect("request reaches the BFF")).await
     }
 
-    /// `GET path` as user `u-1` of this app's client kind.
+    /// The seeded caller tests use by default: `s-1` (an admin) for a
+    /// staff BFF, `u-1` otherwise.
+    pub fn default_caller(&self) -> &'static str {
+        if self.bff.auth == Auth::Staff { "s-1" } else { "u-1" }
+    }
+
+    /// `GET path` as the default caller, authenticated the way this BFF's
+    /// callers are: a bearer token, or (session mode) the cookie of a real
+    /// login through the BFF.
     pub async fn get(&self, path: &str) -> Reply {
-        let token = self.token("u-1");
-        self.get_with(path, Some(&token), &[]).await
+        let user = self.default_caller();
+        if self.bff.auth == Auth::Session {
+            let cookie = self.login(user).await;
+            self.get_with(path, None, &[("cookie", &cookie)]).await
+        } else {
+            let token = self.token(user);
+            self.get_with(path, Some(&token), &[]).await
+        }
+    }
+
+    /// Logs `user` in to a session BFF through the real flow (the BFF, the
+    /// identity provider, the callback); the `__Host-session=...` pair.
+    pub async fn login(&self, user: &str) -> String {
+        session_login(&self.http, &self.base, user).await.unwrap_or_else(|e| panic!("login as {user}: {e}"))
     }
 
     /// Signals shutdown (in-flight requests may still finish).
@@ -185,7 +294,7 @@ pub fn assert_no_internals(reply: &Reply, fleet: &Fleet) {
     for leak in ["127.0.0.1", "localhost", "http://", "mock"] {
         assert!(!text.contains(leak), "response leaks {leak:?}: {}", reply.text);
     }
-    for service in Service::ALL {
+    for service in Service::ALL.into_iter().filter(|s| fleet.runs(*s)) {
         let url = fleet.url(service);
         let port = url.rsplit(':').next().unwrap_or_default();
         assert!(!text.contains(port), "response leaks port {port}: {}", reply.text);

@@ -18,9 +18,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bff_auth::{Principal, ServiceTokens, TokenFuture};
+use bff_compose::CallCtx;
 use bff_downstream::model::Money;
 use bff_downstream::{Api, DownstreamConfig, DownstreamError};
-use bff_resilience::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture};
+use bff_resilience::Deadline;
 use bff_telemetry::RequestContext;
 use pact_consumer::prelude::*;
 use services_mock::Service;
@@ -411,7 +413,7 @@ pub async fn record(consumer: &str, service: Service, reads: &[Read]) -> Result<
         // One attempt, no hedge: the pact records what one call looks like.
         settings.timeout_ms = 5_000;
     }
-    let api = Api::new(&config, consumer, Arc::new(FixedToken))?;
+    let api = Api::new(&config, consumer, Arc::new(FixedToken)).map_err(|e| e.to_string())?;
     for read in reads {
         read.exercise(&api)
             .await
@@ -423,8 +425,17 @@ pub async fn record(consumer: &str, service: Service, reads: &[Read]) -> Result<
 }
 
 /// [`record`] for each service a BFF calls; panics with the first error
-/// (for `#[tokio::test]`s).
+/// (for `#[tokio::test]`s), or when a service is not on the consumer's
+/// egress list in the registry (a pact for a call the BFF cannot make).
 pub async fn record_all(consumer: &str, reads: &[(Service, Vec<Read>)]) {
+    if let Some(entry) = bff_registry::find(consumer) {
+        for (service, _) in reads {
+            assert!(
+                entry.calls(service.name()),
+                "{consumer} records a pact with {service}, which is not on its egress list (crates/bff-registry)"
+            );
+        }
+    }
     for (service, reads) in reads {
         if let Err(error) = record(consumer, *service, reads).await {
             panic!("{error}");

@@ -1,8 +1,5 @@
-//! The web-bff binary: load configuration, then serve until SIGTERM/Ctrl-C.
+//! The web-bff binary: `web-bff --help` lists its commands.
 
-use std::process::ExitCode;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    bff_server::launch::<web_bff::Config, _, _>("web-bff", web_bff::ENV_PREFIX, web_bff::run).await
+fn main() -> std::process::ExitCode {
+    web_bff::bff().main()
 }

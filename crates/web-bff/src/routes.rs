@@ -9,7 +9,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use bff_auth::Caller;
-use bff_cache::{CacheKey, StaleFromCache};
+use bff_cache::{CacheKey, Segment, StaleFromCache};
 use bff_compose::{Envelope, Plan};
 use bff_downstream::DownstreamError;
 use bff_downstream::model::{
@@ -202,10 +202,10 @@ impl WebHomeVm {
 pub async fn home(
     State(backbone): State<Backbone>,
     caller: Caller,
+    Segment(segment): Segment,
     plan: Plan,
 ) -> Result<Envelope<WebHomeVm>, ApiError> {
     let (api, user) = (&backbone.api, caller.subject.as_str());
-    let segment = caller.segment.clone().unwrap_or_else(|| "all".to_owned());
     // Cached parts own what they use: a stale hit refreshes in the background.
     let (reco, promos, reco_segment, promo_segment) =
         (api.recommendations.clone(), api.promotions.clone(), segment.clone(), segment.clone());
@@ -292,10 +292,11 @@ pub async fn add_to_cart(
         .add_item(plan.cx().clone(), &caller.subject, &body.product_id, body.quantity, &key)
         .await
         .map_err(|error| match error {
-            DownstreamError::Status { status: 422, .. } => ApiError::new(ErrorCode::IdempotencyKeyReused),
             DownstreamError::NotFound { .. } => {
                 ApiError::new(ErrorCode::NotFound).with_detail("no such product")
             }
+            // A reused key is the cart service's refusal (`KeyReused`), which
+            // the taxonomy answers as `idempotency.key_reused`.
             other => ApiError::from_failure(other.failure()),
         })?;
     Ok((StatusCode::CREATED, axum::Json(MiniCart::new(&cart))))

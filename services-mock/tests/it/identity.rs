@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use services_mock::identity::{ACCESS_TOKEN_TYPE, ClientKind, TOKEN_EXCHANGE, UserClaims, pkce_challenge};
+use services_mock::identity::{ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, UserClaims, pkce_challenge};
 use services_mock::{Fleet, Service};
 
 async fn token_request(fleet: &Fleet, form: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -53,7 +53,7 @@ async fn token_exchange_narrows_to_one_service_with_the_bff_as_actor() {
     let fleet = Fleet::start().await.expect("fleet");
     let user_token = fleet
         .identity()
-        .user_token(ClientKind::Mobile, "u-2", std::time::Duration::from_secs(60))
+        .user_token(bff_registry::entry("mobile-bff"), "u-2", std::time::Duration::from_secs(60))
         .expect("token");
     let exchange = |audience: &'static str, subject: String, client: &'static str, secret: &'static str| {
         let fleet = &fleet;
@@ -159,7 +159,7 @@ async fn services_accept_only_tokens_issued_for_them() {
     let url = format!("{}/products/p-1", fleet.url(Service::Catalog));
     let user_token = fleet
         .identity()
-        .user_token(ClientKind::Mobile, "u-1", std::time::Duration::from_secs(60))
+        .user_token(bff_registry::entry("mobile-bff"), "u-1", std::time::Duration::from_secs(60))
         .expect("token");
     let cases = [
         ("no token", None),

@@ -6,11 +6,8 @@ mod pacts;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use admin_bff::Config;
 use admin_bff::audit::{AuditRecord, Outcome, verify};
 use bff_testkit::TestApp;
-use services_mock::Fleet;
-use services_mock::identity::ClientKind;
 
 struct Admin {
     app: TestApp,
@@ -25,14 +22,8 @@ async fn spawn_app() -> Admin {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_file(&audit);
-    let fleet = Fleet::start().await.expect("mocks start");
-    let mut config = Config::default();
-    bff_testkit::wire(&fleet, &mut config);
-    config.audit.path = audit.clone();
-    let app = bff_testkit::spawn(fleet, ClientKind::Admin, |listener, shutdown| {
-        admin_bff::run(config, listener, shutdown)
-    })
-    .await;
+    let path = audit.clone();
+    let app = bff_testkit::spawn(admin_bff::bff(), |config| config.own.path = path).await;
     Admin { app, audit }
 }
 
@@ -73,7 +64,7 @@ async fn support_sees_masked_personal_data_and_admin_sees_it_whole() {
 async fn other_tokens_are_refused_and_nothing_is_forwarded() {
     let admin = spawn_app().await;
     let app = &admin.app;
-    let mobile = app.token_for(ClientKind::Mobile, "u-1");
+    let mobile = app.token_for(bff_registry::entry("mobile-bff"), "u-1");
     app.get_with("/admin/v1/users/u-1", Some(&mobile), &[]).await.assert_problem(403, "auth.forbidden");
     let viewer = app.token("s-3");
     app.get_with("/admin/v1/users/u-1", Some(&viewer), &[]).await.assert_problem(403, "auth.forbidden");
@@ -85,7 +76,7 @@ async fn other_tokens_are_refused_and_nothing_is_forwarded() {
 async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
     let admin = spawn_app().await;
     let app = &admin.app;
-    let mobile = app.token_for(ClientKind::Mobile, "u-1");
+    let mobile = app.token_for(bff_registry::entry("mobile-bff"), "u-1");
     let cases: [(&str, Option<String>, u16); 5] = [
         ("/admin/v1/users/u-1", Some(app.token("s-1")), 200),
         ("/admin/v1/users/u-2", Some(app.token("s-2")), 200),
@@ -132,7 +123,37 @@ async fn the_openapi_document_is_public_and_is_the_generated_one() {
     let admin = spawn_app().await;
     let reply = admin.app.get_with("/openapi.json", None, &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.text, bff_server::openapi::to_json(&admin_bff::openapi()));
+    assert_eq!(reply.text, bff_server::openapi::to_json(&admin_bff::bff().openapi()));
     // Documentation is not personal data: reading it is not audited.
     assert!(admin.records().is_empty());
+}
+
+#[test]
+fn the_back_office_configures_only_what_it_uses() {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    let bff = admin_bff::bff();
+    let config = bff.defaults();
+    assert_eq!(config.sections(), ["server", "auth", "downstream", "compose", "audit"]);
+    let egress: Vec<&String> = config.downstream.services.keys().collect();
+    assert_eq!(egress, ["orders", "user"], "its egress list, nothing else");
+    for section in ["cache", "redis", "session"] {
+        let error = bff
+            .load_from(Figment::from(Toml::string(&format!("[{section}]\nurl = \"x\"\n"))))
+            .expect_err("a section admin does not have");
+        assert!(error.to_string().contains(&format!("unknown section `{section}`")), "{error}");
+    }
+    let audit = bff
+        .load_from(Figment::from(Toml::string("[audit]\npath = \"/tmp/a.jsonl\"\n")))
+        .expect("own section");
+    assert_eq!(audit.own.path, std::path::PathBuf::from("/tmp/a.jsonl"));
+}
+
+#[tokio::test]
+async fn conforms_to_the_shell() {
+    let trail = std::env::temp_dir().join(format!("admin-bff-conformance-{}.jsonl", std::process::id()));
+    let path = trail.clone();
+    bff_testkit::conformance(admin_bff::bff, |config| config.own.path = path).await;
+    let _ = std::fs::remove_file(trail);
 }

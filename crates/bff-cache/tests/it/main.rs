@@ -27,7 +27,7 @@ fn recommendations(name: &str) -> Recommendations {
 fn cache(redis: Option<&RedisServer>, policy: CachePolicy) -> Cache {
     let config = RedisConfig { url: redis.map(RedisServer::url), ..RedisConfig::default() };
     let mut cache_config = CacheConfig::default();
-    cache_config.policies.insert("recommendations".to_owned(), policy);
+    cache_config.policies.insert("recommendations".to_owned(), policy.into());
     Cache::new(cache_config, SharedRedis::new(&config)).expect("valid cache config")
 }
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 mod schemas;
 
+use bff_auth::{AuthError, Principal, ServiceTokens, TokenFuture};
+use bff_compose::CallCtx;
 use bff_downstream::{Api, DownstreamConfig, Service as Downstream};
-use bff_resilience::{CallCtx, Deadline, Principal, ServiceTokens, TokenFuture, TokenUnavailable};
+use bff_resilience::Deadline;
 use bff_telemetry::RequestContext;
 use serde_json::json;
 use services_mock::{Fleet, Service};
@@ -27,7 +29,7 @@ impl ServiceTokens for MintedTokens {
         let token = service
             .parse::<Service>()
             .map(|service| self.0.service_token(service, principal.subject(), "test-bff"))
-            .map_err(TokenUnavailable);
+            .map_err(|e| AuthError::Config(vec![e]));
         Box::pin(async move { token.map(Arc::from) })
     }
 }

@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use bff_auth::Caller;
-use bff_cache::{CacheKey, StaleFromCache};
+use bff_cache::{CacheKey, Segment, StaleFromCache};
 use bff_compose::{Envelope, Plan};
 use bff_error::ApiError;
 use bff_server::Backbone;
@@ -56,11 +56,11 @@ pub struct IfNoneMatch {
 pub async fn home(
     State(state): State<Backbone>,
     caller: Caller,
+    Segment(segment): Segment,
     plan: Plan,
 ) -> Result<Envelope<HomeVm>, ApiError> {
     let api = &state.api;
     let user = caller.subject.as_str();
-    let segment = caller.segment.clone().unwrap_or_else(|| "all".to_owned());
     // Cached parts own what they use: a stale hit refreshes in the background.
     let (reco, promos, reco_segment, promo_segment) =
         (api.recommendations.clone(), api.promotions.clone(), segment.clone(), segment.clone());

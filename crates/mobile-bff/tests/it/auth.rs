@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use services_mock::Service;
-use services_mock::identity::{ClientKind, now_secs};
+use services_mock::identity::now_secs;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -18,7 +18,7 @@ fn b64(value: &Value) -> String {
 
 fn valid_claims(app: &TestApp) -> Value {
     let claims =
-        app.fleet.identity().user_claims(ClientKind::Mobile, "u-1", std::time::Duration::from_secs(300));
+        app.fleet.identity().user_claims(mobile_bff::ENTRY, "u-1", std::time::Duration::from_secs(300));
     serde_json::to_value(claims).expect("claims")
 }
 
@@ -78,7 +78,7 @@ async fn bad_tokens_are_refused_and_nothing_is_forwarded() {
     let web_token = app
         .fleet
         .identity()
-        .user_token(ClientKind::Web, "u-1", std::time::Duration::from_secs(300))
+        .user_token(bff_registry::entry("web-bff"), "u-1", std::time::Duration::from_secs(300))
         .expect("token");
     assert_rejected(&app, "wrong audience (a web-bff token)", Some(&web_token), &[]).await;
 

@@ -55,7 +55,7 @@ async fn a_thousand_concurrent_requests_for_a_cold_key_make_one_downstream_call(
 async fn a_failing_dependency_is_answered_from_the_cache_with_its_age() {
     let app = spawn_app_with(|config| {
         let short = CachePolicy { ttl_secs: 1, swr_secs: 0, keep_secs: 60, jitter: 0.0 };
-        config.cache.policies.insert("recommendations".to_owned(), short);
+        config.cache.policies.insert("recommendations".to_owned(), short.into());
     })
     .await;
     let fresh = app.get("/v1/home").await.json();
@@ -81,8 +81,8 @@ async fn redis_killed_or_frozen_mid_run_fails_no_request() {
         config.redis.url = Some(url);
         // Short lifetimes, so requests keep going to Redis and the services.
         let short = CachePolicy { ttl_secs: 1, swr_secs: 0, keep_secs: 2, jitter: 0.0 };
-        config.cache.policies.insert("recommendations".to_owned(), short);
-        config.cache.policies.insert("promotions".to_owned(), short);
+        config.cache.policies.insert("recommendations".to_owned(), short.into());
+        config.cache.policies.insert("promotions".to_owned(), short.into());
     })
     .await;
     for phase in ["healthy", "frozen", "killed"] {
@@ -106,7 +106,7 @@ async fn redis_killed_or_frozen_mid_run_fails_no_request() {
 async fn a_cached_critical_part_is_served_stale_when_its_service_fails() {
     let app = spawn_app_with(|config| {
         let short = CachePolicy { ttl_secs: 1, swr_secs: 0, keep_secs: 60, jitter: 0.0 };
-        config.cache.policies.insert("product".to_owned(), short);
+        config.cache.policies.insert("product".to_owned(), short.into());
     })
     .await;
     assert_eq!(app.get("/v1/product-page/p-5").await.status, 200);

@@ -1,23 +1,14 @@
-//! `spawn_app()`: mobile-bff on a loopback port with the mocks behind it.
+//! `spawn_app()`: mobile-bff on a loopback port with the mocks it calls behind it.
 
+use bff_server::Config;
 pub(crate) use bff_testkit::{TestApp, status_of};
-use mobile_bff::Config;
-use services_mock::Fleet;
-use services_mock::identity::ClientKind;
 
 pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    let fleet = Fleet::start().await.expect("mocks start");
-    let mut config = Config::default();
-    bff_testkit::wire(&fleet, &mut config);
-    customize(&mut config);
-    bff_testkit::spawn(fleet, ClientKind::Mobile, |listener, shutdown| {
-        mobile_bff::run(config, listener, shutdown)
-    })
-    .await
+    bff_testkit::spawn(mobile_bff::bff(), customize).await
 }
 
 /// Asserts the body names no internal service, host or port.

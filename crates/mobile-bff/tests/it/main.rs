@@ -12,3 +12,8 @@ mod pacts;
 mod product_page;
 mod resilience;
 mod token_exchange;
+
+#[tokio::test]
+async fn conforms_to_the_shell() {
+    bff_testkit::conformance(mobile_bff::bff, |_| {}).await;
+}

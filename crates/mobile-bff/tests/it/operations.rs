@@ -117,27 +117,53 @@ async fn shutdown_lets_in_flight_requests_finish() {
 
 #[test]
 fn configuration_errors_name_the_key_and_the_problem() {
-    use bff_server::config::from_figment;
     use figment::Figment;
-    use figment::providers::{Format, Serialized, Toml};
-    use mobile_bff::Config;
+    use figment::providers::{Format, Toml};
 
-    let base = || Figment::from(Serialized::defaults(Config::default()));
+    let bff = mobile_bff::bff();
+    let load = |toml: &str| bff.load_from(Figment::from(Toml::string(toml)));
 
-    let typo = from_figment::<Config>(base().merge(Toml::string("[server]\nprot = 1\n")));
-    let message = typo.expect_err("unknown key").to_string();
+    let message = load("[server]\nprot = 1\n").expect_err("unknown key").to_string();
     assert!(message.contains("prot"), "{message}");
 
-    let invalid = from_figment::<Config>(base().merge(Toml::string(
+    let message = load("[sesion]\ncookie_key = \"x\"\n").expect_err("unknown section").to_string();
+    assert!(message.contains("unknown section `sesion`"), "{message}");
+
+    let message = load(
         "[downstream.services.pricing]\nbase_url = \"ftp://x\"\ntimeout_ms = 0\n[auth]\nalgorithms = [\"HS256\"]\n",
-    )));
-    let message = invalid.expect_err("invalid values").to_string();
+    )
+    .expect_err("invalid values")
+    .to_string();
     assert!(message.contains("downstream.services.pricing.base_url"), "{message}");
     assert!(message.contains("downstream.services.pricing.timeout_ms"), "{message}");
     assert!(message.contains("auth.algorithms"), "{message}");
 
-    let overridden = from_figment::<Config>(base().merge(Toml::string("[server]\nport = 9999\n")))
-        .expect("valid override");
+    let message =
+        load("[downstream.services.orders]\ntimeout_ms = 50\n").expect_err("not called").to_string();
+    assert!(message.contains("downstream.services.orders: mobile-bff does not call orders"), "{message}");
+
+    let overridden = load("[server]\nport = 9999\n").expect("valid override");
     assert_eq!(overridden.server.port, 9999);
-    assert_eq!(overridden.compose, Config::default().compose, "other sections keep their defaults");
+    assert_eq!(overridden.compose, bff.defaults().compose, "other sections keep their defaults");
+}
+
+#[test]
+fn one_nested_key_can_be_overridden_alone() {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    // What `MOBILE_BFF__CACHE__POLICIES__RECOMMENDATIONS__TTL_SECS=30` and
+    // `..._SERVICES__CATALOG__TIMEOUT_MS=90` become: one key each.
+    let bff = mobile_bff::bff();
+    let config = bff
+        .load_from(Figment::from(Toml::string(
+            "[cache.policies.recommendations]\nttl_secs = 30\n[downstream.services.catalog]\ntimeout_ms = 90\n",
+        )))
+        .expect("one key alone is a whole setting");
+    let policy = config.cache.policy("recommendations");
+    assert_eq!(policy.ttl_secs, 30);
+    assert_eq!(policy.swr_secs, config.cache.default_policy.swr_secs, "the rest from default_policy");
+    let catalog = &config.downstream.services["catalog"];
+    assert_eq!(catalog.timeout_ms, 90);
+    assert_eq!(catalog.base_url, "http://127.0.0.1:7002", "the rest from the defaults");
 }

@@ -3,11 +3,11 @@
 
 mod pacts;
 
+use bff_server::Config;
 use bff_testkit::{Reply, TestApp, status_of};
-use partner_bff::Config;
+use partner_bff::Quotas;
 use serde_json::json;
-use services_mock::identity::ClientKind;
-use services_mock::{Fleet, Service};
+use services_mock::Service;
 
 mod rate_limit;
 
@@ -15,15 +15,8 @@ async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    let fleet = Fleet::start().await.expect("mocks start");
-    let mut config = Config::default();
-    bff_testkit::wire(&fleet, &mut config);
-    customize(&mut config);
-    bff_testkit::spawn(fleet, ClientKind::Partner, |listener, shutdown| {
-        partner_bff::run(config, listener, shutdown)
-    })
-    .await
+async fn spawn_app_with(customize: impl FnOnce(&mut Config<Quotas>)) -> TestApp {
+    bff_testkit::spawn(partner_bff::bff(), customize).await
 }
 
 /// A token from the identity provider's real client-credentials grant.
@@ -71,12 +64,15 @@ async fn a_partner_with_client_credentials_gets_the_product() {
 #[tokio::test]
 async fn user_tokens_do_not_open_partner_routes() {
     let app = spawn_app().await;
-    let mobile = app.token_for(ClientKind::Mobile, "u-1");
+    let mobile = app.token_for(bff_registry::entry("mobile-bff"), "u-1");
     product(&app, &mobile, "p-1").await.assert_problem(401, "auth.invalid_token");
 
     // Even a user token minted for this audience is refused: partner routes act for partners.
-    let mut claims =
-        app.fleet.identity().user_claims(ClientKind::Mobile, "u-1", std::time::Duration::from_secs(60));
+    let mut claims = app.fleet.identity().user_claims(
+        bff_registry::entry("mobile-bff"),
+        "u-1",
+        std::time::Duration::from_secs(60),
+    );
     claims.aud = "partner-bff".to_owned();
     let forged_kind = app.fleet.identity().sign(&claims).expect("sign");
     product(&app, &forged_kind, "p-1").await.assert_problem(403, "auth.forbidden");
@@ -103,5 +99,10 @@ async fn the_openapi_document_is_public_and_is_the_generated_one() {
     let reply = app.get_with("/openapi.json", None, &[]).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.text, bff_server::openapi::to_json(&partner_bff::openapi()));
+    assert_eq!(reply.text, bff_server::openapi::to_json(&partner_bff::bff().openapi()));
+}
+
+#[tokio::test]
+async fn conforms_to_the_shell() {
+    bff_testkit::conformance(partner_bff::bff, |_| {}).await;
 }

@@ -11,7 +11,7 @@ async fn limited_app(redis: Option<&RedisServer>, requests: u32) -> TestApp {
     let url = redis.map(RedisServer::url);
     spawn_app_with(|config| {
         config.redis.url = url;
-        config.rate_limit.default = QuotaConfig { requests, window_secs: 60 };
+        config.own.0.default = QuotaConfig { requests, window_secs: 60 };
     })
     .await
 }

@@ -4,24 +4,12 @@
 mod pacts;
 
 use bff_testkit::{Reply, TestApp};
-use services_mock::identity::ClientKind;
-use services_mock::{Fleet, Service};
-use web_bff::Config;
+use services_mock::Service;
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
 async fn spawn_app() -> TestApp {
-    let fleet = Fleet::start().await.expect("mocks start");
-    let mut config = Config::default();
-    bff_testkit::wire(&fleet, &mut config);
-    config.session.authorize_url = format!("{}/authorize", fleet.url(Service::Identity));
-    bff_testkit::spawn(fleet, ClientKind::Web, |listener, shutdown| {
-        if let Ok(addr) = listener.local_addr() {
-            config.session.public_url = format!("http://{addr}");
-        }
-        web_bff::run(config, listener, shutdown)
-    })
-    .await
+    bff_testkit::spawn(web_bff::bff(), |_| {}).await
 }
 
 fn set_cookies(reply: &Reply) -> Vec<String> {
@@ -270,4 +258,9 @@ async fn a_bad_write_is_refused_before_reaching_the_cart() {
     add_to_cart(&app, &session, &csrf, Some("key-0000-0004"), r#"{"productId":"p-999","quantity":1}"#)
         .await
         .assert_problem(404, "resource.not_found");
+}
+
+#[tokio::test]
+async fn conforms_to_the_shell() {
+    bff_testkit::conformance(web_bff::bff, |_| {}).await;
 }

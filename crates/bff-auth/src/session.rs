@@ -1,4 +1,4 @@
-//! The browser never sees a token. After login the BFF keeps the user's
+//! Sessions for browsers, which never see a token. After login the BFF keeps the user's
 //! access token in a **sealed** cookie (AES-256-GCM via the `cookie` crate's
 //! private jar: encrypted and authenticated, the cookie name bound in), so
 //! the server stays stateless: no session store.
@@ -20,10 +20,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bff_auth::JwtVerifier;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_error::{ApiError, ErrorCode};
-use bff_resilience::Principal;
 use cookie::{Cookie, CookieJar, Key};
+use sha2::{Digest as _, Sha256};
+
+use crate::{AuthError, JwtVerifier, Principal};
 use serde::{Deserialize, Serialize};
 
 /// Name of the session cookie.
@@ -71,10 +73,12 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// A sealer from a base64 key of at least 64 bytes.
-    pub fn from_base64(key: &str) -> Result<Self, String> {
-        let bytes = STANDARD.decode(key.trim()).map_err(|e| format!("cookie_key is not base64: {e}"))?;
-        let key =
-            Key::try_from(bytes.as_slice()).map_err(|_| "cookie_key must be at least 64 bytes".to_owned())?;
+    pub fn from_base64(key: &str) -> Result<Self, AuthError> {
+        let bytes = STANDARD
+            .decode(key.trim())
+            .map_err(|e| AuthError::Config(vec![format!("cookie_key is not base64: {e}")]))?;
+        let key = Key::try_from(bytes.as_slice())
+            .map_err(|_| AuthError::Config(vec!["cookie_key must be at least 64 bytes".to_owned()]))?;
         Ok(Sealer { key })
     }
 
@@ -125,7 +129,7 @@ pub struct SessionAuth {
 /// Authenticates by session cookie. The token inside is verified like a
 /// bearer token (signature, issuer, audience, expiry), so a session never
 /// outlives its token. On success the request carries the
-/// [`bff_auth::Caller`], its `Arc<Principal>` and the [`Session`].
+/// [`crate::Caller`], its `Arc<Principal>` and the [`Session`].
 pub async fn require_session(State(auth): State<SessionAuth>, mut request: Request, next: Next) -> Response {
     let unauthenticated = |detail: &'static str| {
         ApiError::new(ErrorCode::AuthInvalidToken)
@@ -188,6 +192,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// A random token from the OS CSPRNG (two v4 UUIDs: 244 random bits), in hex.
 pub fn random_token() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// The PKCE S256 challenge of `verifier` (RFC 7636).
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 #[cfg(test)]

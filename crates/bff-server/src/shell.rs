@@ -1,0 +1,617 @@
+//! The shell: everything a BFF is besides its screens, in one builder.
+//!
+//! A client team's crate says what is theirs and nothing else:
+//!
+//! ```text
+//! pub fn bff() -> Bff<AuditConfig> {
+//!     Bff::new(bff_registry::entry("admin-bff"), env!("CARGO_PKG_VERSION"))
+//!         .describe("The BFF of the back office. ...")
+//!         .deadline_ms(400)
+//!         .screens(|| OpenApiRouter::new().routes(routes!(routes::user)))
+//!         .around_auth(audit_layer)
+//!         .command("verify-audit", "<file>", verify_audit)
+//! }
+//! // main.rs
+//! fn main() -> ExitCode { admin_bff::bff().main() }
+//! ```
+//!
+//! From the BFF's registry entry and those declarations the shell builds,
+//! in the spirit of linkerd2-proxy's stack builders: the configuration
+//! (shared sections, the ones the BFF's features need, its own section;
+//! loaded and validated by key path), the authentication mode, the egress
+//! list (typed clients, token-exchange scopes, one guard per dependency),
+//! the OpenAPI document (split off the same routers that serve), readiness,
+//! the edge stack, serving and graceful shutdown, and the binary's command
+//! line (`serve`, `openapi`, `config`, plus the BFF's own commands).
+//!
+//! Layer order around a BFF's screens, innermost first (the outer edge is
+//! in [`crate::edge`]; `ARCHITECTURE.md` has the whole inventory):
+//!
+//! 1. the BFF's [`Bff::inside_auth`] hooks: they see the authenticated caller;
+//! 2. authentication by mode (bearer; client credentials only; staff roles;
+//!    session cookie then CSRF);
+//! 3. the BFF's [`Bff::around_auth`] hooks: they see every request, refused
+//!    ones too (admin's audit trail);
+//! 4. conditional GETs (`ETag`/`304`) when declared;
+//! 5. the edge; then, outermost, gzip (when declared) or the session
+//!    mode's CORS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
+use bff_auth::session::{Origins, Sealer, SessionAuth};
+use bff_auth::{Caller, JwtVerifier};
+use bff_cache::CacheConfig;
+use bff_compose::ComposeConfig;
+use bff_downstream::DownstreamConfig;
+use bff_error::{ApiError, ErrorCode};
+use bff_redis::RedisConfig;
+use bff_registry::Auth;
+use tokio::net::TcpListener;
+use tower::{Layer, Service};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::{Config, Section, ServerConfig, Uses};
+use crate::session::{SessionConfig, SessionState};
+use crate::{Backbone, ShellError, openapi};
+
+/// A change to the router of a BFF's screens: a layer, usually made with
+/// [`route_layer`].
+pub type Wrap = Box<dyn FnOnce(Router<Backbone>) -> Router<Backbone> + Send>;
+
+/// A BFF's hook: builds a [`Wrap`] from its own section and the backbone
+/// (e.g. opens the audit trail, makes the rate limiter).
+pub type Hook<X> = fn(&X, &Backbone) -> Result<Wrap, ShellError>;
+
+/// `router.route_layer(layer)`, boxed: the usual body of a [`Hook`].
+pub fn route_layer<L>(layer: L) -> Wrap
+where
+    L: Layer<Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<Request> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+    <L::Service as Service<Request>>::Error: Into<std::convert::Infallible> + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
+    Box::new(move |router| router.route_layer(layer))
+}
+
+/// A subcommand of the BFF's binary (admin's `verify-audit <file>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Command {
+    /// `admin-bff <name> ...`.
+    pub name: &'static str,
+    /// Its arguments, for the usage text.
+    pub usage: &'static str,
+    /// Runs it with the arguments after the name.
+    pub run: fn(&[String]) -> ExitCode,
+}
+
+/// The roles a staff BFF lets in unless told otherwise, strongest first.
+pub const DEFAULT_STAFF_ROLES: &[&str] = &["admin", "support"];
+
+/// One BFF: its registry entry plus what its crate declares. See the
+/// module documentation for the shape.
+pub struct Bff<X: Section = ()> {
+    entry: &'static bff_registry::Bff,
+    version: &'static str,
+    description: &'static str,
+    deadline_ms: u64,
+    uses_cache: bool,
+    uses_redis: bool,
+    conditional_get: bool,
+    compression: bool,
+    staff_roles: &'static [&'static str],
+    screens: fn() -> OpenApiRouter<Backbone>,
+    inside_auth: Vec<Hook<X>>,
+    around_auth: Vec<Hook<X>>,
+    commands: Vec<Command>,
+    tune: Option<fn(&mut Config<X>)>,
+}
+
+impl<X: Section> std::fmt::Debug for Bff<X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bff").field("name", &self.entry.name).field("auth", &self.entry.auth).finish()
+    }
+}
+
+impl<X: Section> Bff<X> {
+    /// The BFF of `entry` (from `bff_registry::entry("name")`), at `version`
+    /// (its crate's, `env!("CARGO_PKG_VERSION")`).
+    pub fn new(entry: &'static bff_registry::Bff, version: &'static str) -> Self {
+        Bff {
+            entry,
+            version,
+            description: "",
+            deadline_ms: ComposeConfig::default().request_deadline_ms,
+            uses_cache: false,
+            uses_redis: false,
+            conditional_get: false,
+            compression: false,
+            staff_roles: DEFAULT_STAFF_ROLES,
+            screens: OpenApiRouter::new,
+            inside_auth: Vec::new(),
+            around_auth: Vec::new(),
+            commands: Vec::new(),
+            tune: None,
+        }
+    }
+
+    /// What the API is for, as its OpenAPI document says to client teams.
+    #[must_use]
+    pub fn describe(mut self, description: &'static str) -> Self {
+        self.description = description;
+        self
+    }
+
+    /// The default request deadline, in milliseconds (configurable as
+    /// `compose.request_deadline_ms`).
+    #[must_use]
+    pub fn deadline_ms(mut self, deadline_ms: u64) -> Self {
+        self.deadline_ms = deadline_ms;
+        self
+    }
+
+    /// Screens cache parts (`stale_from_cache`): the `cache` and `redis`
+    /// sections exist and entries are shared through Redis when configured.
+    #[must_use]
+    pub fn cache(mut self) -> Self {
+        self.uses_cache = true;
+        self.uses_redis = true;
+        self
+    }
+
+    /// The BFF shares state across instances through Redis (rate limits):
+    /// the `redis` section exists.
+    #[must_use]
+    pub fn shared_state(mut self) -> Self {
+        self.uses_redis = true;
+        self
+    }
+
+    /// Conditional GETs: an `ETag` on every `200` and `304` for a matching
+    /// `If-None-Match` (clients that pay for bytes).
+    #[must_use]
+    pub fn conditional_get(mut self) -> Self {
+        self.conditional_get = true;
+        self
+    }
+
+    /// gzip responses when the client accepts it.
+    #[must_use]
+    pub fn compression(mut self) -> Self {
+        self.compression = true;
+        self
+    }
+
+    /// The roles a `staff` BFF lets in (default [`DEFAULT_STAFF_ROLES`]).
+    #[must_use]
+    pub fn staff_roles(mut self, roles: &'static [&'static str]) -> Self {
+        self.staff_roles = roles;
+        self
+    }
+
+    /// The screens: every route registered with its OpenAPI operation
+    /// (`OpenApiRouter::new().routes(routes!(handler))`), state [`Backbone`].
+    #[must_use]
+    pub fn screens(mut self, screens: fn() -> OpenApiRouter<Backbone>) -> Self {
+        self.screens = screens;
+        self
+    }
+
+    /// A layer between authentication and the screens: it sees the
+    /// authenticated `Caller` (partner's rate limit). Later calls wrap
+    /// earlier ones.
+    #[must_use]
+    pub fn inside_auth(mut self, hook: Hook<X>) -> Self {
+        self.inside_auth.push(hook);
+        self
+    }
+
+    /// A layer around authentication: it sees every request to a screen,
+    /// refused ones too (admin's audit trail). Later calls wrap earlier ones.
+    #[must_use]
+    pub fn around_auth(mut self, hook: Hook<X>) -> Self {
+        self.around_auth.push(hook);
+        self
+    }
+
+    /// Changes the BFF's defaults (e.g. per-component budgets) before files
+    /// and the environment are read.
+    #[must_use]
+    pub fn tune(mut self, tune: fn(&mut Config<X>)) -> Self {
+        self.tune = Some(tune);
+        self
+    }
+
+    /// A subcommand of the binary.
+    #[must_use]
+    pub fn command(
+        mut self,
+        name: &'static str,
+        usage: &'static str,
+        run: fn(&[String]) -> ExitCode,
+    ) -> Self {
+        self.commands.push(Command { name, usage, run });
+        self
+    }
+
+    /// The registry entry.
+    pub fn entry(&self) -> &'static bff_registry::Bff {
+        self.entry
+    }
+
+    /// The services it calls, as the downstream crate names them.
+    fn egress(&self) -> Vec<bff_downstream::Service> {
+        self.entry.calls.iter().filter_map(|name| name.parse().ok()).collect()
+    }
+
+    /// The local-development defaults: everything runs against the mocks
+    /// on their default ports.
+    pub fn defaults(&self) -> Config<X> {
+        let name = self.entry.name;
+        let mut config = Config {
+            server: ServerConfig::local(self.entry.port),
+            auth: bff_auth::AuthConfig::local(name),
+            downstream: DownstreamConfig::for_services(&self.egress()),
+            compose: ComposeConfig { request_deadline_ms: self.deadline_ms, ..ComposeConfig::default() },
+            redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
+            session: SessionConfig::local(self.entry.port),
+            own: X::default(),
+            uses: Uses {
+                redis: self.uses_redis,
+                cache: self.uses_cache,
+                session: self.entry.auth == Auth::Session,
+            },
+        };
+        if let Some(tune) = self.tune {
+            tune(&mut config);
+        }
+        config
+    }
+
+    /// Everything wrong with `config` for this BFF, each `section.key: problem`.
+    pub fn problems(&self, config: &Config<X>) -> Vec<String> {
+        let mut problems = config.problems(self.entry.name, self.entry.calls);
+        for name in self.entry.calls {
+            if name.parse::<bff_downstream::Service>().is_err() {
+                problems.push(format!(
+                    "registry: {} calls `{name}`, which is not a known service",
+                    self.entry.name
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Loads the configuration: defaults, `<PREFIX>_CONFIG`, `<PREFIX>__...`;
+    /// validated.
+    pub fn load(&self) -> Result<Config<X>, ShellError> {
+        let config = self.defaults().load(self.entry.env_prefix)?;
+        self.validate(config)
+    }
+
+    /// The defaults with `figment`'s values laid over them, validated: what
+    /// [`Bff::load`] does with files and the environment, for tests.
+    pub fn load_from(&self, figment: figment::Figment) -> Result<Config<X>, ShellError> {
+        let defaults = self.defaults();
+        let config = defaults.merged(defaults.figment().merge(figment))?;
+        self.validate(config)
+    }
+
+    /// `config` if it has no problems.
+    pub fn validate(&self, config: Config<X>) -> Result<Config<X>, ShellError> {
+        let problems = self.problems(&config);
+        if problems.is_empty() { Ok(config) } else { Err(ShellError::InvalidConfig(problems)) }
+    }
+
+    /// The OpenAPI document, as served on `/openapi.json` and committed as
+    /// `openapi/<name>.json`.
+    pub fn openapi(&self) -> OpenApi {
+        let (_, doc) = self.routes();
+        doc
+    }
+
+    /// The screens and, in session mode, the session routes, each split
+    /// from its document; the documents merged and finished.
+    fn routes(&self) -> (Routes, OpenApi) {
+        let skeleton =
+            openapi::document(self.entry.name, self.version, self.description, security_schemes(self.entry));
+        let (screens, mut doc) =
+            OpenApiRouter::with_openapi(skeleton).merge((self.screens)()).split_for_parts();
+        let mut session = None;
+        if self.entry.auth == Auth::Session {
+            let (public, public_doc) = crate::session::public_routes().split_for_parts();
+            let (private, private_doc) = crate::session::private_routes().split_for_parts();
+            // Into the skeleton's document: it carries the BFF's `info`.
+            doc = doc.merge_from(public_doc).merge_from(private_doc);
+            session = Some((public, private));
+        }
+        (Routes { screens, session }, openapi::finish(doc))
+    }
+
+    /// The complete app for `config`, and its backbone.
+    pub async fn app(&self, config: &Config<X>) -> Result<(Router, Backbone), ShellError> {
+        let backbone = Backbone::new(self.entry.name, config).await?;
+        let readiness = backbone.readiness();
+        let (routes, doc) = self.routes();
+        let mut screens = routes.screens;
+        for hook in &self.inside_auth {
+            screens = hook(&config.own, &backbone)?(screens);
+        }
+        let verifier = Arc::clone(&backbone.verifier);
+        screens = match self.entry.auth {
+            Auth::Bearer | Auth::Device => {
+                screens.route_layer(middleware::from_fn_with_state(verifier, bff_auth::require_bearer))
+            }
+            Auth::ClientCredentials => screens
+                .route_layer(middleware::from_fn(only_clients))
+                .route_layer(middleware::from_fn_with_state(verifier, bff_auth::require_bearer)),
+            Auth::Staff => screens.route_layer(middleware::from_fn_with_state(
+                Staff { verifier, roles: self.staff_roles },
+                require_staff,
+            )),
+            // The session check goes on below, around the session routes too.
+            Auth::Session => screens,
+        };
+        for hook in &self.around_auth {
+            screens = hook(&config.own, &backbone)?(screens);
+        }
+        if self.conditional_get {
+            screens = screens.route_layer(middleware::from_fn(crate::conditional::conditional_get));
+        }
+        let mut app: Router = match routes.session {
+            None => screens.with_state(backbone.clone()),
+            Some((public, private)) => {
+                let state = SessionState {
+                    sealer: Sealer::from_base64(config.session.cookie_key.expose())?,
+                    config: Arc::new(config.session.clone()),
+                    provider: Arc::clone(&backbone.identity),
+                    verifier: Arc::clone(&backbone.verifier),
+                };
+                let auth =
+                    SessionAuth { sealer: state.sealer.clone(), verifier: Arc::clone(&backbone.verifier) };
+                let origins = Origins(Arc::new(config.session.allowed_origins.clone()));
+                let private = screens
+                    .with_state(backbone.clone())
+                    .merge(private.with_state(state.clone()))
+                    // Layers run bottom-up: the session first, then the CSRF check.
+                    .route_layer(middleware::from_fn_with_state(origins, bff_auth::session::require_csrf))
+                    .route_layer(middleware::from_fn_with_state(auth, bff_auth::session::require_session));
+                public.with_state(state).merge(private)
+            }
+        };
+        app = app.merge(openapi::route(&doc));
+        let mut app = crate::edge(app, &config.server, readiness);
+        if self.compression {
+            // Outermost, after the ETag is taken.
+            app = app.layer(tower_http::compression::CompressionLayer::new());
+        }
+        if self.entry.auth == Auth::Session {
+            // Around the whole edge: preflights (OPTIONS) must be answered
+            // before routing turns them into 405s.
+            app = app.layer(crate::session::cors(&config.session));
+        }
+        Ok((app, backbone))
+    }
+
+    /// Serves the BFF with `config` on `listener` until `shutdown`, then
+    /// lets in-flight requests finish within the grace period.
+    pub async fn run(
+        &self,
+        config: Config<X>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ShellError> {
+        let config = self.validate(config)?;
+        if self.entry.auth == Auth::Session
+            && config.session.cookie_key.expose() == crate::session::DEV_COOKIE_KEY
+        {
+            tracing::warn!(
+                "sealing sessions with the public development key: set {}__SESSION__COOKIE_KEY",
+                self.entry.env_prefix
+            );
+        }
+        let (app, _backbone) = self.app(&config).await?;
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        crate::serve(listener, app, shutdown, grace).await?;
+        Ok(())
+    }
+
+    /// The whole `main` of the BFF's binary:
+    ///
+    /// ```text
+    /// <bff>                 serve (configuration from <PREFIX>__...)
+    /// <bff> openapi         print the OpenAPI document
+    /// <bff> config          print the effective configuration (secrets redacted), or what is wrong with it
+    /// <bff> <command> ...   the BFF's own commands
+    /// ```
+    ///
+    /// Every failure is one line on stderr and a non-zero exit.
+    pub fn main(self) -> ExitCode {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let name = self.entry.name;
+        match args.first().map(String::as_str) {
+            None | Some("serve") => {
+                let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => return fail(name, &error),
+                };
+                runtime.block_on(self.serve_from_env())
+            }
+            Some("openapi") => {
+                print!("{}", openapi::to_json(&self.openapi()));
+                ExitCode::SUCCESS
+            }
+            Some("config") => match self.load() {
+                Ok(config) => {
+                    let text = serde_json::to_string_pretty(&config.redacted()).unwrap_or_default();
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(name, &error),
+            },
+            Some("-h" | "--help" | "help") => {
+                println!("{}", self.usage());
+                ExitCode::SUCCESS
+            }
+            Some(other) => match self.commands.iter().find(|c| c.name == other) {
+                Some(command) => (command.run)(&args[1..]),
+                None => {
+                    eprintln!("{name}: unknown command `{other}`\n{}", self.usage());
+                    ExitCode::FAILURE
+                }
+            },
+        }
+    }
+
+    fn usage(&self) -> String {
+        let name = self.entry.name;
+        let prefix = self.entry.env_prefix;
+        let mut usage = format!(
+            "usage:\n  {name}                 serve (configuration from {prefix}_CONFIG and {prefix}__SECTION__KEY)\n  \
+             {name} openapi         print the OpenAPI document\n  \
+             {name} config          print the effective configuration (secrets redacted)"
+        );
+        for command in &self.commands {
+            usage.push_str(&format!("\n  {name} {} {}", command.name, command.usage));
+        }
+        usage
+    }
+
+    async fn serve_from_env(self) -> ExitCode {
+        let name = self.entry.name;
+        let config = match self.load() {
+            Ok(config) => config,
+            Err(error) => return fail(name, &error),
+        };
+        bff_telemetry::init(config.server.log_format, "info");
+        let addr = SocketAddr::new(config.server.host, config.server.port);
+        let listener = match TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("{name}: cannot bind {addr}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(%addr, "{name} listening");
+        match self.run(config, listener, crate::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(name, &error),
+        }
+    }
+}
+
+/// The routers a BFF serves before layering.
+struct Routes {
+    screens: Router<Backbone>,
+    session: Option<(Router<SessionState>, Router<SessionState>)>,
+}
+
+fn fail(name: &str, error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{name}: {error}");
+    ExitCode::FAILURE
+}
+
+/// The security schemes of a mode, by the names handlers use in
+/// `security((...))`: `bearer`, or `session` and `csrf`.
+fn security_schemes(
+    entry: &bff_registry::Bff,
+) -> Vec<(&'static str, utoipa::openapi::security::SecurityScheme)> {
+    let (name, client) = (entry.name, entry.client);
+    let bearer = |what: &str| {
+        vec![("bearer", openapi::bearer_jwt(&format!("{what} issued to `{client}` (audience `{name}`).")))]
+    };
+    match entry.auth {
+        Auth::Bearer => bearer("An access token"),
+        Auth::Device => bearer("An access token obtained with the device authorization grant (RFC 8628),"),
+        Auth::ClientCredentials => vec![(
+            "bearer",
+            openapi::bearer_jwt(&format!(
+                "A client-credentials access token: the caller is a machine acting for itself (audience `{name}`)."
+            )),
+        )],
+        Auth::Staff => bearer("A staff access token"),
+        Auth::Session => vec![
+            (
+                "session",
+                openapi::cookie(
+                    bff_auth::session::SESSION_COOKIE,
+                    "The sealed session, set by `/auth/callback`.",
+                ),
+            ),
+            (
+                "csrf",
+                openapi::header_key("X-CSRF-Token", "The session's CSRF token, from `GET /auth/session`."),
+            ),
+        ],
+    }
+}
+
+/// `client-credentials` mode: only machines acting for themselves (the
+/// subject is the client); a user's token, even for this audience, is `403`.
+async fn only_clients(caller: Caller, request: Request, next: Next) -> Response {
+    if caller.is_client() {
+        next.run(request).await
+    } else {
+        tracing::info!(subject = %caller.subject, "user token on a client-credentials route");
+        ApiError::new(ErrorCode::AuthForbidden)
+            .with_detail("this API accepts client-credentials tokens only")
+            .into_response()
+    }
+}
+
+#[derive(Clone)]
+struct Staff {
+    verifier: Arc<JwtVerifier>,
+    roles: &'static [&'static str],
+}
+
+/// `staff` mode. Invalid tokens are `401`; a valid token for another
+/// audience, or without an allowed role, is `403`. The caller (when known)
+/// rides on the response, so a layer around authentication (an audit
+/// trail) can name them.
+async fn require_staff(State(staff): State<Staff>, mut request: Request, next: Next) -> Response {
+    match bff_auth::authenticate(&staff.verifier, request.headers()).await {
+        Ok((caller, principal)) => {
+            let allowed = staff.roles.iter().any(|role| caller.has_role(role));
+            let mut response = if allowed {
+                request.extensions_mut().insert(caller.clone());
+                request.extensions_mut().insert(principal);
+                next.run(request).await
+            } else {
+                ApiError::new(ErrorCode::AuthForbidden)
+                    .with_detail(format!("this API requires one of the roles: {}", staff.roles.join(", ")))
+                    .into_response()
+            };
+            response.extensions_mut().insert(caller);
+            response
+        }
+        Err(error) => match error.foreign_subject().map(str::to_owned) {
+            Some(subject) => {
+                let mut response = ApiError::new(ErrorCode::AuthForbidden)
+                    .with_detail("this token is not for this API")
+                    .into_response();
+                response.extensions_mut().insert(Caller {
+                    subject,
+                    client_id: None,
+                    scopes: Vec::new(),
+                    tenant: None,
+                    roles: Vec::new(),
+                    claims: Default::default(),
+                });
+                response
+            }
+            None => error.rejection().into_response(),
+        },
+    }
+}

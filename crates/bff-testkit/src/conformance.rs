@@ -1,0 +1,167 @@
+//! What every BFF must be, checked the same way for each: a BFF crate's
+//! tests call [`conformance`] once (the scaffold of `cargo xtask new-bff`
+//! does), so a rule of the shell holds by test in every crate rather than
+//! by review.
+//!
+//! * its defaults are its registry entry (port, audience, OAuth client,
+//!   egress list);
+//! * it serves `/openapi.json` publicly, and that is the committed
+//!   `openapi/<name>.json` (else: `cargo xtask contracts --update`);
+//! * every operation its document says is secured refuses a request
+//!   without credentials with `401 auth.invalid_token`, and nothing reaches
+//!   a downstream service;
+//! * `docker-compose.yml` runs it with an environment its real
+//!   configuration accepts, pointing at the compose services.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bff_server::{Bff, Config, Section};
+use figment::Figment;
+use figment::providers::Serialized;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{Reply, spawn};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs every check on the BFF `make` builds (it is started with its mocks,
+/// its configuration changed by `customize`, e.g. to write files in a
+/// temporary directory); panics with what is wrong and how to fix it.
+pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl FnOnce(&mut Config<X>)) {
+    let bff = make();
+    let entry = bff.entry();
+    let defaults = bff.defaults();
+    assert_eq!(defaults.server.port, entry.port, "{}: the default port is the registry's", entry.name);
+    assert_eq!(defaults.auth.audience, entry.name, "{}: tokens are for its own audience", entry.name);
+    assert_eq!(defaults.auth.exchange.client_id, entry.name, "{}: it exchanges tokens as itself", entry.name);
+    let egress: Vec<&str> = defaults.downstream.services.keys().map(String::as_str).collect();
+    let mut calls: Vec<&str> = entry.calls.to_vec();
+    calls.sort_unstable();
+    assert_eq!(egress, calls, "{}: its downstream services are its registry egress list", entry.name);
+
+    compose_environment_is_accepted(&bff);
+
+    let app = spawn(make(), customize).await;
+    let served = app.get_with("/openapi.json", None, &[]).await;
+    assert_eq!(served.status, 200, "{}: /openapi.json is public", entry.name);
+    let file = workspace().join(format!("openapi/{}.json", entry.name));
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        served.text == committed,
+        "{}: the served document differs from {}: run `cargo xtask contracts --update`",
+        entry.name,
+        file.display()
+    );
+
+    let document = served.json();
+    let mut secured = 0;
+    for (path, item) in document["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let needs_credentials =
+                operation["security"].as_array().is_some_and(|requirements| !requirements.is_empty());
+            if !needs_credentials {
+                continue;
+            }
+            secured += 1;
+            let url = format!("{}{}", app.base, example_path(path));
+            let method =
+                reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("a method");
+            let reply = Reply::read(
+                app.http
+                    .request(method.clone(), &url)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "conformance-0001")
+                    .body("{}")
+                    .send()
+                    .await
+                    .expect("the BFF answers"),
+            )
+            .await;
+            assert_eq!(
+                reply.status, 401,
+                "{}: {method} {path} without credentials: {}",
+                entry.name, reply.text
+            );
+            reply.assert_problem(401, "auth.invalid_token");
+        }
+    }
+    assert!(secured > 0, "{}: its document declares no secured operation", entry.name);
+    assert_eq!(
+        app.fleet.domain_requests().await.expect("stats"),
+        0,
+        "{}: an unauthenticated request reached a service",
+        entry.name
+    );
+}
+
+/// `/v1/products/{id}` as a request path: each parameter an example id.
+fn example_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c + 1);
+        out.push_str("p-1");
+        rest = &rest[close..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[derive(Debug, Deserialize)]
+struct Compose {
+    services: BTreeMap<String, ComposeService>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ComposeService {
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+}
+
+/// The compose file's environment for `bff`, loaded by its real configuration.
+fn compose_environment_is_accepted<X: Section>(bff: &Bff<X>) {
+    let entry = bff.entry();
+    let text = std::fs::read_to_string(workspace().join("docker-compose.yml")).expect("docker-compose.yml");
+    let compose: Compose = serde_norway::from_str(&text).expect("docker-compose.yml parses");
+    let service = compose
+        .services
+        .get(entry.name)
+        .unwrap_or_else(|| panic!("{}: not in docker-compose.yml: run `cargo xtask compose`", entry.name));
+    let mut figment = Figment::new();
+    for (key, value) in &service.environment {
+        if key == "REDIS_URL" {
+            continue;
+        }
+        let path = key
+            .strip_prefix(&format!("{}__", entry.env_prefix))
+            .unwrap_or_else(|| panic!("{}: compose sets {key}, which lacks its prefix", entry.name))
+            .to_lowercase()
+            .replace("__", ".");
+        figment = figment.merge(Serialized::default(&path, value));
+    }
+    let config = bff
+        .load_from(figment)
+        .unwrap_or_else(|e| panic!("{}: its compose environment is refused: {e}", entry.name));
+    let json: Value = config.to_json();
+    assert_eq!(json["server"]["host"], "0.0.0.0", "{}", entry.name);
+    assert_eq!(json["auth"]["jwks_url"], "http://identity:7000/.well-known/jwks.json", "{}", entry.name);
+    for called in entry.calls {
+        let url = json["downstream"]["services"][called]["base_url"].as_str().unwrap_or_default();
+        assert!(url.starts_with(&format!("http://{called}:")), "{}: {called} at {url}", entry.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_parameters_become_example_ids() {
+        assert_eq!(super::example_path("/v1/products/{id}"), "/v1/products/p-1");
+        assert_eq!(super::example_path("/a/{x}/b/{y}"), "/a/p-1/b/p-1");
+        assert_eq!(super::example_path("/v1/home"), "/v1/home");
+    }
+}
