@@ -140,10 +140,12 @@ fn derived(bff: &bff_registry::Bff) -> Vec<OAuthClient> {
     let mut clients = vec![OAuthClient {
         id: bff.name.to_owned(),
         secret: Some(format!("{}-dev-secret", bff.name)),
+        // Token exchange for its callers; client credentials (with an
+        // audience) for the work it does for itself.
         grants: if session {
-            vec![Grant::AuthorizationCode, Grant::TokenExchange]
+            vec![Grant::AuthorizationCode, Grant::TokenExchange, Grant::ClientCredentials]
         } else {
-            vec![Grant::TokenExchange]
+            vec![Grant::TokenExchange, Grant::ClientCredentials]
         },
         audience: bff.name.to_owned(),
         redirect_uris: if session {
@@ -667,11 +669,32 @@ async fn token(
             authorization_code(identity, client, &form)
         }
         Some("client_credentials") if client.grants.contains(&Grant::ClientCredentials) => {
-            let claims =
-                identity.claims(&client.audience, &client.id, &client.scope, &client.id, ACCESS_TOKEN_SECS);
-            match identity.sign(&claims) {
-                Ok(token) => issued(token, &claims, None),
-                Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+            match form.audience.as_deref() {
+                // A BFF acting for itself (background work): a short token
+                // for one service, with the BFF as the subject.
+                Some(audience) if client.grants.contains(&Grant::TokenExchange) => {
+                    own_service_token(identity, client, audience, form.scope.as_deref())
+                }
+                Some(_) => oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_target",
+                    "this client's tokens are for its own audience only",
+                ),
+                None => {
+                    let claims = identity.claims(
+                        &client.audience,
+                        &client.id,
+                        &client.scope,
+                        &client.id,
+                        ACCESS_TOKEN_SECS,
+                    );
+                    match identity.sign(&claims) {
+                        Ok(token) => issued(token, &claims, None),
+                        Err(_) => {
+                            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed")
+                        }
+                    }
+                }
             }
         }
         Some(TOKEN_EXCHANGE) if client.grants.contains(&Grant::TokenExchange) => {
@@ -722,6 +745,34 @@ fn authorization_code(identity: &Identity, client: &OAuthClient, form: &TokenFor
         identity.claims(&client.audience, &pending.user, &client.scope, &client.id, ACCESS_TOKEN_SECS);
     match identity.sign(&claims) {
         Ok(token) => issued(token, &claims, None),
+        Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+    }
+}
+
+/// Client credentials with an `audience` (RFC 8707's intent): a BFF's
+/// token for one downstream service, acting for itself (`sub` is the BFF,
+/// no `act`), narrowed to scopes that service accepts. For background work
+/// no user asked for, e.g. precomputing a screen's rails.
+fn own_service_token(
+    identity: &Identity,
+    client: &OAuthClient,
+    audience: &str,
+    scope: Option<&str>,
+) -> Response {
+    let Some((service, allowed)) = SERVICE_SCOPES.iter().find(|(service, _)| *service == audience) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", "audience is not a known service");
+    };
+    let requested = scope.unwrap_or(allowed);
+    if requested.split_whitespace().any(|scope| !allowed.split_whitespace().any(|a| a == scope)) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope exceeds what the service accepts",
+        );
+    }
+    let claims = identity.claims(service, &client.id, requested, &client.id, SERVICE_TOKEN_SECS);
+    match identity.sign(&claims) {
+        Ok(token) => issued(token, &claims, Some(ACCESS_TOKEN_TYPE)),
         Err(_) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
     }
 }

@@ -76,6 +76,10 @@ pub fn check(seed: &Seed, state: &str) -> Result<(), String> {
             Some(_) => Err(format!("the seed has a product {id}")),
             None => Ok(()),
         },
+        ["category", id, "exists"] => match seed.products.iter().any(|p| p.category == *id) {
+            true => Ok(()),
+            false => Err(format!("the seed has no category {id}")),
+        },
         ["user", id, "exists"] => user(id).map(|_| ()),
         ["user", id, "has", "orders"] => match seed.order_count(user(id)?) {
             0 => Err(format!("user {id} has no orders")),
@@ -92,7 +96,7 @@ pub fn check(seed: &Seed, state: &str) -> Result<(), String> {
                 _ => Err(format!("user {id} has {lines} cart lines")),
             }
         }
-        _ => Err("unknown state; known: `product <id> exists`, `product <id> is on sale`, `product <id> does not exist`, \
+        _ => Err("unknown state; known: `product <id> exists`, `product <id> is on sale`, `product <id> does not exist`, `category <id> exists`, \
                   `user <id> exists`, `user <id> has orders`, `user <id> has an empty cart`, \
                   `user <id> has <n> items in the cart`"
             .to_owned()),

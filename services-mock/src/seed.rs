@@ -94,7 +94,8 @@ pub struct Seed {
     pub promotions: Vec<SeedPromotion>,
 }
 
-const CATEGORIES: [&str; 6] = ["shoes", "jackets", "bags", "watches", "headphones", "kitchen"];
+/// The product categories, in catalog order.
+pub const CATEGORIES: [&str; 6] = ["shoes", "jackets", "bags", "watches", "headphones", "kitchen"];
 const NOUNS: [&str; 6] = ["Runner", "Shell Jacket", "Backpack", "Field Watch", "Headphones", "Knife"];
 const ADJECTIVES: [&str; 8] =
     ["Trail", "Urban", "Classic", "Alpine", "Coastal", "Midnight", "Summit", "Everyday"];

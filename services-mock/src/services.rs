@@ -22,7 +22,10 @@ pub(crate) fn routes(service: Service) -> Router {
     match service {
         Service::Identity => crate::identity::routes(),
         Service::User => Router::new().route("/users/{id}", get(user)),
-        Service::Catalog => Router::new().route("/products/{id}", get(product)),
+        Service::Catalog => Router::new()
+            .route("/products/{id}", get(product))
+            .route("/products", get(products_in_category))
+            .route("/categories", get(categories)),
         Service::Pricing => Router::new().route("/prices/{id}", get(price)),
         Service::Inventory => Router::new().route("/stock/{id}", get(stock)),
         Service::Cart => Router::new()
@@ -42,7 +45,11 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
     match service {
         Service::Identity => {}
         Service::User => drop(schemas.insert("GET /users/{id}", schema_for!(UserBody))),
-        Service::Catalog => drop(schemas.insert("GET /products/{id}", schema_for!(ProductBody))),
+        Service::Catalog => {
+            schemas.insert("GET /products/{id}", schema_for!(ProductBody));
+            schemas.insert("GET /products", schema_for!(ProductListBody));
+            schemas.insert("GET /categories", schema_for!(CategoriesBody));
+        }
         Service::Pricing => drop(schemas.insert("GET /prices/{id}", schema_for!(PriceBody))),
         Service::Inventory => drop(schemas.insert("GET /stock/{id}", schema_for!(StockBody))),
         Service::Cart => {
@@ -113,8 +120,11 @@ fn images(product: &SeedProduct, count: usize) -> Vec<String> {
 /// Bad data: an empty product name.
 async fn product(State(state): State<MockState>, Path(id): Path<String>) -> Response {
     let Some(product) = state.seed.product(&id) else { return not_found("product") };
-    let bad = state.control.faults.bad_data();
-    Json(ProductBody {
+    Json(product_body(product, state.control.faults.bad_data())).into_response()
+}
+
+fn product_body(product: &SeedProduct, bad: bool) -> ProductBody {
+    ProductBody {
         id: product.id.clone(),
         name: if bad { String::new() } else { product.name.clone() },
         brand: product.brand.clone(),
@@ -125,8 +135,73 @@ async fn product(State(state): State<MockState>, Path(id): Path<String>) -> Resp
         ),
         images: images(product, 4),
         tags: vec![product.category.to_owned(), product.brand.to_lowercase()],
-    })
-    .into_response()
+    }
+}
+
+/// `GET /categories`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoriesBody {
+    categories: Vec<CategoryBody>,
+}
+
+/// One category.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryBody {
+    id: String,
+    name: String,
+    product_count: usize,
+}
+
+/// Every category, in catalog order. Bad data: empty names.
+async fn categories(State(state): State<MockState>) -> Response {
+    let bad = state.control.faults.bad_data();
+    let categories = crate::seed::CATEGORIES
+        .iter()
+        .map(|id| CategoryBody {
+            id: (*id).to_owned(),
+            name: if bad { String::new() } else { format!("{}{}", id[..1].to_uppercase(), &id[1..]) },
+            product_count: state.seed.products.iter().filter(|p| p.category == *id).count(),
+        })
+        .collect();
+    Json(CategoriesBody { categories }).into_response()
+}
+
+/// `GET /products?category=..&limit=..`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductListBody {
+    category: String,
+    items: Vec<ProductBody>,
+}
+
+/// Query of `GET /products`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ProductListQuery {
+    category: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The products of a category, in catalog order, at most `limit` (default
+/// 20, at most 50); an unknown category is 404. Bad data: empty names.
+async fn products_in_category(
+    State(state): State<MockState>,
+    Query(query): Query<ProductListQuery>,
+) -> Response {
+    let Some(category) = query.category.filter(|c| crate::seed::CATEGORIES.contains(&c.as_str())) else {
+        return not_found("category");
+    };
+    let bad = state.control.faults.bad_data();
+    let items = state
+        .seed
+        .products
+        .iter()
+        .filter(|p| p.category == category)
+        .take(query.limit.unwrap_or(20).min(50))
+        .map(|p| product_body(p, bad))
+        .collect();
+    Json(ProductListBody { category, items }).into_response()
 }
 
 /// `GET /prices/{id}`.

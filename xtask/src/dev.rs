@@ -119,7 +119,11 @@ fn print_table() {
     println!("  try:");
     for bff in BFFS {
         let url = format!("http://127.0.0.1:{}{}", bff.port, bff.smoke.path);
-        let token = format!("cargo xtask token --client {} --user {}", bff.short_name(), bff.smoke.caller);
+        let token = match bff.auth {
+            // A machine is its own caller: no user to name.
+            Auth::ClientCredentials => format!("cargo xtask token --client {}", bff.short_name()),
+            _ => format!("cargo xtask token --client {} --user {}", bff.short_name(), bff.smoke.caller),
+        };
         match bff.auth {
             Auth::Session => println!("    curl -b \"$({token})\" {url}"),
             _ => println!("    curl -H \"Authorization: Bearer $({token})\" {url}"),

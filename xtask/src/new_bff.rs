@@ -352,7 +352,11 @@ pub struct MoneyVm {
 
 impl From<&Money> for MoneyVm {
     fn from(money: &Money) -> Self {
-        MoneyVm { amount_minor: money.amount_minor, currency: money.currency.clone(), formatted: money.formatted() }
+        MoneyVm {
+            amount_minor: money.amount_minor,
+            currency: money.currency.clone(),
+            formatted: money.formatted(),
+        }
     }
 }
 

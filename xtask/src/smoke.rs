@@ -20,8 +20,18 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     cargo_build(&["services-mock"], true)?;
     for bff in BFFS {
         let credential = credential(bff)?;
-        let (status, body) = get(bff.port, bff.smoke.path, bff.auth, &credential)
-            .with_context(|| format!("{}: is the stack running? (cargo xtask dev)", bff.name))?;
+        // A BFF that precomputes content may need a moment after start-up:
+        // a few tries, a second apart, before calling it broken.
+        let mut tries = 0;
+        let (status, body) = loop {
+            tries += 1;
+            let (status, body) = get(bff.port, bff.smoke.path, bff.auth, &credential)
+                .with_context(|| format!("{}: is the stack running? (cargo xtask dev)", bff.name))?;
+            if (status == 200 && body.contains(bff.smoke.expect)) || tries >= 10 {
+                break (status, body);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        };
         if status != 200 || !body.contains(bff.smoke.expect) {
             bail!(
                 "{}: GET {} answered {status}, expected 200 with `{}`:\n{body}",

@@ -61,4 +61,8 @@ pub trait ServiceTokens: Send + Sync + fmt::Debug {
         service: &'a str,
         scopes: &'a [String],
     ) -> TokenFuture<'a>;
+
+    /// A token whose audience is `service` and whose subject is the BFF
+    /// itself, for work no caller asked for (a background refresh).
+    fn own_token<'a>(&'a self, service: &'a str, scopes: &'a [String]) -> TokenFuture<'a>;
 }

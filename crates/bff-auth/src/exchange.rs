@@ -174,30 +174,38 @@ impl TokenExchanger {
         };
         let scope = key.scopes.clone();
         self.cache
-            .try_get_with(key, self.fetch(principal.token(), audience, scope))
+            .try_get_with(key, self.fetch(Some(principal.token()), audience, scope))
             .await
             .map(|exchanged| Arc::clone(&exchanged.token))
-            .map_err(|error| match &*error {
-                // Coalesced callers share one error: rebuild it for each.
-                AuthError::GrantRefused { error } => AuthError::GrantRefused { error: error.clone() },
-                AuthError::ProviderUnavailable { reason, failure } => {
-                    AuthError::ProviderUnavailable { reason: reason.clone(), failure: *failure }
-                }
-                other => AuthError::ProviderUnavailable {
-                    reason: other.to_string(),
-                    failure: bff_error::Failure::new(bff_error::ReasonCode::Unavailable),
-                },
-            })
+            .map_err(|error| rebuild(&error))
     }
 
+    /// A token for `audience` with this BFF as its subject (client
+    /// credentials), cached and coalesced like exchanged ones.
+    pub async fn own(&self, audience: &str, scopes: &[String]) -> Result<Arc<str>, AuthError> {
+        // The empty subject cannot be a caller's (verified tokens have one).
+        let key = Key { subject: String::new(), audience: audience.to_owned(), scopes: scopes.join(" ") };
+        let scope = key.scopes.clone();
+        self.cache
+            .try_get_with(key, self.fetch(None, audience, scope))
+            .await
+            .map(|exchanged| Arc::clone(&exchanged.token))
+            .map_err(|error| rebuild(&error))
+    }
+
+    /// Exchanges `subject_token` (or, without one, asks for the BFF's own token).
     async fn fetch(
         &self,
-        subject_token: &str,
+        subject_token: Option<&str>,
         audience: &str,
         scope: String,
     ) -> Result<Arc<Exchanged>, AuthError> {
         let started = Instant::now();
-        let issued = self.provider.exchange(subject_token, audience, &scope).await.inspect_err(|error| {
+        let issued = match subject_token {
+            Some(subject_token) => self.provider.exchange(subject_token, audience, &scope).await,
+            None => self.provider.own_token(audience, &scope).await,
+        }
+        .inspect_err(|error| {
             tracing::warn!(%audience, %error, "token exchange failed");
         })?;
         let lifetime = Duration::from_secs(issued.expires_in.unwrap_or(0));
@@ -210,6 +218,20 @@ impl TokenExchanger {
     }
 }
 
+/// Coalesced callers share one error: each gets its own copy.
+fn rebuild(error: &AuthError) -> AuthError {
+    match error {
+        AuthError::GrantRefused { error } => AuthError::GrantRefused { error: error.clone() },
+        AuthError::ProviderUnavailable { reason, failure } => {
+            AuthError::ProviderUnavailable { reason: reason.clone(), failure: *failure }
+        }
+        other => AuthError::ProviderUnavailable {
+            reason: other.to_string(),
+            failure: bff_error::Failure::new(bff_error::ReasonCode::Unavailable),
+        },
+    }
+}
+
 impl ServiceTokens for TokenExchanger {
     fn token_for<'a>(
         &'a self,
@@ -218,5 +240,9 @@ impl ServiceTokens for TokenExchanger {
         scopes: &'a [String],
     ) -> TokenFuture<'a> {
         Box::pin(self.exchange(principal, service, scopes))
+    }
+
+    fn own_token<'a>(&'a self, service: &'a str, scopes: &'a [String]) -> TokenFuture<'a> {
+        Box::pin(self.own(service, scopes))
     }
 }

@@ -110,6 +110,16 @@ impl IdentityProvider {
         self.token(&form).await
     }
 
+    /// Client credentials for `audience` (a downstream service): a token
+    /// whose subject is this BFF itself, for work no caller asked for.
+    pub async fn own_token(&self, audience: &str, scope: &str) -> Result<IssuedToken, AuthError> {
+        let mut form = vec![("grant_type", "client_credentials"), ("audience", audience)];
+        if !scope.is_empty() {
+            form.push(("scope", scope));
+        }
+        self.token(&form).await
+    }
+
     /// Redeems an authorization code obtained with PKCE (`verifier` is the
     /// code verifier whose S256 challenge was sent to `/authorize`).
     pub async fn redeem_code(

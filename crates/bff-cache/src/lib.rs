@@ -364,6 +364,28 @@ impl Cache {
         self.inner.config.policy(component)
     }
 
+    /// Stores `value`, computed ahead of requests (a background job), under
+    /// `key` with the lifetimes of `component`: in memory and, when
+    /// configured, in Redis, where other instances find it.
+    pub async fn put<T: Cacheable>(&self, component: &str, key: &CacheKey, value: &T) {
+        let policy = self.policy(component);
+        self.store(&key.storage_key(T::KIND), key.is_private(), value, policy).await;
+    }
+
+    /// The value kept under `key`, with its age; `stale` once it is past
+    /// its TTL (the job that refreshes it has not, or failed). `None` when
+    /// nothing is kept (a cold start, or past the keep window).
+    pub async fn peek<T: Cacheable>(&self, key: &CacheKey) -> Option<bff_compose::Precomputed<T>> {
+        let stored = self.lookup(&key.storage_key(T::KIND), key.is_private()).await?;
+        let value = decode::<T>(&stored)?;
+        let now = now_ms();
+        Some(bff_compose::Precomputed {
+            value,
+            age: Duration::from_millis(now.saturating_sub(stored.stored_at_ms)),
+            stale: now >= stored.fresh_until_ms,
+        })
+    }
+
     /// The entry for `key`: from memory, else from Redis (then remembered).
     async fn lookup(&self, key: &str, private: bool) -> Option<Arc<Stored>> {
         if let Some(stored) = self.inner.memory.get(key).await {

@@ -16,12 +16,25 @@ pub struct CallCtx {
     request: RequestContext,
     deadline: Deadline,
     principal: Option<Arc<Principal>>,
+    own_behalf: bool,
 }
 
 impl CallCtx {
     /// A context for a call made on behalf of `request` before `deadline`.
     pub fn new(request: RequestContext, deadline: Deadline) -> Self {
-        CallCtx { request, deadline, principal: None }
+        CallCtx { request, deadline, principal: None, own_behalf: false }
+    }
+
+    /// A context for work the BFF does for itself, no caller involved (a
+    /// background refresh): its calls carry the BFF's own service tokens
+    /// (client credentials), never a user's.
+    pub fn on_own_behalf(request: RequestContext, deadline: Deadline) -> Self {
+        CallCtx { request, deadline, principal: None, own_behalf: true }
+    }
+
+    /// Whether calls act for the BFF itself ([`CallCtx::on_own_behalf`]).
+    pub fn is_own_behalf(&self) -> bool {
+        self.own_behalf
     }
 
     /// The same context acting for `principal`.
@@ -52,6 +65,7 @@ impl CallCtx {
             request: self.request.clone(),
             deadline: self.deadline.tightened(budget),
             principal: self.principal.clone(),
+            own_behalf: self.own_behalf,
         }
     }
 }

@@ -53,6 +53,18 @@ pub use context::CallCtx;
 pub use envelope::{ComponentStatus, Envelope, Source};
 pub use parts::{Critical, CriticalFailure, Omitted, Optional, Part, PartHandle, Parts, WithFallback};
 
+/// A value computed ahead of the request, as read back: how old it is,
+/// and whether it is past its freshness. See [`Plan::precomputed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Precomputed<T> {
+    /// The value.
+    pub value: T,
+    /// Since it was computed.
+    pub age: Duration,
+    /// Past its freshness: the last refresh failed or has not run.
+    pub stale: bool,
+}
+
 /// Composition settings of one BFF, keyed by component name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -149,6 +161,42 @@ impl Plan {
     {
         let (slot, cx) = self.slot(name, false);
         Optional::new(slot, call(cx))
+    }
+
+    /// Declares a part whose value is already at hand: computed ahead of
+    /// the request (by a background job, for an expensive aggregation) and
+    /// read from a cache, so no call is made for it here. Its status says
+    /// how good it is:
+    ///
+    /// * fresh: `ok`;
+    /// * past its freshness (a refresh failed): served anyway, `fallback`
+    ///   from the `cache` with its age and the reason `unavailable`;
+    /// * nothing computed yet (a cold start): `None`, `error` with the
+    ///   reason `unavailable`; the screen shows it as missing.
+    ///
+    /// Parts are reported in declaration order, so declare it where it
+    /// belongs among the others.
+    pub fn precomputed<T>(&self, name: &'static str, found: Option<Precomputed<T>>) -> Option<T> {
+        let (slot, _) = self.slot(name, false);
+        let handle = parts::PartHandle::from_slot(slot);
+        match found {
+            Some(Precomputed { value, stale: false, .. }) => {
+                handle.report(ComponentStatus::Ok);
+                Some(value)
+            }
+            Some(Precomputed { value, age, stale: true }) => {
+                handle.report(ComponentStatus::Fallback {
+                    source: Source::Cache,
+                    reason: bff_error::ReasonCode::Unavailable,
+                    age_ms: Some(age.as_millis() as u64),
+                });
+                Some(value)
+            }
+            None => {
+                handle.report(ComponentStatus::Error { reason: bff_error::ReasonCode::Unavailable });
+                None
+            }
+        }
     }
 
     /// Runs all parts concurrently. Returns their values in declaration

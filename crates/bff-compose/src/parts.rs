@@ -177,6 +177,10 @@ impl PartHandle {
         self.slot.name
     }
 
+    pub(crate) fn from_slot(slot: Slot) -> Self {
+        PartHandle { slot }
+    }
+
     /// Runs `future` under the part's deadline, in its span; any error is
     /// reduced to its [`Failure`].
     pub async fn execute<T, E, F>(&self, future: F) -> Result<T, Failure>

@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Cart, Orders, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock,
-    UserProfile, Validate,
+    Cart, Categories, Orders, Price, Product, ProductList, Promotions, Recommendations, ReviewSummary,
+    ShippingEstimate, Stock, UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
 
@@ -159,14 +159,17 @@ impl Endpoint {
     }
 
     /// The token this call carries: the caller's token exchanged for this
-    /// service (before the guard, so an identity-provider failure does not
-    /// count against the service's breaker). Unauthenticated requests carry
-    /// none.
+    /// service, or for the BFF's own work its own token (before the guard,
+    /// so an identity-provider failure does not count against the service's
+    /// breaker). Unauthenticated requests carry none.
     async fn service_token(&self, cx: &CallCtx) -> Result<Option<Arc<str>>, DownstreamError> {
         let service = self.service;
         let inner = self.wired()?;
-        let Some(principal) = cx.principal() else { return Ok(None) };
-        let exchange = inner.tokens.token_for(principal, service.name(), &inner.scopes);
+        let exchange = match cx.principal() {
+            Some(principal) => inner.tokens.token_for(principal, service.name(), &inner.scopes),
+            None if cx.is_own_behalf() => inner.tokens.own_token(service.name(), &inner.scopes),
+            None => return Ok(None),
+        };
         match tokio::time::timeout(cx.deadline().remaining(), exchange).await {
             Ok(Ok(token)) => Ok(Some(token)),
             Ok(Err(source)) => Err(DownstreamError::Credentials { service, source: Box::new(source) }),
@@ -337,6 +340,23 @@ impl CatalogClient {
     /// `GET /products/{id}`; `not_found` for unknown ids.
     pub async fn product(&self, cx: CallCtx, product_id: &str) -> Result<Product, DownstreamError> {
         self.endpoint.get(&cx, &["products", product_id], &[]).await
+    }
+
+    /// `GET /categories`: every category, in catalog order.
+    pub async fn categories(&self, cx: CallCtx) -> Result<Categories, DownstreamError> {
+        self.endpoint.get(&cx, &["categories"], &[]).await
+    }
+
+    /// `GET /products?category=..&limit=..`: a category's products; `not_found`
+    /// for an unknown category.
+    pub async fn in_category(
+        &self,
+        cx: CallCtx,
+        category: &str,
+        limit: u8,
+    ) -> Result<ProductList, DownstreamError> {
+        let limit = limit.to_string();
+        self.endpoint.get(&cx, &["products"], &[("category", category), ("limit", &limit)]).await
     }
 }
 
@@ -574,6 +594,10 @@ mod tests {
             _: &'a str,
             _: &'a [String],
         ) -> bff_auth::TokenFuture<'a> {
+            Box::pin(async { Err(bff_auth::AuthError::MissingCredentials) })
+        }
+
+        fn own_token<'a>(&'a self, _: &'a str, _: &'a [String]) -> bff_auth::TokenFuture<'a> {
             Box::pin(async { Err(bff_auth::AuthError::MissingCredentials) })
         }
     }

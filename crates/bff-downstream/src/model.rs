@@ -165,6 +165,46 @@ impl Validate for Product {
     }
 }
 
+/// The catalog's categories (catalog service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Categories {
+    /// In catalog order.
+    pub categories: Vec<Category>,
+}
+
+/// One category.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Category {
+    /// Its id, e.g. `shoes`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+impl Validate for Categories {
+    fn validate(&self) -> Result<(), String> {
+        self.categories
+            .iter()
+            .try_for_each(|c| non_empty("id", &c.id).and_then(|()| non_empty("name", &c.name)))
+    }
+}
+
+/// The products of one category (catalog service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductList {
+    /// The products, in catalog order.
+    pub items: Vec<Product>,
+}
+
+impl Validate for ProductList {
+    fn validate(&self) -> Result<(), String> {
+        self.items.iter().try_for_each(Validate::validate)
+    }
+}
+
 /// A product's price (pricing service).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

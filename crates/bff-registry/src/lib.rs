@@ -223,6 +223,17 @@ pub const BFFS: &[Bff] = &[
         volume: Some("admin-audit"),
         container_env: &[("AUDIT__PATH", "/var/lib/admin-bff/audit.jsonl")],
     },
+    Bff {
+        name: "tv-bff",
+        port: 8084,
+        env_prefix: "TV_BFF",
+        auth: Auth::Device,
+        client: "tv-app",
+        calls: &["catalog", "pricing", "cart", "recommendations", "promotions"],
+        routes: "GET /tv/v1/browse, GET /tv/v1/rails/{id}?cursor=",
+        smoke: Smoke { path: "/tv/v1/browse", caller: "u-1", expect: r#""id":"on-sale""# },
+        ..Bff::DEFAULTS
+    },
     // cargo xtask new-bff: new entries go above this line.
 ];
 

@@ -84,6 +84,12 @@ where
     Box::new(move |router| router.route_layer(layer))
 }
 
+/// Work a BFF runs in the background while it serves (the TV's precomputed
+/// rails): built from its own section and the backbone, spawned when the
+/// BFF starts serving, stopped when it stops.
+pub type Task<X> =
+    fn(&X, &Backbone) -> Result<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>, ShellError>;
+
 /// A subcommand of the BFF's binary (admin's `verify-audit <file>`).
 #[derive(Debug, Clone, Copy)]
 pub struct Command {
@@ -113,6 +119,7 @@ pub struct Bff<X: Section = ()> {
     screens: fn() -> OpenApiRouter<Backbone>,
     inside_auth: Vec<Hook<X>>,
     around_auth: Vec<Hook<X>>,
+    tasks: Vec<Task<X>>,
     commands: Vec<Command>,
     tune: Option<fn(&mut Config<X>)>,
 }
@@ -140,6 +147,7 @@ impl<X: Section> Bff<X> {
             screens: OpenApiRouter::new,
             inside_auth: Vec::new(),
             around_auth: Vec::new(),
+            tasks: Vec::new(),
             commands: Vec::new(),
             tune: None,
         }
@@ -221,6 +229,13 @@ impl<X: Section> Bff<X> {
     #[must_use]
     pub fn around_auth(mut self, hook: Hook<X>) -> Self {
         self.around_auth.push(hook);
+        self
+    }
+
+    /// Work to run in the background while the BFF serves (see [`Task`]).
+    #[must_use]
+    pub fn task(mut self, task: Task<X>) -> Self {
+        self.tasks.push(task);
         self
     }
 
@@ -421,9 +436,15 @@ impl<X: Section> Bff<X> {
                 self.entry.env_prefix
             );
         }
-        let (app, _backbone) = self.app(&config).await?;
+        let (app, backbone) = self.app(&config).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in &self.tasks {
+            tasks.spawn(task(&config.own, &backbone)?);
+        }
         let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        crate::serve(listener, app, shutdown, grace).await?;
+        let served = crate::serve(listener, app, shutdown, grace).await;
+        tasks.abort_all();
+        served?;
         Ok(())
     }
 

@@ -69,13 +69,24 @@ pub enum Read {
     PriceOnSale,
     /// `inventory.stock("p-1")`.
     Stock,
-    /// `recommendations.for_segment("frequent", "home", limit)`.
+    /// `recommendations.for_segment("frequent", context, limit)`.
     RecommendationsForSegment {
+        /// The `context` the BFF asks for (`home`, `tv`).
+        context: &'static str,
         /// The `limit` the BFF asks for.
         limit: u8,
     },
-    /// `recommendations.for_user("u-1", "product:p-1", limit)`.
+    /// `recommendations.for_user("u-1", context, limit)`.
     RecommendationsForUser {
+        /// The `context` the BFF asks for (`product:p-1`, `tv`).
+        context: &'static str,
+        /// The `limit` the BFF asks for.
+        limit: u8,
+    },
+    /// `catalog.categories()`.
+    Categories,
+    /// `catalog.in_category("shoes", limit)`.
+    ProductsInCategory {
         /// The `limit` the BFF asks for.
         limit: u8,
     },
@@ -95,7 +106,9 @@ impl Read {
         match self {
             Read::Profile { .. } => Service::User,
             Read::Cart | Read::AddItem => Service::Cart,
-            Read::Product | Read::ProductMissing => Service::Catalog,
+            Read::Product | Read::ProductMissing | Read::Categories | Read::ProductsInCategory { .. } => {
+                Service::Catalog
+            }
             Read::PriceOnSale => Service::Pricing,
             Read::Stock => Service::Inventory,
             Read::RecommendationsForSegment { .. } | Read::RecommendationsForUser { .. } => {
@@ -178,18 +191,42 @@ impl Read {
                         Some(json_pattern!({ "productId": like!("p-1"), "available": like!(13) })),
                         200,
                     ),
-                    Read::RecommendationsForSegment { limit } => (
+                    Read::RecommendationsForSegment { context, limit } => (
                         "user u-1 exists",
                         "/recommendations".into(),
-                        vec![("segment", "frequent".into()), ("context", "home".into()), ("limit", limit.to_string())],
+                        vec![("segment", "frequent".into()), ("context", context.into()), ("limit", limit.to_string())],
                         Some(recommendations()),
                         200,
                     ),
-                    Read::RecommendationsForUser { limit } => (
+                    Read::RecommendationsForUser { context, limit } => (
                         "user u-1 exists",
                         "/recommendations".into(),
-                        vec![("user", "u-1".into()), ("context", "product:p-1".into()), ("limit", limit.to_string())],
+                        vec![("user", "u-1".into()), ("context", context.into()), ("limit", limit.to_string())],
                         Some(recommendations()),
+                        200,
+                    ),
+                    Read::Categories => (
+                        "category shoes exists",
+                        "/categories".into(),
+                        vec![],
+                        Some(json_pattern!({
+                            "categories": each_like!({ "id": like!("shoes"), "name": like!("Shoes") }),
+                        })),
+                        200,
+                    ),
+                    Read::ProductsInCategory { limit } => (
+                        "category shoes exists",
+                        "/products".into(),
+                        vec![("category", "shoes".into()), ("limit", limit.to_string())],
+                        Some(json_pattern!({
+                            "items": each_like!({
+                                "id": like!("p-1"),
+                                "name": like!("Trail Runner"),
+                                "brand": like!("Northwind"),
+                                "description": like!("A shoe."),
+                                "images": each_like!("https://img.example/p-1/1.jpg"),
+                            }),
+                        })),
                         200,
                     ),
                     Read::PromotionsForSegment => (
@@ -272,12 +309,15 @@ impl Read {
             Read::ProductMissing => "an unknown product".into(),
             Read::PriceOnSale => "the price of a product on sale".into(),
             Read::Stock => "a product's stock".into(),
-            Read::RecommendationsForSegment { limit } => {
-                format!("{limit} recommendations for a segment's home")
+            Read::RecommendationsForSegment { context, limit } => {
+                format!("{limit} recommendations for a segment's {context}")
             }
-            Read::RecommendationsForUser { limit } => {
-                format!("{limit} recommendations for a user on a product")
-            }
+            Read::RecommendationsForUser { context, limit } => match context.strip_prefix("product:") {
+                Some(_) => format!("{limit} recommendations for a user on a product"),
+                None => format!("{limit} recommendations for a user on {context}"),
+            },
+            Read::Categories => "the catalog's categories".into(),
+            Read::ProductsInCategory { limit } => format!("up to {limit} products of a category"),
             Read::PromotionsForSegment => "a segment's promotions".into(),
             Read::Estimate => "a user's delivery estimate".into(),
             Read::ReviewSummary => "a product's review summary".into(),
@@ -320,15 +360,22 @@ impl Read {
                 let stock = api.inventory.stock(cx(), "p-1").await.map_err(show)?;
                 check(stock.available == 13, "available")
             }
-            Read::RecommendationsForSegment { limit } => {
+            Read::RecommendationsForSegment { context, limit } => {
                 let found =
-                    api.recommendations.for_segment(cx(), "frequent", "home", limit).await.map_err(show)?;
+                    api.recommendations.for_segment(cx(), "frequent", context, limit).await.map_err(show)?;
                 check(found.items.len() == 1, "items")
             }
-            Read::RecommendationsForUser { limit } => {
-                let found =
-                    api.recommendations.for_user(cx(), "u-1", "product:p-1", limit).await.map_err(show)?;
+            Read::RecommendationsForUser { context, limit } => {
+                let found = api.recommendations.for_user(cx(), "u-1", context, limit).await.map_err(show)?;
                 check(found.items.len() == 1, "items")
+            }
+            Read::Categories => {
+                let found = api.catalog.categories(cx()).await.map_err(show)?;
+                check(found.categories.len() == 1 && found.categories[0].id == "shoes", "categories")
+            }
+            Read::ProductsInCategory { limit } => {
+                let found = api.catalog.in_category(cx(), "shoes", limit).await.map_err(show)?;
+                check(found.items.len() == 1 && found.items[0].name == "Trail Runner", "items")
             }
             Read::PromotionsForSegment => {
                 let found = api.promotions.for_segment(cx(), "frequent").await.map_err(show)?;
@@ -389,6 +436,10 @@ struct FixedToken;
 
 impl ServiceTokens for FixedToken {
     fn token_for<'a>(&'a self, _: &'a Principal, _: &'a str, _: &'a [String]) -> TokenFuture<'a> {
+        Box::pin(async { Ok(Arc::from("service-token")) })
+    }
+
+    fn own_token<'a>(&'a self, _: &'a str, _: &'a [String]) -> TokenFuture<'a> {
         Box::pin(async { Ok(Arc::from("service-token")) })
     }
 }

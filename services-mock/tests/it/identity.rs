@@ -177,3 +177,116 @@ async fn services_accept_only_tokens_issued_for_them() {
         http.get(&url).bearer_auth(fleet.service_token(Service::Catalog, "u-1", "mobile-bff")).send().await;
     assert_eq!(ok.expect("reachable").status(), 200);
 }
+
+async fn form_post(fleet: &Fleet, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", fleet.url(Service::Identity)))
+        .form(form)
+        .send()
+        .await
+        .expect("identity reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Starts a device authorization for `tv-app`: `(device_code, user_code)`.
+async fn start_device(fleet: &Fleet) -> (String, String) {
+    let (status, body) = form_post(fleet, "/oauth/device_authorization", &[("client_id", "tv-app")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["verification_uri"].as_str().is_some_and(|u| u.ends_with("/device")), "{body}");
+    assert_eq!(body["interval"], 1);
+    let code = |name: &str| body[name].as_str().expect(name).to_owned();
+    (code("device_code"), code("user_code"))
+}
+
+async fn poll(fleet: &Fleet, device_code: &str) -> (u16, Value) {
+    let grant = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("device_code", device_code),
+        ("client_id", "tv-app"),
+    ];
+    token_request_status(fleet, &grant).await
+}
+
+async fn token_request_status(fleet: &Fleet, form: &[(&str, &str)]) -> (u16, Value) {
+    let (status, body) = token_request(fleet, form).await;
+    (status.as_u16(), body)
+}
+
+#[tokio::test]
+async fn the_device_grant_is_pending_slows_fast_polling_down_and_issues_once_approved() {
+    let fleet = Fleet::start_only(&[]).await.expect("identity");
+    let (device_code, user_code) = start_device(&fleet).await;
+    assert_eq!(user_code.len(), 9, "XXXX-XXXX: {user_code}");
+    assert!(user_code.chars().all(|c| c == '-' || "BCDFGHJKLMNPQRSTVWXZ".contains(c)), "{user_code}");
+
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("authorization_pending")));
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("slow_down")), "polled faster than the interval");
+
+    // Another TV, approved before its first poll.
+    let (device_code, user_code) = start_device(&fleet).await;
+    let approve = [("user_code", user_code.as_str()), ("login_hint", "u-2")];
+    assert_eq!(form_post(&fleet, "/device", &approve).await.0, 200);
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!(status, 200, "{body}");
+    let token = claims(&fleet, body["access_token"].as_str().expect("token"), "tv-bff");
+    assert_eq!((token.sub.as_str(), token.client_id.as_str()), ("u-2", "tv-app"));
+
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "redeemed once");
+}
+
+#[tokio::test]
+async fn a_denied_or_expired_device_code_is_refused_with_its_reason() {
+    let fleet = Fleet::start_only(&[]).await.expect("identity");
+    let (device_code, user_code) = start_device(&fleet).await;
+    let deny = [("user_code", user_code.as_str()), ("action", "deny")];
+    assert_eq!(form_post(&fleet, "/device", &deny).await.0, 200);
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("access_denied")));
+
+    fleet.identity().set_device_code_lifetime(std::time::Duration::from_millis(50));
+    let (device_code, user_code) = start_device(&fleet).await;
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let (status, body) = poll(&fleet, &device_code).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("expired_token")));
+    let late = [("user_code", user_code.as_str()), ("login_hint", "u-1")];
+    assert_eq!(form_post(&fleet, "/device", &late).await.0, 404, "an expired code cannot be approved");
+
+    let (status, body) =
+        form_post(&fleet, "/oauth/device_authorization", &[("client_id", "mobile-app")]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+}
+
+#[tokio::test]
+async fn a_bff_gets_its_own_service_token_and_a_partner_cannot_pick_an_audience() {
+    let fleet = Fleet::start_only(&[]).await.expect("identity");
+    let (status, body) = token_request_status(
+        &fleet,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "tv-bff"),
+            ("client_secret", "tv-bff-dev-secret"),
+            ("audience", "catalog"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = claims(&fleet, body["access_token"].as_str().expect("token"), "catalog");
+    assert_eq!((token.sub.as_str(), token.scope.as_str()), ("tv-bff", "catalog:read"));
+    assert!(token.act.is_none(), "nobody acts for anybody: the BFF is the subject");
+
+    let (status, body) = token_request_status(
+        &fleet,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "partner-acme"),
+            ("client_secret", "acme-dev-secret"),
+            ("audience", "catalog"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_target")));
+}

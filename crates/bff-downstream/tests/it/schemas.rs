@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bff_downstream::model::{
-    Cart, Orders, Price, Product, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock,
-    UserProfile,
+    Cart, Categories, Orders, Price, Product, ProductList, Promotions, Recommendations, ReviewSummary,
+    ShippingEstimate, Stock, UserProfile,
 };
 use bff_downstream::schema_check::incompatibilities;
 use schemars::schema_for;
@@ -20,6 +20,8 @@ fn pairs() -> Vec<(Service, &'static str, Value)> {
         (Service::Cart, "GET /carts/{user}", schema(schema_for!(Cart))),
         (Service::Cart, "POST /carts/{user}/items", schema(schema_for!(Cart))),
         (Service::Catalog, "GET /products/{id}", schema(schema_for!(Product))),
+        (Service::Catalog, "GET /products", schema(schema_for!(ProductList))),
+        (Service::Catalog, "GET /categories", schema(schema_for!(Categories))),
         (Service::Pricing, "GET /prices/{id}", schema(schema_for!(Price))),
         (Service::Inventory, "GET /stock/{id}", schema(schema_for!(Stock))),
         (Service::Recommendations, "GET /recommendations", schema(schema_for!(Recommendations))),
@@ -70,10 +72,12 @@ async fn a_consumer_reading_a_field_the_provider_lacks_is_caught() {
 async fn what_the_mocks_send_matches_what_they_publish() {
     let fleet = Arc::new(Fleet::start().await.expect("mocks"));
     let http = reqwest::Client::new();
-    let reads: [(Service, &str, &str); 10] = [
+    let reads: [(Service, &str, &str); 12] = [
         (Service::User, "GET /users/{id}", "/users/u-2"),
         (Service::Cart, "GET /carts/{user}", "/carts/u-1"),
         (Service::Catalog, "GET /products/{id}", "/products/p-5"),
+        (Service::Catalog, "GET /products", "/products?category=shoes&limit=3"),
+        (Service::Catalog, "GET /categories", "/categories"),
         (Service::Pricing, "GET /prices/{id}", "/prices/p-5"),
         (Service::Inventory, "GET /stock/{id}", "/stock/p-5"),
         (

@@ -17,7 +17,10 @@ fn reads() -> Vec<(Service, Vec<Read>)> {
         (Service::Inventory, vec![Read::Stock]),
         (
             Service::Recommendations,
-            vec![Read::RecommendationsForSegment { limit: 6 }, Read::RecommendationsForUser { limit: 6 }],
+            vec![
+                Read::RecommendationsForSegment { context: "home", limit: 6 },
+                Read::RecommendationsForUser { context: "product:p-1", limit: 6 },
+            ],
         ),
         (Service::Promotions, vec![Read::PromotionsForSegment]),
         (Service::Shipping, vec![Read::Estimate]),

@@ -13,7 +13,7 @@ async fn web_bff_pacts_are_recorded_through_the_real_clients() {
         &[
             (Service::User, vec![Read::Profile { with_email: false }]),
             (Service::Cart, vec![Read::Cart, Read::AddItem]),
-            (Service::Recommendations, vec![Read::RecommendationsForSegment { limit: 12 }]),
+            (Service::Recommendations, vec![Read::RecommendationsForSegment { context: "home", limit: 12 }]),
             (Service::Promotions, vec![Read::PromotionsForSegment]),
             (Service::Shipping, vec![Read::Estimate]),
             (Service::Orders, vec![Read::Orders]),
