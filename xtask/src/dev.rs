@@ -22,9 +22,14 @@ struct Running {
 /// Builds, starts mocks then BFFs, waits for each to be healthy, prints the
 /// table, and runs until Ctrl-C/SIGTERM or until any process dies.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`dev` takes no arguments (got `{extra}`)");
-    }
+    let build = match args.first().map(String::as_str) {
+        None => true,
+        // CI and the scaffold's self-test run the stack right after the test
+        // build made every binary: building again with other features would
+        // only recompile the dependencies.
+        Some("--no-build") if args.len() == 1 => false,
+        Some(extra) => bail!("`dev` takes no arguments but --no-build (got `{extra}`)"),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("installing signal handler")?;
@@ -32,7 +37,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
     let mut packages = vec!["services-mock"];
     packages.extend(BFFS.iter().map(|bff| bff.name));
-    cargo_build(&packages, false)?;
+    if build {
+        cargo_build(&packages, false)?;
+    } else if let Some(missing) = packages.iter().find(|p| !bin_dir().join(p).exists()) {
+        bail!("--no-build, but {missing} is not built: run `cargo xtask dev` without it");
+    }
 
     let mut running: Vec<Running> = Vec::new();
     let result = start_all(&mut running, &stop).and_then(|()| {

@@ -31,7 +31,8 @@ use anyhow::{Context as _, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  dev                                   build and run every mock and BFF; Ctrl-C stops them
+  dev [--no-build]                      build and run every mock and BFF; Ctrl-C stops them
+                                        (--no-build: the binaries the test build made, as in CI)
   token --client <bff> --user <id> [--ttl-secs N]
                                         print what a BFF's callers present for a seeded user: a token,
                                         or for a session BFF (web) its session cookie; <bff> is a name
@@ -44,7 +45,8 @@ commands:
                                         --rebaseline makes the current OpenAPI the released one
   compose [--check]                     write docker-compose.yml from the registry (or check it)
   new-bff <name> --port <p> --auth <bearer|session|client-credentials|staff|device>
-                                        scaffold a BFF crate and its registry entry";
+                                        scaffold a BFF crate and its registry entry
+  new-bff --selftest                    the scaffold's end-to-end test (part of `test`)";
 
 fn main() -> ExitCode {
     match run() {
@@ -80,12 +82,14 @@ pub(crate) fn root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
+/// Where cargo builds (`$CARGO_TARGET_DIR`, else `<root>/target`).
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
 /// Where cargo puts debug binaries.
 pub(crate) fn bin_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("debug")
+    target_dir().join("debug")
 }
 
 /// `cargo build` of the given packages' binaries.

@@ -8,9 +8,10 @@
 //! the BFF's entry in `crates/bff-registry`, which is all the rest of the
 //! workspace needs: `cargo xtask dev`, `contracts`, `smoke`, the compose
 //! file and the identity mock's clients all read the registry. Then it
-//! regenerates `docker-compose.yml`, writes the OpenAPI document and its
-//! released baseline, and runs `cargo xtask contracts --update` to record
-//! and verify the new pacts (`--no-contracts` skips that last step).
+//! regenerates `docker-compose.yml` and runs `cargo xtask contracts
+//! --update`, which writes the OpenAPI document and the pacts and verifies
+//! them; the first document is the BFF's released baseline.
+//! (`--no-contracts` skips that step, to scaffold several BFFs in a row.)
 //!
 //! A name that is taken, an invalid crate name, or a port another BFF, a
 //! mock or Redis uses is refused before anything is written.
@@ -61,6 +62,9 @@ impl Plan {
 
 /// Runs the command.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().is_some_and(|arg| arg == "--selftest") {
+        return selftest();
+    }
     let (plan, contracts) = parse(args, &root())?;
     let root = root();
     scaffold(&root, &plan)?;
@@ -68,9 +72,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     // This xtask was built with the old registry: a fresh one regenerates
     // what the registry drives.
     xtask(&root, &["compose"])?;
-    write_documents(&root, &plan)?;
     if contracts {
+        // Writes the new OpenAPI document and pacts, and verifies them.
         xtask(&root, &["contracts", "--update"])?;
+        write_baselines(&root)?;
+    } else {
+        println!("new-bff: next, `cargo xtask contracts --update` writes its OpenAPI document and pacts");
     }
     println!(
         "\nnew-bff: {name} is ready on port {port} ({auth} callers).\n  \
@@ -171,20 +178,20 @@ pub(crate) fn scaffold(root: &Path, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the new binary and writes its OpenAPI document and baseline.
-fn write_documents(root: &Path, plan: &Plan) -> anyhow::Result<()> {
-    crate::cargo_build(&[plan.name.as_str()], true)?;
-    let output = Command::new(crate::bin_dir().join(&plan.name)).arg("openapi").output()?;
-    if !output.status.success() {
-        bail!("{} openapi failed: {}", plan.name, String::from_utf8_lossy(&output.stderr));
+/// A new BFF's first document is its released baseline: for every
+/// document without one (`contracts --update` has just written them).
+fn write_baselines(root: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(root.join("openapi"))?.flatten() {
+        let path = entry.path();
+        let baseline = root.join("openapi/baseline").join(entry.file_name());
+        if path.extension().is_some_and(|e| e == "json") && !baseline.exists() {
+            std::fs::copy(&path, &baseline)?;
+            println!(
+                "new-bff: wrote the released baseline openapi/baseline/{}",
+                entry.file_name().to_string_lossy()
+            );
+        }
     }
-    for dir in ["openapi", "openapi/baseline"] {
-        std::fs::write(root.join(dir).join(format!("{}.json", plan.name)), &output.stdout)?;
-    }
-    println!(
-        "new-bff: wrote openapi/{0}.json and its released baseline openapi/baseline/{0}.json",
-        plan.name
-    );
     Ok(())
 }
 
@@ -538,6 +545,161 @@ async fn {{ident}}_pacts_are_recorded_through_the_real_clients() {
     record_all("{{name}}", &reads()).await;
 }
 "##;
+
+/// The scaffolds the self-test makes: one per authentication mode.
+const SELFTEST: &[(&str, u16, Auth)] = &[
+    ("kiosk", 8091, Auth::Bearer),
+    ("shop", 8092, Auth::Session),
+    ("wholesale", 8093, Auth::ClientCredentials),
+    ("ops", 8094, Auth::Staff),
+    ("signage", 8095, Auth::Device),
+];
+
+/// The scaffold's end-to-end test (run by `cargo xtask test`): in a copy of
+/// this workspace (its tracked and untracked files, not `target/`), one
+/// `cargo xtask new-bff` per authentication mode, then what CI would run on
+/// them: fmt, clippy, their tests, `cargo xtask contracts` (which must pass
+/// with the files `new-bff` wrote and nothing else), the compose check, and
+/// `cargo xtask dev` answering `cargo xtask smoke` for every BFF, new ones
+/// included. The copy builds into `target/scaffold-e2e/target`, kept between
+/// runs so that only the first is cold.
+pub(crate) fn selftest() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let work = crate::target_dir().join("scaffold-e2e");
+    let copy = work.join("workspace");
+    let target = work.join("target");
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy).with_context(|| format!("clearing {}", copy.display()))?;
+    }
+    copy_workspace(&root(), &copy)?;
+    println!("scaffold self-test: workspace copied to {}", copy.display());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let step = |what: &str, args: &[&str]| -> anyhow::Result<()> {
+        println!(
+            "scaffold self-test: {what}: cargo {} ({:.0} s)",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
+        let status = Command::new(&cargo)
+            .current_dir(&copy)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(args)
+            .status()
+            .with_context(|| format!("running cargo {}", args.join(" ")))?;
+        if !status.success() {
+            bail!("scaffold self-test failed at: {what} (in {})", copy.display());
+        }
+        Ok(())
+    };
+    let last = SELFTEST.len() - 1;
+    for (index, (name, port, auth)) in SELFTEST.iter().enumerate() {
+        let port = port.to_string();
+        let mut args = vec!["xtask", "new-bff", name, "--port", &port, "--auth", auth.as_str()];
+        // Contracts once, with every new BFF in place.
+        if index < last {
+            args.push("--no-contracts");
+        }
+        step(&format!("scaffold {name}-bff ({auth})"), &args)?;
+    }
+    let packages: Vec<String> = SELFTEST.iter().map(|(name, _, _)| format!("{name}-bff")).collect();
+    let mut selected: Vec<&str> = Vec::new();
+    for package in &packages {
+        selected.extend(["-p", package.as_str()]);
+    }
+    step("format", &["fmt", "--all", "--check"])?;
+    let clippy: Vec<&str> = ["clippy"]
+        .into_iter()
+        .chain(selected.iter().copied())
+        .chain(["--all-targets", "--", "-D", "warnings"])
+        .collect();
+    step("lint the new crates", &clippy)?;
+    // Every integration test of the copy, the new crates' among them, from
+    // the build `contracts --update` made (a `-p` subset would re-unify
+    // features and rebuild the dependencies).
+    step("test the workspace, new BFFs included", &["test", "--workspace", "--test", "it"])?;
+    step("contracts, as CI runs them", &["xtask", "contracts"])?;
+    step("compose file", &["xtask", "compose", "--check"])?;
+    dev_and_smoke(&copy, &target)?;
+    println!("scaffold self-test: passed in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Every file of the workspace git knows or would add (tracked and
+/// untracked, not ignored), copied to `to`.
+fn copy_workspace(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let output = Command::new("git")
+        .current_dir(from)
+        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .output()
+        .context("listing the workspace's files with git")?;
+    if !output.status.success() {
+        bail!("git ls-files failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    for file in output.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let relative = PathBuf::from(String::from_utf8_lossy(file).into_owned());
+        let source = from.join(&relative);
+        if !source.is_file() {
+            continue; // deleted in the working tree
+        }
+        let destination = to.join(&relative);
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&source, &destination).with_context(|| format!("copying {}", relative.display()))?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask dev` in the copy, then `cargo xtask smoke` against it.
+fn dev_and_smoke(copy: &Path, target: &Path) -> anyhow::Result<()> {
+    let ports: Vec<u16> = crate::stack::MOCKS
+        .iter()
+        .map(|(_, port)| *port)
+        .chain(BFFS.iter().map(|bff| bff.port))
+        .chain(SELFTEST.iter().map(|(_, port, _)| *port))
+        .collect();
+    if let Some(port) = ports.iter().find(|port| std::net::TcpListener::bind(("127.0.0.1", **port)).is_err())
+    {
+        bail!("port {port} is in use (is `cargo xtask dev` running?): the self-test runs the whole stack");
+    }
+    println!("scaffold self-test: cargo xtask dev, then cargo xtask smoke");
+    let xtask = target.join("debug/xtask");
+    // Its output goes to a file: a pipe closed early would kill it mid-print
+    // and leave its children running.
+    let log = target.join("scaffold-dev.log");
+    let mut dev = Command::new(&xtask)
+        .current_dir(copy)
+        .env("CARGO_TARGET_DIR", target)
+        .args(["dev", "--no-build"])
+        .stdout(std::fs::File::create(&log)?)
+        .spawn()
+        .context("starting cargo xtask dev in the copy")?;
+    let mut ready = false;
+    for _ in 0..600 {
+        if std::fs::read_to_string(&log).unwrap_or_default().contains("stop: Ctrl-C") {
+            ready = true;
+            break;
+        }
+        if dev.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let smoke = if ready {
+        Command::new(&xtask).current_dir(copy).env("CARGO_TARGET_DIR", target).arg("smoke").status()
+    } else {
+        Ok(std::process::ExitStatus::default())
+    };
+    let _ = Command::new("kill").args(["-INT", &dev.id().to_string()]).status();
+    let _ = dev.wait();
+    if !ready {
+        bail!("cargo xtask dev did not come up in the copy (its output: {})", log.display());
+    }
+    if !smoke.context("running cargo xtask smoke")?.success() {
+        bail!("cargo xtask smoke failed in the copy");
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

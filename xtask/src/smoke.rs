@@ -17,7 +17,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
         bail!("`smoke` takes no arguments (got `{extra}`)");
     }
-    cargo_build(&["services-mock"], true)?;
+    // The stack's own services-mock, as `cargo xtask dev` built it: it mints
+    // the credentials the stack accepts.
+    if !bin_dir().join("services-mock").exists() {
+        cargo_build(&["services-mock"], true)?;
+    }
     for bff in BFFS {
         let credential = credential(bff)?;
         // A BFF that precomputes content may need a moment after start-up:

@@ -3,7 +3,10 @@
 //! are installed: with the package manager when it can (root, or
 //! password-less sudo, and `apt-get`), otherwise it stops at once with the
 //! exact command to run. Then it runs `cargo test --workspace` with any
-//! extra arguments (`cargo xtask test -- --nocapture`).
+//! extra arguments (`cargo xtask test -- --nocapture`), and the scaffold's
+//! end-to-end test (`new_bff::selftest`: five new BFFs in a copy of the
+//! workspace, through CI's checks and `cargo xtask dev`).
+//! `--no-scaffold` skips that last part, for a quick local loop.
 
 use std::process::Command;
 
@@ -25,6 +28,8 @@ const REQUIREMENTS: &[Requirement] = &[Requirement {
 
 /// Installs what is missing (or says how), then runs the suite.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let scaffold = !args.iter().any(|arg| arg == "--no-scaffold");
+    let args: Vec<&String> = args.iter().filter(|arg| *arg != "--no-scaffold").collect();
     let missing: Vec<&Requirement> = REQUIREMENTS.iter().filter(|r| !on_path(r.program)).collect();
     if !missing.is_empty() {
         install(&missing)?;
@@ -38,6 +43,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         .context("running cargo test")?;
     if !status.success() {
         bail!("tests failed");
+    }
+    if scaffold {
+        crate::new_bff::selftest()?;
     }
     Ok(())
 }
