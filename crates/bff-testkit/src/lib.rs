@@ -39,7 +39,10 @@ pub fn wire<X: Section>(fleet: &Fleet, config: &mut Config<X>) {
     config.session.authorize_url = format!("{identity}/authorize");
     config.compose.request_deadline_ms = 5_000;
     for (name, settings) in config.downstream.services.iter_mut() {
-        if let Ok(service) = name.parse::<Service>() {
+        // A service the fleet does not run keeps its default URL.
+        if let Ok(service) = name.parse::<Service>()
+            && fleet.runs(service)
+        {
             settings.base_url = fleet.url(service);
         }
         settings.timeout_ms = 4_000;

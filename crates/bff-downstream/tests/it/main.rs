@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod edges;
 mod schemas;
 
 use bff_auth::{AuthError, Principal, ServiceTokens, TokenFuture};

@@ -167,3 +167,32 @@ fn one_nested_key_can_be_overridden_alone() {
     assert_eq!(catalog.timeout_ms, 90);
     assert_eq!(catalog.base_url, "http://127.0.0.1:7002", "the rest from the defaults");
 }
+
+#[test]
+fn the_binary_prints_its_effective_configuration_and_its_document_and_names_a_bad_key() {
+    use std::process::Command;
+
+    let binary = env!("CARGO_BIN_EXE_mobile-bff");
+    // The README's example: one nested key, alone, from the environment.
+    let output = Command::new(binary)
+        .arg("config")
+        .env("MOBILE_BFF__CACHE__POLICIES__RECOMMENDATIONS__TTL_SECS", "30")
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("the binary runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(config["cache"]["policies"]["recommendations"]["ttl_secs"], 30);
+    assert_eq!(config["auth"]["exchange"]["client_secret"], "<redacted>");
+    assert!(config.get("session").is_none(), "mobile has no session section");
+
+    let output =
+        Command::new(binary).arg("config").env("MOBILE_BFF__SESION__COOKIE_KEY", "x").output().expect("runs");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("unknown section `sesion`"), "{message}");
+
+    let output = Command::new(binary).arg("openapi").output().expect("runs");
+    let committed = include_str!("../../../../openapi/mobile-bff.json");
+    assert!(output.stdout == committed.as_bytes(), "`mobile-bff openapi` prints the committed document");
+}
