@@ -29,7 +29,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bff_cache::CacheKey;
 use bff_compose::CallCtx;
-use bff_downstream::model::Money;
+use bff_downstream::model::{Money, Recommendation};
 use bff_downstream::{Api, Cacheable, DownstreamError};
 use bff_resilience::Deadline;
 use bff_server::Backbone;
@@ -86,6 +86,19 @@ pub struct RailItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, examples("-20%"))]
     pub badge: Option<String>,
+}
+
+impl From<&Recommendation> for RailItem {
+    /// A suggested product's tile.
+    fn from(recommendation: &Recommendation) -> Self {
+        RailItem {
+            id: recommendation.product_id.clone(),
+            title: recommendation.name.clone(),
+            image_url: Some(recommendation.image_url.clone()),
+            price: Some(MoneyVm::from(&recommendation.price)),
+            badge: None,
+        }
+    }
 }
 
 /// A rail as computed: its id, title and every item.
@@ -232,17 +245,7 @@ async fn segment_rails(
         api.recommendations.for_segment(cx(), segment, "tv", per_rail),
         api.promotions.for_segment(cx(), segment),
     )?;
-    let popular = popular
-        .items
-        .iter()
-        .map(|r| RailItem {
-            id: r.product_id.clone(),
-            title: r.name.clone(),
-            image_url: Some(r.image_url.clone()),
-            price: Some(MoneyVm::from(&r.price)),
-            badge: None,
-        })
-        .collect();
+    let popular = popular.items.iter().map(RailItem::from).collect();
     let deals = deals
         .promotions
         .iter()

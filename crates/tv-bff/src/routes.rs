@@ -99,17 +99,7 @@ fn continue_rail(cart: &bff_downstream::model::Cart, catalog: Option<&CatalogRai
 
 /// "Recommended for you" (one call: the user's recommendations).
 fn for_you_rail(recommendations: &bff_downstream::model::Recommendations) -> Rail {
-    let items = recommendations
-        .items
-        .iter()
-        .map(|r| RailItem {
-            id: r.product_id.clone(),
-            title: r.name.clone(),
-            image_url: Some(r.image_url.clone()),
-            price: Some(rails::MoneyVm::from(&r.price)),
-            badge: None,
-        })
-        .collect();
+    let items = recommendations.items.iter().map(RailItem::from).collect();
     Rail { id: "for-you".to_owned(), title: "Recommended for you".to_owned(), items }
 }
 
