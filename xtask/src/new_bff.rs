@@ -573,6 +573,7 @@ pub(crate) fn selftest() -> anyhow::Result<()> {
     }
     copy_workspace(&root(), &copy)?;
     println!("scaffold self-test: workspace copied to {}", copy.display());
+    seed_target(&crate::target_dir(), &target);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let step = |what: &str, args: &[&str]| -> anyhow::Result<()> {
         println!(
@@ -622,6 +623,34 @@ pub(crate) fn selftest() -> anyhow::Result<()> {
     dev_and_smoke(&copy, &target)?;
     println!("scaffold self-test: passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Starts the copy's target directory from this workspace's build, when
+/// it has none yet: the dependencies' artifacts do not depend on where the
+/// workspace is, so the copy only compiles its own crates (its sources are
+/// newer than any artifact, so nothing of ours is taken as fresh). A real
+/// copy with times preserved (`cp -a`), never links: the copy rebuilds
+/// files this workspace still uses. Failing to seed only means a cold build.
+fn seed_target(from: &Path, to: &Path) {
+    let (from, to) = (from.join("debug"), to.join("debug"));
+    if to.exists() || !from.exists() || std::fs::create_dir_all(&to).is_err() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    for dir in ["deps", "build", ".fingerprint"] {
+        let source = from.join(dir);
+        let copied = source.exists()
+            && Command::new("cp").arg("-a").arg(&source).arg(&to).status().is_ok_and(|s| s.success());
+        if source.exists() && !copied {
+            println!(
+                "scaffold self-test: could not seed {dir} from this workspace's build; building it cold"
+            );
+        }
+    }
+    println!(
+        "scaffold self-test: seeded its build from this one's in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Every file of the workspace git knows or would add (tracked and
