@@ -584,6 +584,8 @@ pub(crate) fn selftest() -> anyhow::Result<()> {
         let status = Command::new(&cargo)
             .current_dir(&copy)
             .env("CARGO_TARGET_DIR", &target)
+            // Built once: incremental state would only take disk space.
+            .env("CARGO_INCREMENTAL", "0")
             .args(args)
             .status()
             .with_context(|| format!("running cargo {}", args.join(" ")))?;
