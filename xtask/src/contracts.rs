@@ -48,10 +48,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let root = root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     if rebaseline {
         // Nothing was built for this run: let cargo build the binary.
-        let mut run = Command::new(&cargo);
+        let mut run = crate::cargo();
         cargo_build_bffs()?;
         run.args(["run", "--quiet", "--package", "bff-contracts", "--", "rebaseline", "--root"]).arg(&root);
         run.arg("--bin-dir").arg(crate::bin_dir());
@@ -70,7 +69,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     // subset would unify dependency features differently and rebuild them.
     // Every crate's `it` binary runs, filtered to the consumer and schema
     // tests, so a new BFF's `pacts::` tests are picked up without wiring.
-    let mut test = Command::new(&cargo);
+    let mut test = crate::cargo();
     test.current_dir(&root).env("BFF_PACT_DIR", &pacts);
     test.args(["test", "--quiet", "--workspace", "--test", "it", "--", "pacts::", "schemas::"]);
     let status = test.status().context("running the consumer tests")?;

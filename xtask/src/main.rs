@@ -92,10 +92,33 @@ pub(crate) fn bin_dir() -> PathBuf {
     target_dir().join("debug")
 }
 
-/// `cargo build` of the given packages' binaries.
-pub(crate) fn cargo_build(packages: &[&str], quiet: bool) -> anyhow::Result<()> {
+/// A `cargo` command as if typed in a shell. `cargo run` (which is how
+/// `cargo xtask` runs) sets `CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME` and the
+/// like for xtask; a cargo started with them passes them on to build
+/// scripts' `rerun-if-env-changed` checks (`ring` declares those), and then
+/// it rebuilds `ring` and everything above it whenever it alternates with a
+/// cargo started from a shell. So they are removed.
+pub(crate) fn cargo() -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let per_package = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "OUT_DIR"
+            );
+        if per_package {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
+/// `cargo build` of the given packages' binaries.
+pub(crate) fn cargo_build(packages: &[&str], quiet: bool) -> anyhow::Result<()> {
+    let mut command = cargo();
     command.current_dir(root()).args(["build", "--bins"]);
     if quiet {
         command.arg("--quiet");

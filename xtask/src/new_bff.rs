@@ -197,8 +197,7 @@ fn write_baselines(root: &Path) -> anyhow::Result<()> {
 
 /// `cargo xtask <args>` in `root` (rebuilding xtask, so it sees the new registry).
 fn xtask(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
+    let status = crate::cargo()
         .current_dir(root)
         .args(["run", "--quiet", "--package", "xtask", "--"])
         .args(args)
@@ -574,14 +573,13 @@ pub(crate) fn selftest() -> anyhow::Result<()> {
     copy_workspace(&root(), &copy)?;
     println!("scaffold self-test: workspace copied to {}", copy.display());
     seed_target(&crate::target_dir(), &target);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let step = |what: &str, args: &[&str]| -> anyhow::Result<()> {
         println!(
             "scaffold self-test: {what}: cargo {} ({:.0} s)",
             args.join(" "),
             started.elapsed().as_secs_f64()
         );
-        let status = Command::new(&cargo)
+        let status = crate::cargo()
             .current_dir(&copy)
             .env("CARGO_TARGET_DIR", &target)
             // Built once: incremental state would only take disk space.

@@ -34,8 +34,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if !missing.is_empty() {
         install(&missing)?;
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
+    let status = crate::cargo()
         .current_dir(crate::root())
         .args(["test", "--workspace"])
         .args(args)

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -187,8 +186,7 @@ struct Package {
 }
 
 fn metadata() -> Vec<Package> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
+    let output = crate::cargo()
         .current_dir(root())
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .output()
