@@ -125,6 +125,9 @@ pub struct ServiceConfig {
     pub timeout_ms: u64,
     /// Calls allowed in flight at once (bulkhead size).
     pub max_concurrent: usize,
+    /// Longest a call waits for a bulkhead slot when all are taken, in
+    /// milliseconds (at most half of what is left of its deadline, too).
+    pub max_wait_ms: u64,
     /// Circuit breaker settings.
     pub breaker: BreakerConfig,
     /// Scopes requested when exchanging the caller's token for this
@@ -144,6 +147,7 @@ impl Default for ServiceConfig {
             base_url: String::new(),
             timeout_ms: policy.timeout_ms,
             max_concurrent: policy.max_concurrent,
+            max_wait_ms: policy.max_wait_ms,
             breaker: policy.breaker,
             scopes: Vec::new(),
             retry: policy.retry,
@@ -159,6 +163,7 @@ impl ServiceConfig {
             base_url: format!("http://127.0.0.1:{}", service.default_port()),
             timeout_ms: service.default_timeout_ms(),
             max_concurrent: DependencyPolicy::default().max_concurrent,
+            max_wait_ms: DependencyPolicy::default().max_wait_ms,
             breaker: BreakerConfig::default(),
             scopes: vec![format!("{}:read", service.name())],
             retry: RetryPolicy::default(),
@@ -172,6 +177,7 @@ impl ServiceConfig {
         DependencyPolicy {
             timeout_ms: self.timeout_ms,
             max_concurrent: self.max_concurrent,
+            max_wait_ms: self.max_wait_ms,
             breaker: self.breaker.clone(),
             retry: self.retry.clone(),
             hedge: self.hedge.clone(),

@@ -40,7 +40,18 @@ impl Default for RedisConfig {
             url: std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()),
             timeout_ms: 50,
             connect_timeout_ms: 250,
-            breaker: BreakerConfig { consecutive_failures: 3, open_ms: 2_000, ..BreakerConfig::default() },
+            // Unlike a dependency's, Redis's breaker opens eagerly (three
+            // failures, no sustained time): without Redis a request only
+            // loses the shared tier, whereas waiting on a sick Redis costs
+            // every request its timeout. Two seconds, flat, one probe.
+            breaker: BreakerConfig {
+                consecutive_failures: 3,
+                sustained_ms: 0,
+                open_ms: 2_000,
+                max_open_ms: 2_000,
+                half_open_probes: 1,
+                ..BreakerConfig::default()
+            },
         }
     }
 }

@@ -6,10 +6,19 @@
 //! 1. the **circuit breaker** ([`CircuitBreaker`]): while open, the call is not
 //!    attempted (`circuit_open`), so a failing dependency gets room to recover;
 //! 2. the **bulkhead** ([`Bulkhead`]): at most N calls in flight per
-//!    dependency; the N+1st fails at once (`bulkhead_full`) instead of queuing,
-//!    so one slow dependency cannot take every task of the BFF with it;
+//!    dependency, so one slow dependency cannot take every task of the BFF
+//!    with it; the N+1st waits for a slot at most `max_wait_ms` and at most
+//!    half of what is left of its deadline (a burst is absorbed), and fails
+//!    (`bulkhead_full`) when none frees up in time, at once when it has no
+//!    time to wait;
 //! 3. the **timeout**: the smaller of the dependency's own timeout and what is
-//!    left of the caller's [`Deadline`] (`timeout`).
+//!    left of the caller's [`Deadline`] (`timeout`), counted from when the
+//!    call got its slot.
+//!
+//! What counts against the breaker is what says the dependency is unhealthy
+//! ([`Verdict::of`]); time the BFF lost on its own is never charged to it:
+//! waiting for a bulkhead slot, a timeout cut short by the request's own
+//! deadline, a call cancelled because a sibling critical part failed.
 //!
 //! Around those, for **idempotent** calls only ([`Idempotency`]):
 //!
@@ -29,8 +38,9 @@
 //!
 //! Why hand-rolled and not tower layers: the budget of each call comes from
 //! the request's deadline, which a static `tower::timeout` cannot express, and
-//! no well-kept crate offers an async breaker with both consecutive-failure
-//! and failure-ratio trips. The bulkhead is a `tokio::sync::Semaphore`.
+//! no well-kept crate offers an async breaker that tells a sustained failure
+//! from a blip (see [`CircuitBreaker`]). The bulkhead is a
+//! `tokio::sync::Semaphore`.
 
 mod adaptive;
 mod breaker;
@@ -63,6 +73,9 @@ pub struct DependencyPolicy {
     pub timeout_ms: u64,
     /// Calls allowed in flight at once (the bulkhead size).
     pub max_concurrent: usize,
+    /// Longest a call waits for a bulkhead slot when all are taken, in
+    /// milliseconds (it also waits at most half of its remaining deadline).
+    pub max_wait_ms: u64,
     /// When the breaker opens and how it recovers.
     pub breaker: BreakerConfig,
     /// Retries of idempotent calls.
@@ -76,6 +89,7 @@ impl Default for DependencyPolicy {
         DependencyPolicy {
             timeout_ms: 120,
             max_concurrent: 64,
+            max_wait_ms: 50,
             breaker: BreakerConfig::default(),
             retry: RetryPolicy::default(),
             hedge: HedgePolicy::default(),
@@ -177,6 +191,7 @@ impl<E: Classify> Classify for GuardError<E> {
 pub struct Dependency {
     name: String,
     timeout: Duration,
+    max_wait: Duration,
     breaker: CircuitBreaker,
     bulkhead: Bulkhead,
     retry: RetryPolicy,
@@ -224,6 +239,7 @@ impl Dependency {
         Dependency {
             name: name.into(),
             timeout: Duration::from_millis(policy.timeout_ms),
+            max_wait: Duration::from_millis(policy.max_wait_ms),
             breaker: CircuitBreaker::new(policy.breaker.clone()),
             bulkhead: Bulkhead::new(policy.max_concurrent),
             retry: policy.retry.clone(),
@@ -398,18 +414,27 @@ impl Dependency {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let budget = deadline.remaining().min(self.timeout);
-        let permit = self.breaker.try_acquire().map_err(|retry_after| {
+        let mut permit = self.breaker.try_acquire().map_err(|retry_after| {
             GuardError::Rejected(Failure::retry_after(ReasonCode::CircuitOpen, retry_after))
         })?;
-        let Some(_slot) = self.bulkhead.try_enter() else {
+        // A burst waits a little for a slot; half the remaining time at most,
+        // so the call keeps the other half.
+        let wait = self.max_wait.min(deadline.remaining() / 2);
+        let Some(_slot) = self.bulkhead.enter(wait).await else {
             permit.record(Verdict::Neutral);
             return Err(GuardError::Rejected(Failure::new(ReasonCode::BulkheadFull)));
         };
+        permit.starting_now();
+        let remaining = deadline.remaining();
+        let budget = remaining.min(self.timeout);
         if budget.is_zero() {
             permit.record(Verdict::Neutral);
             return Err(GuardError::Rejected(Failure::new(ReasonCode::Timeout)));
         }
+        // A timeout is the dependency's only when it had its whole timeout:
+        // one cut short by the request's deadline is the request's.
+        let cut_short = remaining < self.timeout;
+        let timed_out = |verdict: Verdict| if cut_short { Verdict::Neutral } else { verdict };
         let started = Instant::now();
         match tokio::time::timeout(budget, call(budget)).await {
             Ok(Ok(value)) => {
@@ -423,11 +448,16 @@ impl Dependency {
                 if failure.reason == ReasonCode::RateLimited {
                     self.start_cooldown(failure.retry_after);
                 }
-                permit.record(Verdict::of(failure));
+                let verdict = Verdict::of(failure);
+                permit.record(if failure.reason == ReasonCode::Timeout {
+                    timed_out(verdict)
+                } else {
+                    verdict
+                });
                 Err(GuardError::Failed(error))
             }
             Err(_elapsed) => {
-                permit.record(Verdict::Failure);
+                permit.record(timed_out(Verdict::Failure));
                 Err(GuardError::Rejected(Failure::new(ReasonCode::Timeout)))
             }
         }
@@ -476,8 +506,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_bulkhead_fails_fast_without_calling() {
-        let policy = DependencyPolicy { max_concurrent: 1, ..DependencyPolicy::with_timeout_ms(1000) };
+    async fn a_full_bulkhead_without_wait_fails_fast_without_calling() {
+        let policy =
+            DependencyPolicy { max_concurrent: 1, max_wait_ms: 0, ..DependencyPolicy::with_timeout_ms(1000) };
         let dependency = Dependency::new("narrow", &policy);
         let entered = tokio::sync::Notify::new();
         let release = tokio::sync::Notify::new();
@@ -508,7 +539,7 @@ mod tests {
     #[tokio::test]
     async fn an_open_breaker_rejects_with_a_retry_hint() {
         let policy = DependencyPolicy {
-            breaker: BreakerConfig { consecutive_failures: 2, ..BreakerConfig::default() },
+            breaker: BreakerConfig { consecutive_failures: 2, sustained_ms: 0, ..BreakerConfig::default() },
             ..DependencyPolicy::with_timeout_ms(1000)
         };
         let dependency = Dependency::new("flaky", &policy);
@@ -529,6 +560,86 @@ mod tests {
             }
             other => panic!("expected circuit_open, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_waits_for_a_slot_within_its_wait_and_half_its_budget() {
+        let policy = DependencyPolicy {
+            max_concurrent: 1,
+            max_wait_ms: 50,
+            ..DependencyPolicy::with_timeout_ms(1000)
+        };
+        let dependency = Dependency::new("narrow", &policy);
+        let busy = |ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, Failure>(ms)
+        };
+        // The second call waits 30 ms for the first to finish, then runs.
+        let (first, second) = tokio::join!(
+            dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| busy(30)),
+            dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| busy(1)),
+        );
+        assert_eq!((first.ok(), second.ok()), (Some(30), Some(1)), "a burst of two is absorbed");
+
+        // A slot that frees up after 60 ms is too late for a 50 ms wait...
+        let (first, second) = tokio::join!(
+            dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| busy(60)),
+            dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| busy(1)),
+        );
+        assert!(first.is_ok());
+        assert!(matches!(second, Err(GuardError::Rejected(f)) if f.reason == ReasonCode::BulkheadFull));
+
+        // ...and a call with 40 ms left waits 20 ms at most, keeping the rest.
+        let started = Instant::now();
+        let (_, second) = tokio::join!(
+            dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| busy(30)),
+            dependency.call(deadline_in(40), Idempotency::NonIdempotent, |_| busy(1)),
+        );
+        assert!(matches!(second, Err(GuardError::Rejected(f)) if f.reason == ReasonCode::BulkheadFull));
+        assert_eq!(dependency.breaker().state(), BreakerState::Closed);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_cut_short_by_the_deadline_is_not_the_dependency_s_failure() {
+        let policy = DependencyPolicy {
+            breaker: BreakerConfig { consecutive_failures: 1, sustained_ms: 0, ..BreakerConfig::default() },
+            ..DependencyPolicy::with_timeout_ms(100)
+        };
+        let dependency = Dependency::new("slowish", &policy);
+        let slow = |_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Failure>(())
+        };
+        // 60 ms left of the request: the call is cut at 60, not at its 100.
+        let result = dependency.call(deadline_in(60), Idempotency::NonIdempotent, slow).await;
+        assert!(matches!(result, Err(GuardError::Rejected(f)) if f.reason == ReasonCode::Timeout));
+        assert_eq!(
+            dependency.breaker().state(),
+            BreakerState::Closed,
+            "the request's deadline, not the dependency"
+        );
+        // With its whole timeout, a timeout is the dependency's.
+        let result = dependency.call(deadline_in(1000), Idempotency::NonIdempotent, slow).await;
+        assert!(result.is_err());
+        assert_eq!(dependency.breaker().state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_cancelled_by_its_caller_is_not_the_dependency_s_failure() {
+        let policy = DependencyPolicy {
+            breaker: BreakerConfig { consecutive_failures: 1, sustained_ms: 0, ..BreakerConfig::default() },
+            ..DependencyPolicy::with_timeout_ms(100)
+        };
+        let dependency = Dependency::new("cancelled", &policy);
+        let call = dependency.call(deadline_in(1000), Idempotency::NonIdempotent, |_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, Failure>(())
+        });
+        // A sibling critical part failed: the request drops this call.
+        assert!(tokio::time::timeout(Duration::from_millis(10), call).await.is_err());
+        assert_eq!(dependency.breaker().state(), BreakerState::Closed);
+        assert_eq!(dependency.bulkhead().in_flight(), 0, "its slot is free again");
     }
 
     async fn failing_then_ok(calls: &AtomicU32, failures: u32) -> Result<u32, Failure> {

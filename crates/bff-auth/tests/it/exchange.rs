@@ -80,7 +80,7 @@ async fn refused_grants_are_the_callers_problem_and_never_open_the_breaker() {
 }
 
 #[tokio::test]
-async fn a_failing_provider_opens_its_breaker_and_later_calls_fail_fast() {
+async fn a_provider_failing_for_a_sustained_time_opens_its_breaker_and_later_calls_fail_fast() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(body_string_contains("grant_type"))
@@ -88,11 +88,21 @@ async fn a_failing_provider_opens_its_breaker_and_later_calls_fail_fast() {
         .mount(&server)
         .await;
     let provider = IdentityProvider::new(&config(&server)).expect("valid settings");
-    for _ in 0..12 {
+    // A failure every 50 ms: the breaker waits until failures are sustained
+    // (1.5 s by default), so a blip of the provider never opens it.
+    let mut failed_calls = 0;
+    while provider.guard().breaker().state() == bff_resilience::BreakerState::Closed {
+        let failed = provider.exchange("subject-token", "catalog", "").await;
+        assert!(matches!(failed, Err(AuthError::ProviderUnavailable { .. })), "{failed:?}");
+        failed_calls += 1;
+        assert!(failed_calls <= 60, "still closed after {failed_calls} failures over 3 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failed_calls >= 20, "opened after {failed_calls} failures: before they were sustained");
+    let reached = calls(&server, "/oauth/token").await;
+    for _ in 0..10 {
         let failed = provider.exchange("subject-token", "catalog", "").await;
         assert!(matches!(failed, Err(AuthError::ProviderUnavailable { .. })), "{failed:?}");
     }
-    let reached = calls(&server, "/oauth/token").await;
-    assert!(reached < 12, "the breaker opened: {reached} of 12 calls reached the provider");
-    assert!(provider.guard().breaker().state() != bff_resilience::BreakerState::Closed);
+    assert_eq!(calls(&server, "/oauth/token").await, reached, "open: later calls fail without reaching it");
 }

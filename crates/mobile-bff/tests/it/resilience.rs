@@ -1,17 +1,37 @@
 //! Breakers, bulkheads and downstream rate limits, observed at the mocks.
+//!
+//! Tests of what an open breaker does use an eager one (no sustained time,
+//! a flat open period, one probe) so that a few sequential requests open
+//! it; when the default one opens is the business of the breaker's own
+//! tests and of the fault scenarios (`bff-load`).
 
+use std::time::Duration;
+
+use bff_cache::CachePolicy;
 use bff_downstream::{BreakerConfig, HedgePolicy};
 use serde_json::json;
 use services_mock::Service;
 
 use crate::helpers::{spawn_app_with, status_of};
 
+/// Opens after `failures` in a row, for `open_ms`, closes on one probe.
+fn eager(failures: u32, open_ms: u64) -> BreakerConfig {
+    BreakerConfig {
+        consecutive_failures: failures,
+        sustained_ms: 0,
+        open_ms,
+        max_open_ms: open_ms,
+        jitter: 0.0,
+        half_open_probes: 1,
+        ..BreakerConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn an_open_breaker_stops_calls_and_recovers_after_healing() {
     let app = spawn_app_with(|config| {
         let promotions = config.downstream.services.get_mut("promotions").expect("configured");
-        promotions.breaker =
-            BreakerConfig { consecutive_failures: 3, open_ms: 1_000, ..BreakerConfig::default() };
+        promotions.breaker = eager(3, 1_000);
         // No retries: one call per request, so the count at the mock is exact.
         promotions.retry.max_attempts = 1;
     })
@@ -44,8 +64,7 @@ async fn an_open_breaker_stops_calls_and_recovers_after_healing() {
 #[tokio::test]
 async fn an_open_breaker_on_a_critical_part_is_a_503_with_retry_after() {
     let app = spawn_app_with(|config| {
-        config.downstream.services.get_mut("cart").expect("configured").breaker =
-            BreakerConfig { consecutive_failures: 1, open_ms: 30_000, ..BreakerConfig::default() };
+        config.downstream.services.get_mut("cart").expect("configured").breaker = eager(1, 30_000);
     })
     .await;
     app.fleet.set_faults(Service::Cart, json!({"errorRatio": 1.0})).await.expect("faults");
@@ -58,10 +77,48 @@ async fn an_open_breaker_on_a_critical_part_is_a_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_critical_part_with_an_open_breaker_is_served_stale_from_its_cache_and_says_so() {
+    let app = spawn_app_with(|config| {
+        let catalog = config.downstream.services.get_mut("catalog").expect("configured");
+        catalog.breaker = eager(1, 30_000);
+        catalog.retry.max_attempts = 1;
+        let short = CachePolicy { ttl_secs: 1, swr_secs: 0, keep_secs: 60, jitter: 0.0 };
+        config.cache.policies.insert("product".to_owned(), short.into());
+    })
+    .await;
+    let fresh = app.get("/v1/product-page/p-5").await.json();
+    assert_eq!(status_of(&fresh, "product"), &json!({"status": "ok"}));
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.fleet.set_faults(Service::Catalog, json!({"errorRatio": 1.0})).await.expect("faults");
+
+    // The catalog fails (and its breaker opens): the stale snippet is served.
+    let body = app.get("/v1/product-page/p-5").await.json();
+    assert_eq!(status_of(&body, "product")["reasonCode"], "unavailable");
+    let reached = app.fleet.requests(Service::Catalog).await.expect("stats");
+
+    let reply = app.get("/v1/product-page/p-5").await;
+    assert_eq!(reply.status, 200, "a stale snippet beats a 503: {}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["degraded"], true);
+    let status = status_of(&body, "product");
+    assert_eq!((&status["status"], &status["source"]), (&json!("fallback"), &json!("cache")), "{status}");
+    assert_eq!(status["reasonCode"], "circuit_open");
+    assert!(status["ageMs"].as_u64().is_some_and(|age| age >= 1_000), "{status}");
+    assert_eq!(body["data"]["title"], fresh["data"]["title"], "the last good snippet");
+    assert_eq!(app.fleet.requests(Service::Catalog).await.expect("stats"), reached, "open: not called");
+
+    // With nothing cached, the critical part fails the screen as before.
+    app.get("/v1/product-page/p-6").await.assert_problem(503, "dependency.unavailable");
+}
+
+#[tokio::test]
 async fn a_full_bulkhead_fails_fast() {
     // Shipping: not cached, so concurrent requests really call it concurrently.
     let app = spawn_app_with(|config| {
-        config.downstream.services.get_mut("shipping").expect("configured").max_concurrent = 1;
+        let shipping = config.downstream.services.get_mut("shipping").expect("configured");
+        shipping.max_concurrent = 1;
+        // No wait for a slot: this is about refusing (the wait is tested below).
+        shipping.max_wait_ms = 0;
     })
     .await;
     app.fleet.set_faults(Service::Shipping, json!({"latencyMs": 500})).await.expect("faults");
@@ -87,6 +144,26 @@ async fn a_full_bulkhead_fails_fast() {
     assert_eq!(reached, ok, "refused calls never reach the service");
     let max_in_flight = app.fleet.stats(Service::Shipping).await.expect("stats")["maxInFlight"].clone();
     assert_eq!(max_in_flight, 1, "the service never saw more than the bulkhead allows");
+}
+
+#[tokio::test]
+async fn a_burst_waits_briefly_for_a_bulkhead_slot_instead_of_failing() {
+    let app = spawn_app_with(|config| {
+        let shipping = config.downstream.services.get_mut("shipping").expect("configured");
+        shipping.max_concurrent = 1;
+        shipping.max_wait_ms = 1_000;
+    })
+    .await;
+    app.fleet.set_faults(Service::Shipping, json!({"latencyMs": 30})).await.expect("faults");
+    let (a, b, c, d) =
+        tokio::join!(app.get("/v1/home"), app.get("/v1/home"), app.get("/v1/home"), app.get("/v1/home"));
+    for reply in [a, b, c, d] {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(status_of(&reply.json(), "shipping"), &json!({"status": "ok"}), "waited its turn");
+    }
+    assert_eq!(app.fleet.requests(Service::Shipping).await.expect("stats"), 4);
+    let max_in_flight = app.fleet.stats(Service::Shipping).await.expect("stats")["maxInFlight"].clone();
+    assert_eq!(max_in_flight, 1, "one at a time, as the bulkhead says");
 }
 
 #[tokio::test]
