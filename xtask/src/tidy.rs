@@ -26,7 +26,7 @@ use crate::root;
 /// Crates that are tools or test support, not libraries a BFF is built
 /// from: they may use `anyhow`, read or set statuses freely, and depend on
 /// the mocks.
-const TOOLS: &[&str] = &["bff-testkit", "bff-contracts", "xtask", "services-mock"];
+const TOOLS: &[&str] = &["bff-testkit", "bff-contracts", "bff-load", "xtask", "services-mock"];
 
 /// Crates at a protocol boundary: they read their providers' statuses.
 const BOUNDARIES: &[&str] = &["bff-error", "bff-downstream", "bff-auth"];
@@ -240,7 +240,8 @@ fn codemap_order(architecture: &str) -> Vec<String> {
 /// What is wrong with the dependency graph `packages`, given the codemap's order.
 fn dependency_violations(packages: &[Package], order: &[String]) -> Vec<String> {
     let is_bff = |name: &str| name.ends_with("-bff");
-    let shared = |name: &str| !is_bff(name) && !matches!(name, "services-mock" | "xtask");
+    // The top of the graph: tools that run the BFFs and may depend on them.
+    let shared = |name: &str| !is_bff(name) && !matches!(name, "services-mock" | "xtask" | "bff-load");
     let tool = |name: &str| TOOLS.contains(&name);
     let mut found = Vec::new();
     for package in packages {
