@@ -14,9 +14,10 @@ use bff_registry::{Auth, BFFS};
 use crate::stack::MOCKS;
 use crate::{bin_dir, cargo_build};
 
-struct Running {
-    name: String,
-    child: Child,
+/// A process the xtask started and stops.
+pub(crate) struct Running {
+    pub(crate) name: String,
+    pub(crate) child: Child,
 }
 
 /// Builds, starts mocks then BFFs, waits for each to be healthy, prints the
@@ -70,7 +71,12 @@ fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()
 }
 
 /// Polls `GET /healthz` until it answers 200, a process dies, or 60 s pass.
-fn wait_healthy(name: &str, port: u16, running: &mut [Running], stop: &AtomicBool) -> anyhow::Result<()> {
+pub(crate) fn wait_healthy(
+    name: &str,
+    port: u16,
+    running: &mut [Running],
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if healthz(port) {
@@ -157,7 +163,7 @@ fn supervise(running: &mut [Running], stop: &AtomicBool) -> anyhow::Result<()> {
 
 /// SIGTERM to everything still running (graceful in every binary), then a
 /// kill for whatever has not exited after 15 s.
-fn shutdown(running: &mut [Running]) {
+pub(crate) fn shutdown(running: &mut [Running]) {
     for process in running.iter_mut().rev() {
         if matches!(process.child.try_wait(), Ok(None)) {
             let _ = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status();

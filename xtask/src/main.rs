@@ -11,11 +11,14 @@
 //!   provider, check OpenAPI drift and breaking changes (see `contracts.rs`).
 //! * `compose [--check]`: regenerate `docker-compose.yml` from the registry.
 //! * `new-bff <name> --port <p> --auth <mode>`: scaffold a BFF (see `new_bff.rs`).
+//! * `load [<scenario>... | all]`: the fault scenarios on release builds
+//!   pinned to cores, for figures (see `load.rs`).
 //!
 //! Which BFFs exist comes from one place, `crates/bff-registry`.
 
 mod contracts;
 mod dev;
+mod load;
 mod new_bff;
 mod smoke;
 mod stack;
@@ -46,7 +49,11 @@ commands:
   compose [--check]                     write docker-compose.yml from the registry (or check it)
   new-bff <name> --port <p> --auth <bearer|session|client-credentials|staff|device>
                                         scaffold a BFF crate and its registry entry
-  new-bff --selftest                    the scaffold's end-to-end test (part of `test`)";
+  new-bff --selftest                    the scaffold's end-to-end test (part of `test`)
+  load [<scenario>... | all] [--clients N] [--seconds S] [--bin-dir DIR]
+                                        the fault scenarios (RELIABILITY.md) on release builds, mobile-bff
+                                        pinned to core 0, mocks and load to core 1; --bin-dir runs the
+                                        BFF and mocks built elsewhere (an older commit: 'before' figures)";
 
 fn main() -> ExitCode {
     match run() {
@@ -68,6 +75,7 @@ fn run() -> anyhow::Result<()> {
         Some("test") => test::run(&args[1..]),
         Some("compose") => stack::run(&args[1..]),
         Some("new-bff") => new_bff::run(&args[1..]),
+        Some("load") => load::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
