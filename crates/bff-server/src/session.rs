@@ -151,17 +151,45 @@ fn now_secs() -> u64 {
 /// Only local paths: an open redirect would let any site bounce users
 /// through our login to a page of theirs.
 fn local_path(return_to: Option<&str>) -> String {
-    match return_to {
-        Some(path)
-            if path.starts_with('/')
-                && !path.starts_with("//")
-                && !path.contains('\\')
-                && path.len() <= 512 =>
-        {
-            path.to_owned()
-        }
-        _ => "/".to_owned(),
+    return_to.and_then(same_origin_path).unwrap_or_else(|| "/".to_owned())
+}
+
+/// The origin `return_to` is resolved against. Any would do: the check is
+/// that resolving cannot leave it, and only the path is kept.
+const PROBE_ORIGIN: &str = "https://bff.invalid/";
+
+/// `raw` (already decoded once from the query) as a path on our own origin,
+/// or `None`. A browser drops tabs and newlines while parsing and reads `\`
+/// as `/`, so `/\t/evil.example` lands on `//evil.example`: a path with a
+/// control character, a backslash or a leading `//` is refused, and so is
+/// one that would be after one more decoding (`/%09/evil`, `/%2F%2Fevil`) or
+/// that hides a separator in an encoding (`%2F`, `%5C`). What passes is
+/// resolved as a browser would (WHATWG URL parsing) and kept only if the
+/// origin is still ours; the answer is the parser's own serialization of the
+/// path, query and fragment, never the caller's bytes.
+fn same_origin_path(raw: &str) -> Option<String> {
+    if raw.len() > 512 {
+        return None;
     }
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let unsafe_path = |path: &str| {
+        !path.starts_with('/') || path.starts_with("//") || path.chars().any(|c| c == '\\' || c.is_control())
+    };
+    if unsafe_path(raw) || unsafe_path(&decoded) || decoded.matches('/').count() != raw.matches('/').count() {
+        return None;
+    }
+    let origin = reqwest::Url::parse(PROBE_ORIGIN).ok()?;
+    let resolved = origin.join(raw).ok()?;
+    if resolved.origin() != origin.origin() {
+        return None;
+    }
+    let path = &resolved[url::Position::BeforePath..];
+    // Dot segments can collapse to `//` (`/.//evil`): a protocol-relative
+    // reference on the way out.
+    if path.starts_with("//") {
+        return None;
+    }
+    Some(path.to_owned())
 }
 
 /// Query of `/auth/login`.
@@ -367,10 +395,105 @@ mod tests {
     #[test]
     fn only_local_return_paths_are_kept() {
         assert_eq!(local_path(Some("/orders?page=2")), "/orders?page=2");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "evil"] {
-            assert_eq!(local_path(Some(bad)), "/", "{bad}");
+        assert_eq!(local_path(Some("/orders?page=2#top")), "/orders?page=2#top");
+        assert_eq!(
+            local_path(Some("/a b/c")),
+            "/a%20b/c",
+            "the parser's serialization, not the caller's bytes"
+        );
+        assert_eq!(local_path(Some("/shop/../account")), "/account");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            // What the attacker's run found: `/%09/evil.example` in the query.
+            "/\t/evil.example",
+            "/\r\nLocation: https://evil.example",
+            // One more decoding away from the same.
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/%2f%2fevil.example",
+            // Dot segments that collapse into `//`.
+            "/.//evil.example",
+            "/x/..//evil.example",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(local_path(None), "/");
+    }
+
+    /// Pieces an attacker combines: separators, encodings of them, controls,
+    /// dot segments, scheme and authority characters.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces = prop::sample::select(vec![
+            "/",
+            "//",
+            "\\",
+            "\t",
+            "\r",
+            "\n",
+            "\0",
+            " ",
+            ".",
+            "..",
+            "%",
+            "%2F",
+            "%2f",
+            "%5C",
+            "%09",
+            "%0A",
+            "%0d",
+            "%00",
+            "%25",
+            "%2e",
+            ":",
+            "@",
+            "?",
+            "#",
+            "evil.example",
+            "http:",
+            "https:",
+            "javascript:",
+            "a",
+            "\u{3000}",
+            "\u{feff}",
+            "\u{85}",
+            "\u{2028}",
+            "ﬀ",
+            "％２Ｆ",
+        ]);
+        prop::collection::vec(pieces, 0..10).prop_map(|parts| parts.concat())
+    }
+
+    /// A leading `/` (what gets past the first check) and a few pieces from a
+    /// small alphabet, so that short dangerous sequences (`/.//evil`,
+    /// `/x/..//evil`, `/%2F/evil`) come up thousands of times per run.
+    fn almost_local() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let pieces =
+            prop::sample::select(vec!["/", ".", "..", "x", "evil.example", "%2F", "\\", "\t", "%09", "@"]);
+        prop::collection::vec(pieces, 1..7).prop_map(|parts| format!("/{}", parts.concat()))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Whatever comes in, the redirect resolved by a real URL parser
+        /// against our origin stays on our origin.
+        #[test]
+        fn a_return_path_never_changes_the_origin(raw in proptest::prop_oneof![almost_local(), hostile(), ".*"]) {
+            let origin = reqwest::Url::parse("https://web.example/").expect("origin");
+            let path = local_path(Some(&raw));
+            let landed = origin.join(&path).expect("a kept path resolves");
+            proptest::prop_assert_eq!(landed.origin(), origin.origin(), "{:?} became {:?}", raw, path);
+            proptest::prop_assert!(path.starts_with('/') && !path.starts_with("//"), "{:?}", path);
+            proptest::prop_assert!(!path.chars().any(|c| c == '\\' || c.is_control()), "{:?}", path);
+            proptest::prop_assert!(axum::http::HeaderValue::from_str(&path).is_ok(), "{:?}", path);
+        }
     }
 
     #[test]

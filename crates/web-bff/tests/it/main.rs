@@ -35,8 +35,16 @@ async fn get(app: &TestApp, url: &str, cookie: Option<&str>) -> Reply {
 
 /// Logs `user` in through the real flow; returns the session cookie pair.
 async fn log_in(app: &TestApp, user: &str) -> String {
+    let callback = log_in_to(app, user, "/account").await;
+    assert_eq!(callback.header("location"), Some("/account"));
+    cookie_pair(&callback, "__Host-session")
+}
+
+/// The real flow with `return_to` (as it appears in the query string);
+/// returns the callback's answer.
+async fn log_in_to(app: &TestApp, user: &str, return_to: &str) -> Reply {
     let login =
-        get(app, &format!("{}/auth/login?return_to=/account&login_hint={user}", app.base), None).await;
+        get(app, &format!("{}/auth/login?return_to={return_to}&login_hint={user}", app.base), None).await;
     assert_eq!(login.status, 303, "{}", login.text);
     let to_identity = login.header("location").expect("redirect to the identity provider").to_owned();
     assert!(
@@ -53,8 +61,27 @@ async fn log_in(app: &TestApp, user: &str) -> String {
 
     let callback = get(app, &back, Some(&login_cookie)).await;
     assert_eq!(callback.status, 303, "{}", callback.text);
-    assert_eq!(callback.header("location"), Some("/account"));
-    cookie_pair(&callback, "__Host-session")
+    callback
+}
+
+#[tokio::test]
+async fn a_login_never_returns_to_another_origin() {
+    let app = spawn_app().await;
+    // The attacker's run: `/%09/evil.example` came back as `Location: /\t/evil.example`,
+    // which a browser reads as `//evil.example`; with `%0d` there was no Location at all.
+    for return_to in [
+        "/%09/evil.example",
+        "/%0d%0aevil",
+        "/%252F%252Fevil.example",
+        "/.//evil.example",
+        "%2F%2Fevil.example",
+    ] {
+        let callback = log_in_to(&app, "u-2", return_to).await;
+        assert_eq!(callback.header("location"), Some("/"), "return_to={return_to}");
+        cookie_pair(&callback, "__Host-session");
+    }
+    let callback = log_in_to(&app, "u-2", "/orders%3Fpage%3D2").await;
+    assert_eq!(callback.header("location"), Some("/orders?page=2"));
 }
 
 #[tokio::test]
