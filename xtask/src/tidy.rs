@@ -390,3 +390,29 @@ fn the_error_rules_catch_each_way_of_breaking_them() {
     assert!(found.contains("2 error types"), "{found}");
     assert!(!found.contains("c.rs"), "test code and typed errors are fine: {found}");
 }
+
+/// Where `source` serves HTTP with `axum::serve` (no timer: no header-read
+/// or idle timeout, no connection cap).
+fn unbounded_serve(source: &str) -> bool {
+    non_test(source).contains("axum::serve(")
+}
+
+#[test]
+fn every_bff_is_served_by_the_bounded_accept_loop() {
+    let mut violations = Vec::new();
+    for (_, dir) in crates() {
+        for file in rust_files(&dir.join("src")) {
+            let source = std::fs::read_to_string(&file).expect("readable source");
+            if unbounded_serve(&source) {
+                violations.push(file.strip_prefix(root()).unwrap_or(&file).display().to_string());
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "serve with bff_server::serve (timeouts and a connection cap), not axum::serve:\n  {}",
+        violations.join("\n  ")
+    );
+    assert!(unbounded_serve("let server = axum::serve(listener, app);"));
+    assert!(!unbounded_serve("bff_server::serve(listener, app, &config.server, shutdown)"));
+}

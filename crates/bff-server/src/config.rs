@@ -72,6 +72,22 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_grace_secs: u64,
+    /// A new connection's first request head, and any later request's head
+    /// once its first byte arrived, must be complete within this many
+    /// milliseconds, or the connection is closed (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection with nothing in flight is closed after this
+    /// many milliseconds. Keep it above the load balancer's own idle timeout
+    /// (60 s on most), so the balancer never reuses a connection we are closing.
+    pub idle_timeout_ms: u64,
+    /// A request must be answered (its body read and its answer written)
+    /// within this many milliseconds, or its connection is closed: bounds
+    /// bodies trickled a byte at a time. Far above any screen's deadline.
+    pub request_timeout_ms: u64,
+    /// Connections served at once. Past it, a few more answer the health
+    /// endpoints only and the rest are closed on accept: memory stays
+    /// bounded however many sockets a client opens.
+    pub max_connections: usize,
     /// Log format: `pretty` locally, `json` in deployment.
     pub log_format: LogFormat,
 }
@@ -91,6 +107,10 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             max_concurrent_requests: 512,
             shutdown_grace_secs: 20,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            request_timeout_ms: 30_000,
+            max_connections: 4096,
             log_format: LogFormat::Pretty,
         }
     }
@@ -104,6 +124,18 @@ impl Validate for ServerConfig {
         }
         if self.max_concurrent_requests == 0 {
             problems.push("max_concurrent_requests must be greater than 0".to_owned());
+        }
+        for (key, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key} must be greater than 0"));
+            }
+        }
+        if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
+            problems.push("max_connections must be between 1 and 4294967295".to_owned());
         }
         problems
     }

@@ -28,6 +28,7 @@ pub mod conditional;
 pub mod config;
 pub mod edge;
 pub mod extract;
+pub mod listen;
 pub mod openapi;
 pub mod session;
 pub mod shell;
@@ -92,34 +93,34 @@ impl ShellError {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves. Then the listener
-/// closes, in-flight requests finish, and after `grace` whatever is still
+/// Serves `app` on `listener` until `shutdown` resolves, within the
+/// connection limits of `server` (header-read, idle and request timeouts, a
+/// cap on open connections: see [`listen`]). Then the listener closes,
+/// in-flight requests finish, and after the grace period whatever is still
 /// running is dropped (a stuck request must not block a deploy forever).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    server: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, mut stopping_rx) = watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutdown requested; finishing in-flight requests");
-        let _ = stopping_tx.send(true);
-    });
-    let grace_over = async move {
-        if stopping_rx.wait_for(|stopping| *stopping).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(grace).await;
-    };
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let mut accepting =
+        std::pin::pin!(listen::accept_loop(listener, app, listen::Limits::of(server), stopping_rx));
     tokio::select! {
-        result = server => result,
-        () = grace_over => {
+        () = accepting.as_mut() => return Ok(()),
+        () = shutdown => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    let _ = stopping_tx.send(true);
+    tokio::select! {
+        () = accepting => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping remaining requests");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -40,7 +40,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -441,8 +440,7 @@ impl<X: Section> Bff<X> {
         for task in &self.tasks {
             tasks.spawn(task(&config.own, &backbone)?);
         }
-        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-        let served = crate::serve(listener, app, shutdown, grace).await;
+        let served = crate::serve(listener, app, &config.server, shutdown).await;
         tasks.abort_all();
         served?;
         Ok(())

@@ -3,5 +3,6 @@
 //! on a one-route screen against the identity mock alone.
 
 mod config;
+mod connections;
 mod edge;
 mod modes;
