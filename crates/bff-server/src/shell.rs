@@ -383,6 +383,9 @@ impl<X: Section> Bff<X> {
         if self.conditional_get {
             screens = screens.route_layer(middleware::from_fn(crate::conditional::conditional_get));
         }
+        // Every screen answers an authenticated caller: nothing of it may sit
+        // in a shared cache. Conditional GETs already said `private, no-cache`.
+        screens = screens.route_layer(middleware::map_response(personal));
         let mut app: Router = match routes.session {
             None => screens.with_state(backbone.clone()),
             Some((public, private)) => {
@@ -578,6 +581,17 @@ fn security_schemes(
 
 /// `client-credentials` mode: only machines acting for themselves (the
 /// subject is the client); a user's token, even for this audience, is `403`.
+/// `Cache-Control: private, no-store` on a screen's answer unless it set its
+/// own: the answer is someone's (web home, admin and partner answers had
+/// none, so a shared cache in between could have served them to others).
+async fn personal(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("private, no-store"));
+    response
+}
+
 async fn only_clients(caller: Caller, request: Request, next: Next) -> Response {
     if caller.is_client() {
         next.run(request).await

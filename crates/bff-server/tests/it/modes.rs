@@ -30,6 +30,8 @@ async fn bearer_mode_admits_its_apps_tokens_only() {
     let app = spawn("mobile-bff").await;
     let reply = app.get("/whoami").await;
     assert_eq!((reply.status.as_u16(), reply.text.as_str()), (200, "u-1"));
+    // A screen's answer is the caller's: never for a shared cache.
+    assert_eq!(reply.header("cache-control"), Some("private, no-store"));
     let admin = app.token_for(bff_registry::entry("admin-bff"), "s-1");
     app.get_with("/whoami", Some(&admin), &[]).await.assert_problem(401, "auth.invalid_token");
     app.get_with("/whoami", None, &[]).await.assert_problem(401, "auth.invalid_token");
@@ -40,6 +42,7 @@ async fn client_credentials_mode_admits_machines_and_refuses_people() {
     let app = spawn("partner-bff").await;
     let reply = app.get("/whoami").await;
     assert_eq!((reply.status.as_u16(), reply.text.as_str()), (200, "partner-acme"));
+    assert_eq!(reply.header("cache-control"), Some("private, no-store"));
     let mut claims = app.fleet.identity().user_claims(app.bff, "u-1", std::time::Duration::from_secs(60));
     claims.sub = "u-1".to_owned();
     let user = app.fleet.identity().sign(&claims).expect("sign");
@@ -63,6 +66,8 @@ async fn device_mode_admits_its_devices_tokens() {
     let app = spawn("tv-bff").await;
     let reply = app.get("/whoami").await;
     assert_eq!((reply.status.as_u16(), reply.text.as_str()), (200, "u-1"));
+    // A screen's answer is the caller's: never for a shared cache.
+    assert_eq!(reply.header("cache-control"), Some("private, no-store"));
 }
 
 #[tokio::test]

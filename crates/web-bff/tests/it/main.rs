@@ -102,6 +102,7 @@ async fn login_round_trip_sets_an_exact_sealed_cookie_that_opens_the_home_page()
 
     let home = get(&app, &format!("{}/v1/home", app.base), Some(&session)).await;
     assert_eq!(home.status, 200, "{}", home.text);
+    assert_eq!(home.header("cache-control"), Some("private, no-store"), "a personal page");
     let body = home.json();
     assert_eq!(body["degraded"], false, "{body}");
     assert_eq!(body["data"]["greeting"], "Welcome back, Grace");
