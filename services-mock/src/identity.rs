@@ -227,8 +227,10 @@ pub fn person(id: &str) -> Option<Person> {
     if let Some((id, _, role)) = STAFF.iter().find(|(staff, _, _)| *staff == id) {
         return Some(Person { id: (*id).to_owned(), tenant: "staff", roles: vec![role] });
     }
-    let n: usize = id.strip_prefix("u-")?.parse().ok()?;
-    (1..=crate::seed::Seed::shared().users.len()).contains(&n).then(|| Person {
+    // Exactly `u-<n>` as seeded: `u-01` and `u-+1` parse to 1 but are not u-1.
+    let digits = id.strip_prefix("u-")?;
+    let n: usize = digits.parse().ok()?;
+    (n.to_string() == digits && (1..=crate::seed::Seed::shared().users.len()).contains(&n)).then(|| Person {
         id: id.to_owned(),
         tenant: "shop",
         roles: vec!["customer"],
@@ -372,11 +374,29 @@ impl Identity {
 
     /// Signs with the key `kid` (the older key, to show rotation works).
     pub fn sign_with<C: Serialize>(&self, kid: &str, claims: &C) -> anyhow::Result<String> {
+        self.sign_with_header(kid, |_| {}, claims)
+    }
+
+    /// Signs with the key `kid` after `edit` changed the header (a `crit`
+    /// the verifier cannot understand, ...): a genuine signature over a
+    /// header with a chosen defect.
+    pub fn sign_with_header<C: Serialize>(
+        &self,
+        kid: &str,
+        edit: impl FnOnce(&mut Header),
+        claims: &C,
+    ) -> anyhow::Result<String> {
         let key = self.keys.iter().find(|k| k.kid == kid).with_context(|| format!("no key {kid}"))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.to_owned());
         header.typ = Some("at+jwt".to_owned());
+        edit(&mut header);
         jsonwebtoken::encode(&header, claims, &key.encoding).context("signing token")
+    }
+
+    /// The id of the key tokens are signed with now.
+    pub fn current_kid(&self) -> Option<&'static str> {
+        self.keys.first().map(|k| k.kid)
     }
 
     pub(crate) fn claims(&self, aud: &str, sub: &str, scope: &str, client_id: &str, ttl: u64) -> UserClaims {
@@ -855,5 +875,9 @@ mod tests {
         assert_eq!(person("s-2").map(|p| p.roles), Some(vec!["support"]));
         assert!(person("u-99").is_none());
         assert!(person("x").is_none());
+        // The attacker's run minted tokens for these: not seeded names.
+        for near_miss in ["u-01", "u-+1", "u-1 ", "u- 1", "u-0"] {
+            assert!(person(near_miss).is_none(), "{near_miss:?}");
+        }
     }
 }

@@ -57,6 +57,22 @@ pub enum AuthError {
     /// A required claim is missing.
     #[error("missing claim {0}")]
     MissingClaim(String),
+    /// The header marks extensions critical (`crit`, RFC 7515 §4.1.11) and
+    /// this verifier understands none: the token must be refused.
+    #[error("critical header extensions not understood: {0:?}")]
+    CriticalExtension(Vec<String>),
+    /// The token is meant to live longer than the configured maximum
+    /// (`exp - iat`, or `exp - now`).
+    #[error("lifetime of {lifetime_secs} s is over the {max_secs} s allowed")]
+    TooLongLived {
+        /// The longer of `exp - iat` and `exp - now`.
+        lifetime_secs: u64,
+        /// `max_token_lifetime_secs`.
+        max_secs: u64,
+    },
+    /// `aud` lists several audiences and that is not allowed here.
+    #[error("the token is for {0} audiences; one is allowed")]
+    SeveralAudiences(usize),
     /// The keys could not be fetched and none are cached.
     #[error("no keys available: {0}")]
     KeysUnavailable(String),

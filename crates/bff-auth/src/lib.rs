@@ -68,6 +68,14 @@ pub struct AuthConfig {
     pub jwks_refresh_cooldown_secs: u64,
     /// Timeout of one JWKS fetch, in milliseconds.
     pub jwks_timeout_ms: u64,
+    /// Longest token lifetime accepted, in seconds: a token whose `exp` is
+    /// further than this from its `iat`, or from now, is refused, so a
+    /// token minted to last a year is worthless here even when signed.
+    pub max_token_lifetime_secs: u64,
+    /// Accept tokens whose `aud` lists several audiences (one of them this
+    /// BFF). Off: a token good at several BFFs is a token that one of them
+    /// could replay at another.
+    pub allow_multiple_audiences: bool,
     /// How this BFF exchanges callers' tokens for service tokens.
     pub exchange: ExchangeConfig,
 }
@@ -107,6 +115,9 @@ impl AuthConfig {
         if self.leeway_secs > 300 {
             problems.push("leeway_secs above 300 defeats expiry".to_owned());
         }
+        if self.max_token_lifetime_secs == 0 {
+            problems.push("max_token_lifetime_secs must be greater than 0".to_owned());
+        }
         if self.jwks_timeout_ms == 0 {
             problems.push("jwks_timeout_ms must be greater than 0".to_owned());
         }
@@ -125,6 +136,9 @@ impl Default for AuthConfig {
             leeway_secs: 30,
             jwks_refresh_cooldown_secs: 30,
             jwks_timeout_ms: 2_000,
+            // The mock issues 900 s tokens and `cargo xtask token` 3600 s.
+            max_token_lifetime_secs: 3_600,
+            allow_multiple_audiences: false,
             exchange: ExchangeConfig::default(),
         }
     }

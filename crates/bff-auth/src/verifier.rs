@@ -174,6 +174,11 @@ impl JwtVerifier {
         // `decode_header` fails on any `alg` outside jsonwebtoken's enum,
         // which has no `none` in any casing.
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        // RFC 7515 §4.1.11: extensions marked critical must be understood,
+        // and we understand none (an empty list is invalid too).
+        if let Some(critical) = header.crit {
+            return Err(AuthError::CriticalExtension(critical));
+        }
         if !self.algorithms.contains(&header.alg) {
             return Err(AuthError::DisallowedAlgorithm(header.alg));
         }
@@ -225,6 +230,13 @@ impl JwtVerifier {
         if claims.sub.is_empty() {
             return Err(AuthError::MissingClaim("sub".to_owned()));
         }
+        self.check_lifetime(&claims)?;
+        if let Some(serde_json::Value::Array(audiences)) = claims.other.get("aud")
+            && audiences.len() > 1
+            && !self.config.allow_multiple_audiences
+        {
+            return Err(AuthError::SeveralAudiences(audiences.len()));
+        }
         Ok(Caller {
             subject: claims.sub,
             client_id: claims.client_id,
@@ -241,6 +253,29 @@ impl JwtVerifier {
                 })
                 .collect(),
         })
+    }
+}
+
+impl JwtVerifier {
+    /// Refuses a token meant to live longer than `max_token_lifetime_secs`:
+    /// from its `iat` when it has one, and from now in any case (a token
+    /// without `iat` cannot dodge the cap). The leeway applies to the second.
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
+        let max_secs = self.config.max_token_lifetime_secs;
+        let seconds = |name: &str| claims.other.get(name).and_then(serde_json::Value::as_u64);
+        let Some(exp) = seconds("exp") else {
+            return Err(AuthError::MissingClaim("exp".to_owned()));
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let issued = seconds("iat").map_or(0, |iat| exp.saturating_sub(iat));
+        let remaining = exp.saturating_sub(now);
+        if issued > max_secs || remaining > max_secs + self.config.leeway_secs {
+            return Err(AuthError::TooLongLived { lifetime_secs: issued.max(remaining), max_secs });
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! RFC 8725-hardened verification, one defect at a time.
 
-use bff_auth::AuthError;
+use bff_auth::{AuthConfig, AuthError, JwtVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::{calls, claims, identity, jwks_server, verifier};
@@ -79,4 +79,69 @@ async fn unknown_key_ids_refresh_the_jwks_at_most_once_per_cooldown() {
         assert!(matches!(verifier.verify(&unknown).await, Err(AuthError::UnknownKey(_))));
     }
     assert_eq!(calls(&server, "/jwks.json").await, 1, "within the cool-down no refresh is repeated");
+}
+
+#[tokio::test]
+async fn a_header_with_critical_extensions_is_refused_though_signed() {
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let verifier = verifier(&server);
+    let kid = identity.current_kid().expect("a key");
+    for critical in [vec!["exp-ext".to_owned()], vec![]] {
+        let token = identity
+            .sign_with_header(kid, |header| header.crit = Some(critical.clone()), &claims(&identity))
+            .expect("sign");
+        match verifier.verify(&token).await {
+            Err(AuthError::CriticalExtension(named)) => assert_eq!(named, critical),
+            other => panic!("expected the crit header to be refused, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_meant_to_outlive_the_maximum_is_refused() {
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let verifier = verifier(&server);
+    let max = AuthConfig::default().max_token_lifetime_secs;
+    // A year-long token, and one with no `iat` to measure from.
+    let mut year = claims(&identity);
+    year.exp = year.iat + 365 * 24 * 3600;
+    let token = identity.sign(&year).expect("sign");
+    match verifier.verify(&token).await {
+        Err(AuthError::TooLongLived { lifetime_secs, max_secs }) => {
+            assert_eq!((lifetime_secs, max_secs), (365 * 24 * 3600, max));
+        }
+        other => panic!("expected a too-long-lived token to be refused, got {other:?}"),
+    }
+    let mut no_iat = serde_json::to_value(claims(&identity)).expect("json");
+    no_iat["exp"] = (year.iat + 2 * max).into();
+    no_iat.as_object_mut().expect("object").remove("iat");
+    let token = identity.sign(&no_iat).expect("sign");
+    assert!(matches!(verifier.verify(&token).await, Err(AuthError::TooLongLived { .. })));
+    // Exactly the maximum is fine.
+    let mut longest = claims(&identity);
+    longest.exp = longest.iat + max;
+    assert!(verifier.verify(&identity.sign(&longest).expect("sign")).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_for_several_audiences_is_refused_unless_allowed() {
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let mut shared = serde_json::to_value(claims(&identity)).expect("json");
+    shared["aud"] = serde_json::json!(["mobile-bff", "web-bff"]);
+    let token = identity.sign(&shared).expect("sign");
+    assert!(matches!(verifier(&server).verify(&token).await, Err(AuthError::SeveralAudiences(2))));
+    let lenient = JwtVerifier::new(AuthConfig {
+        jwks_url: format!("{}/jwks.json", server.uri()),
+        allow_multiple_audiences: true,
+        ..AuthConfig::local("mobile-bff")
+    })
+    .expect("valid settings");
+    assert_eq!(lenient.verify(&token).await.expect("allowed").subject, "u-1");
+    // A one-element list is one audience.
+    shared["aud"] = serde_json::json!(["mobile-bff"]);
+    let token = identity.sign(&shared).expect("sign");
+    assert!(verifier(&server).verify(&token).await.is_ok());
 }
