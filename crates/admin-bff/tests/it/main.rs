@@ -23,7 +23,11 @@ async fn spawn_app() -> Admin {
     ));
     let _ = std::fs::remove_file(&audit);
     let path = audit.clone();
-    let app = bff_testkit::spawn(admin_bff::bff(), |config| config.own.path = path).await;
+    let app = bff_testkit::spawn(admin_bff::bff(), |config| {
+        config.own.path = path;
+        config.own.denial_interval_ms = 100;
+    })
+    .await;
     Admin { app, audit }
 }
 
@@ -31,6 +35,19 @@ impl Admin {
     fn records(&self) -> Vec<AuditRecord> {
         let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
         text.lines().map(|line| serde_json::from_str(line).expect("a record per line")).collect()
+    }
+
+    /// The records once there are at least `n` (aggregates are written on
+    /// the writer's next interval).
+    async fn records_when(&self, n: usize) -> Vec<AuditRecord> {
+        for _ in 0..100 {
+            let records = self.records();
+            if records.len() >= n {
+                return records;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.records()
     }
 }
 
@@ -90,8 +107,8 @@ async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
         assert_eq!(reply.status.as_u16(), *status, "{path}: {}", reply.text);
     }
 
-    let records = admin.records();
-    assert_eq!(records.len(), cases.len(), "one record per request");
+    let records = admin.records_when(cases.len()).await;
+    assert_eq!(records.len(), cases.len(), "one record per request (the anonymous one as a count of 1)");
     type Summary<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Outcome, u16);
     let summary: Vec<Summary<'_>> = records
         .iter()
@@ -104,11 +121,16 @@ async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
             (Some("s-2"), Some("support"), Some("u-2"), Outcome::Allowed, 200),
             (Some("s-1"), Some("admin"), Some("u-99"), Outcome::Allowed, 404),
             (Some("u-1"), None, Some("u-1"), Outcome::Denied, 403),
-            (None, None, Some("u-1"), Outcome::Denied, 401),
+            // Nobody we know: aggregated per source, action and code.
+            (None, None, None, Outcome::Denied, 401),
         ]
     );
+    assert_eq!((records[4].count, records[4].source.as_deref()), (Some(1), Some("127.0.0.1")));
     assert!(records.iter().all(|r| r.action == "GET /admin/v1/users/{id}"));
-    assert_eq!(records[0].request_id, "audit-200");
+    // Our own id, with the caller's beside it.
+    assert_eq!(records[0].caller_request_id.as_deref(), Some("audit-200"));
+    assert_eq!(records[0].request_id.len(), 36, "a UUID: {}", records[0].request_id);
+    assert_ne!(records[0].request_id, records[1].request_id);
     assert_eq!(verify(&admin.audit).expect("chain intact").0, 5);
 
     // Tampering with any record is evident.
@@ -156,4 +178,89 @@ async fn conforms_to_the_shell() {
     let path = trail.clone();
     bff_testkit::conformance(admin_bff::bff, |config| config.own.path = path).await;
     let _ = std::fs::remove_file(trail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_flood_leaves_staff_answered_and_the_trail_small() {
+    let admin = spawn_app().await;
+    let app = &admin.app;
+    // The attacker's run: 1,000 token-less requests with 60,000-character
+    // ids, 100 at a time (before: 60 MB of synced lines, staff got 504s).
+    // Written as raw bytes, so the flood costs this test's client next to
+    // nothing and the BFF's CPU is what is measured.
+    let request = format!(
+        "GET /admin/v1/users/{} HTTP/1.1\r\nhost: bff\r\nconnection: close\r\n\r\n",
+        "9".repeat(60_000)
+    );
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let flood = tokio::spawn(async move {
+        let mut refused = 0;
+        for _ in 0..10 {
+            let mut wave = tokio::task::JoinSet::new();
+            for _ in 0..100 {
+                let (request, address) = (request.clone(), address.clone());
+                wave.spawn(async move {
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+                    stream.write_all(request.as_bytes()).await.ok()?;
+                    let mut answer = Vec::new();
+                    stream.read_to_end(&mut answer).await.ok()?;
+                    Some(answer.starts_with(b"HTTP/1.1 401"))
+                });
+            }
+            refused += wave.join_all().await.into_iter().filter(|refused| *refused == Some(true)).count();
+        }
+        refused
+    });
+    let staff = app.token("s-1");
+    let mut answered = 0;
+    while !flood.is_finished() || answered < 5 {
+        let reply = app.get_with("/admin/v1/users/u-2", Some(&staff), &[]).await;
+        assert_eq!(reply.status, 200, "a staff request during the flood: {}", reply.text);
+        answered += 1;
+    }
+    assert_eq!(flood.await.expect("flood"), 1_000, "every flood request is refused 401");
+
+    // Staff requests one line each; the flood a handful of aggregates.
+    let counted = |records: &[AuditRecord]| -> u64 {
+        records.iter().filter(|r| r.actor.is_none()).map(|r| r.count.unwrap_or(0)).sum()
+    };
+    let mut records = admin.records();
+    for _ in 0..100 {
+        if counted(&records) >= 1_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        records = admin.records();
+    }
+    assert_eq!(counted(&records), 1_000, "every flood request is counted");
+    let staff_records = records.iter().filter(|r| r.actor.as_deref() == Some("s-1")).count();
+    assert_eq!(staff_records, answered);
+    assert!(records.len() < answered + 50, "{} records for {answered} staff requests", records.len());
+    let size = std::fs::metadata(&admin.audit).expect("trail").len();
+    assert!(size < 256 * 1024, "the trail grew by {size} bytes");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.target.as_deref().is_none_or(|t| t.len() <= admin_bff::audit::MAX_FIELD_CHARS))
+    );
+    assert_eq!(verify(&admin.audit).expect("chain intact").0, records.len() as u64);
+}
+
+#[tokio::test]
+async fn a_known_callers_long_target_is_cut_and_marked() {
+    let admin = spawn_app().await;
+    let app = &admin.app;
+    let reply =
+        app.get_with(&format!("/admin/v1/users/{}", "u".repeat(5_000)), Some(&app.token("s-1")), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    let records = admin.records_when(1).await;
+    assert_eq!(records.len(), 1);
+    assert!(records[0].truncated);
+    assert_eq!(records[0].target.as_deref().map(str::len), Some(admin_bff::audit::MAX_FIELD_CHARS));
+    // A malformed id is refused as a request, not "allowed".
+    assert_eq!(
+        (records[0].outcome, records[0].code.as_deref()),
+        (Outcome::Rejected, Some("request.invalid"))
+    );
 }
