@@ -21,9 +21,10 @@
 //!   role, failed) is answered only once its record is on disk (`fsync`ed);
 //!   if the queue is full or the disk fails, the request fails closed
 //!   (`503`) instead of going unaudited;
-//! * requests nobody authenticated (no token, a forged or expired one) are
-//!   counted, not written one by one: one record per source address, action
-//!   and problem code per interval ([`AuditConfig::denial_interval_ms`](crate::AuditConfig)),
+//! * requests whose caller nobody established (no token, a forged or
+//!   expired one, or refused by the edge before authentication: unknown
+//!   paths, `405`, `413`) are counted, not written one by one: one record
+//!   per source address, action and problem code per interval ([`AuditConfig::denial_interval_ms`](crate::AuditConfig)),
 //!   with the count and the first and last time. They are answered at once;
 //!   a crash loses at most one interval of these counts. A flood of them
 //!   costs a few lines a second, and the chain stays verifiable (aggregates
@@ -223,6 +224,7 @@ struct Denials {
     last: SystemTime,
     count: u64,
     status: u16,
+    outcome: Outcome,
 }
 
 /// One record waiting to be written, and who to tell when it is on disk.
@@ -285,9 +287,9 @@ impl AuditLog {
         }
     }
 
-    /// Counts a request nobody authenticated, for the next aggregate record
-    /// of its source, action and code. Never waits.
-    pub fn count_denial(&self, entry: &Entry) {
+    /// Counts a request whose caller nobody established, for the next
+    /// aggregate record of its source, action and code. Never waits.
+    pub fn count_anonymous(&self, entry: &Entry) {
         let now = SystemTime::now();
         let mut denials = self.denials.lock().unwrap_or_else(|p| p.into_inner());
         let source = entry.source.clone().unwrap_or_default();
@@ -295,8 +297,13 @@ impl AuditLog {
         if !denials.contains_key(&key) && denials.len() >= MAX_DENIAL_KEYS {
             key.0 = "*".to_owned();
         }
-        let slot =
-            denials.entry(key).or_insert(Denials { first: now, last: now, count: 0, status: entry.status });
+        let slot = denials.entry(key).or_insert(Denials {
+            first: now,
+            last: now,
+            count: 0,
+            status: entry.status,
+            outcome: entry.outcome,
+        });
         slot.count += 1;
         slot.last = now;
     }
@@ -365,7 +372,7 @@ impl Writer {
                 role: None,
                 action,
                 target: None,
-                outcome: Outcome::Denied,
+                outcome: denials.outcome,
                 code,
                 status: denials.status,
                 truncated: false,
@@ -569,7 +576,7 @@ mod tests {
         anonymous.code = Some("auth.invalid_token".to_owned());
         anonymous.status = 401;
         for _ in 0..1_000 {
-            log.count_denial(&anonymous);
+            log.count_anonymous(&anonymous);
         }
         drop(log); // the writer flushes what it counted before it stops
         let mut records = Vec::new();

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use bff_auth::Caller;
 use bff_error::{ApiError, ErrorCode};
 use bff_server::shell::DEFAULT_STAFF_ROLES;
-use bff_server::{Backbone, Bff, Section, ShellError, Wrap};
+use bff_server::{Backbone, Bff, Section, ShellError};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,27 +104,26 @@ pub fn bff() -> Bff<AuditConfig> {
         .deadline_ms(400)
         .staff_roles(ROLES)
         .screens(screens)
-        // Around authentication, so denials are recorded too.
-        .around_auth(audit_layer)
+        // Around authentication: says which action and target a request
+        // to a screen was, for the record.
+        .around_auth(|_, _| Ok(bff_server::route_layer(middleware::from_fn(name_the_action))))
+        // Around the edge: every request that reaches us is recorded, those
+        // refused before routing (unknown paths, 405, 413) too.
+        .around_edge(audit_layer)
         .command("verify-audit", "<file>   check an audit trail's hash chain", verify_audit)
 }
 
-/// Opens the trail (verifying what is already in it) and records every request.
-fn audit_layer(config: &AuditConfig, _: &Backbone) -> Result<Wrap, ShellError> {
-    let settings = WriterSettings {
-        queue_capacity: config.queue_capacity,
-        denial_interval: std::time::Duration::from_millis(config.denial_interval_ms),
-    };
-    let log = AuditLog::open(&config.path, settings)
-        .map_err(|e| ShellError::start("opening the audit trail", e))?;
-    Ok(bff_server::route_layer(middleware::from_fn_with_state(Arc::new(log), audit_every_request)))
+/// What a screen's route says about a request, for its audit record.
+#[derive(Debug, Clone)]
+struct Action {
+    /// `METHOD /route/{param}`.
+    action: String,
+    /// The path parameters, joined by `/`.
+    target: Option<String>,
 }
 
-/// Audits every request after its response is made: a known caller's
-/// record is on disk before the response leaves (no record, no response);
-/// an unauthenticated one is counted and answered at once.
-async fn audit_every_request(
-    State(audit): State<Arc<AuditLog>>,
+/// Puts the matched route and its parameters on the response.
+async fn name_the_action(
     matched: MatchedPath,
     params: RawPathParams,
     request: Request,
@@ -133,16 +132,61 @@ async fn audit_every_request(
     let action = format!("{} {}", request.method(), matched.as_str());
     let target: Vec<&str> = params.iter().map(|(_, value)| value).collect();
     let target = (!target.is_empty()).then(|| target.join("/"));
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(Action { action, target });
+    response
+}
+
+/// Paths that are not the back office's business: probes and the public
+/// document. Not audited.
+const UNAUDITED: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
+
+/// Opens the trail (verifying what is already in it) and records every request.
+fn audit_layer(config: &AuditConfig, _: &Backbone) -> Result<bff_server::WrapApp, ShellError> {
+    let settings = WriterSettings {
+        queue_capacity: config.queue_capacity,
+        denial_interval: std::time::Duration::from_millis(config.denial_interval_ms),
+    };
+    let log = AuditLog::open(&config.path, settings)
+        .map_err(|e| ShellError::start("opening the audit trail", e))?;
+    let layer = middleware::from_fn_with_state(Arc::new(log), audit_every_request);
+    Ok(Box::new(move |app| app.layer(layer)))
+}
+
+/// Audits every request after its response is made: a known caller's
+/// record is on disk before the response leaves (no record, no response);
+/// one whose caller nobody established (no or a bad token, or refused by
+/// the edge before authentication) is counted and answered at once.
+async fn audit_every_request(State(audit): State<Arc<AuditLog>>, request: Request, next: Next) -> Response {
+    if UNAUDITED.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
     let caller_request_id = request
         .headers()
         .get(bff_telemetry::REQUEST_ID)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let source = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|peer| peer.0.ip().to_string());
     let response = next.run(request).await;
-    // Staff mode leaves the caller (when known) on the response, and every
-    // problem its code: the record says who, and what was decided.
+    // Staff mode leaves the caller (when known) on the response, every
+    // problem its code, and a screen's route its action: the record says
+    // who, what, and what was decided.
     let caller = response.extensions().get::<Caller>();
     let code = response.extensions().get::<ErrorCode>().copied();
+    let mut outcome = Outcome::of(code);
+    let (action, target) = match response.extensions().get::<Action>() {
+        Some(named) => (named.action.clone(), named.target.clone()),
+        // Refused before routing: the action is the method, the target the
+        // path as sent (bounded by the trail), and any problem (an unknown
+        // path too) a rejection of the request.
+        None => {
+            if code.is_some() && outcome == Outcome::Allowed {
+                outcome = Outcome::Rejected;
+            }
+            (format!("{method} (unrouted)"), Some(path))
+        }
+    };
     let entry = Entry {
         request_id: uuid::Uuid::new_v4().to_string(),
         caller_request_id,
@@ -151,14 +195,14 @@ async fn audit_every_request(
         role: caller.and_then(|c| ROLES.iter().find(|role| c.has_role(role)).map(|r| (*r).to_owned())),
         action,
         target,
-        outcome: Outcome::of(code),
+        outcome,
         code: code.map(|code| code.as_str().to_owned()),
         status: response.status().as_u16(),
     };
-    if entry.outcome == Outcome::Denied && entry.actor.is_none() {
+    if entry.actor.is_none() {
         // Nobody we know: counted, never a synced line each (a flood of
         // these must not slow staff down or fill the disk).
-        audit.count_denial(&entry);
+        audit.count_anonymous(&entry);
         return response;
     }
     let audit_id = entry.request_id.clone();

@@ -42,7 +42,7 @@ use tokio::sync::watch;
 pub use backbone::Backbone;
 pub use config::{Config, Section, ServerConfig};
 pub use edge::{Readiness, edge};
-pub use shell::{Bff, Hook, Task, Wrap, route_layer};
+pub use shell::{Bff, EdgeHook, Hook, Task, Wrap, WrapApp, route_layer};
 
 /// Why a BFF could not be configured, built or served. Start-up errors are
 /// printed as one line and the process exits non-zero.

@@ -8,7 +8,8 @@
 //!         .describe("The BFF of the back office. ...")
 //!         .deadline_ms(400)
 //!         .screens(|| OpenApiRouter::new().routes(routes!(routes::user)))
-//!         .around_auth(audit_layer)
+//!         .around_auth(name_the_action)
+//!         .around_edge(audit_layer)
 //!         .command("verify-audit", "<file>", verify_audit)
 //! }
 //! // main.rs
@@ -67,6 +68,13 @@ use crate::{Backbone, ShellError, openapi};
 /// [`route_layer`].
 pub type Wrap = Box<dyn FnOnce(Router<Backbone>) -> Router<Backbone> + Send>;
 
+/// A change to the whole app, edge included: a layer that sees every
+/// request that reaches the BFF, those the edge refuses too.
+pub type WrapApp = Box<dyn FnOnce(Router) -> Router + Send>;
+
+/// A BFF's hook around the edge (see [`Bff::around_edge`]).
+pub type EdgeHook<X> = fn(&X, &Backbone) -> Result<WrapApp, ShellError>;
+
 /// A BFF's hook: builds a [`Wrap`] from its own section and the backbone
 /// (e.g. opens the audit trail, makes the rate limiter).
 pub type Hook<X> = fn(&X, &Backbone) -> Result<Wrap, ShellError>;
@@ -118,6 +126,7 @@ pub struct Bff<X: Section = ()> {
     screens: fn() -> OpenApiRouter<Backbone>,
     inside_auth: Vec<Hook<X>>,
     around_auth: Vec<Hook<X>>,
+    around_edge: Vec<EdgeHook<X>>,
     tasks: Vec<Task<X>>,
     commands: Vec<Command>,
     tune: Option<fn(&mut Config<X>)>,
@@ -146,6 +155,7 @@ impl<X: Section> Bff<X> {
             screens: OpenApiRouter::new,
             inside_auth: Vec::new(),
             around_auth: Vec::new(),
+            around_edge: Vec::new(),
             tasks: Vec::new(),
             commands: Vec::new(),
             tune: None,
@@ -228,6 +238,16 @@ impl<X: Section> Bff<X> {
     #[must_use]
     pub fn around_auth(mut self, hook: Hook<X>) -> Self {
         self.around_auth.push(hook);
+        self
+    }
+
+    /// A layer around the whole app, edge included: it sees every request
+    /// that reaches the BFF, those refused before routing too (unknown
+    /// paths, `405`, `413`, shed load). Admin's audit trail records there.
+    /// Later calls wrap earlier ones.
+    #[must_use]
+    pub fn around_edge(mut self, hook: EdgeHook<X>) -> Self {
+        self.around_edge.push(hook);
         self
     }
 
@@ -409,6 +429,9 @@ impl<X: Section> Bff<X> {
         };
         app = app.merge(openapi::route(&doc));
         let mut app = crate::edge(app, &config.server, readiness);
+        for hook in &self.around_edge {
+            app = hook(&config.own, &backbone)?(app);
+        }
         if self.compression {
             // Outermost, after the ETag is taken.
             app = app.layer(tower_http::compression::CompressionLayer::new());

@@ -264,3 +264,56 @@ async fn a_known_callers_long_target_is_cut_and_marked() {
         (Outcome::Rejected, Some("request.invalid"))
     );
 }
+
+#[tokio::test]
+async fn requests_the_edge_refuses_are_recorded_too() {
+    let admin = spawn_app().await;
+    let app = &admin.app;
+    let staff = app.token("s-1");
+    // An unknown path, a method the route does not have, a body over the
+    // limit: refused before a screen, before authentication.
+    let unknown = app.get_with("/admin/v1/nope", Some(&staff), &[]).await;
+    unknown.assert_problem(404, "resource.not_found");
+    let wrong_method = app
+        .http
+        .delete(format!("{}/admin/v1/users/u-1", app.base))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(wrong_method.status(), 405);
+    let too_large = app
+        .http
+        .post(format!("{}/admin/v1/users/u-1", app.base))
+        .bearer_auth(&staff)
+        .body(vec![b'x'; 1024 * 1024])
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(too_large.status(), 413);
+    // Probes and the public document are not the back office's business.
+    assert_eq!(app.get("/healthz").await.status, 200);
+
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        records = admin.records();
+        if records.iter().map(|r| r.count.unwrap_or(1)).sum::<u64>() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut seen: Vec<(Option<&str>, Outcome, u16, Option<u64>)> =
+        records.iter().map(|r| (r.code.as_deref(), r.outcome, r.status, r.count)).collect();
+    seen.sort_by_key(|(_, _, status, _)| *status);
+    assert_eq!(
+        seen,
+        vec![
+            (Some("resource.not_found"), Outcome::Rejected, 404, Some(1)),
+            (Some("request.method_not_allowed"), Outcome::Rejected, 405, Some(1)),
+            (Some("request.too_large"), Outcome::Rejected, 413, Some(1)),
+        ],
+        "{records:#?}"
+    );
+    assert!(records.iter().all(|r| r.source.as_deref() == Some("127.0.0.1")));
+    assert_eq!(verify(&admin.audit).expect("chain intact").0, 3);
+}
