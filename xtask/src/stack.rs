@@ -82,6 +82,9 @@ fn bff_service(out: &mut String, bff: &Bff) {
     let _ = writeln!(out, "    ports:\n      - \"{port}:{port}\"\n    environment:");
     let mut env = vec![
         ("SERVER__HOST".to_owned(), "0.0.0.0".to_owned()),
+        // The local stack: development keys are allowed on 0.0.0.0 here. A
+        // deployment says production (or nothing) and sets its own keys.
+        ("SERVER__ENVIRONMENT".to_owned(), "development".to_owned()),
         ("SERVER__LOG_FORMAT".to_owned(), "json".to_owned()),
         ("AUTH__JWKS_URL".to_owned(), "http://identity:7000/.well-known/jwks.json".to_owned()),
         ("AUTH__EXCHANGE__TOKEN_URL".to_owned(), "http://identity:7000/oauth/token".to_owned()),

@@ -90,12 +90,37 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Log format: `pretty` locally, `json` in deployment.
     pub log_format: LogFormat,
+    /// `development` or `production` (also `BFF_ENV`). Unset, a BFF that
+    /// listens on a non-loopback address counts as deployed. Deployed, it
+    /// refuses to start with the public development keys, secrets or issuer.
+    pub environment: Option<Environment>,
+}
+
+/// Where a BFF runs, for the checks of [`ServerConfig::is_deployed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A developer's machine or the local compose stack: development keys
+    /// are allowed (with a warning).
+    Development,
+    /// Anything else: development keys stop start-up.
+    Production,
 }
 
 impl ServerConfig {
     /// Local-development settings on `port`.
     pub fn local(port: u16) -> Self {
         ServerConfig { port, ..ServerConfig::default() }
+    }
+
+    /// Whether this BFF runs outside local development: `production`, or no
+    /// environment said and a non-loopback address to listen on.
+    pub fn is_deployed(&self) -> bool {
+        match self.environment {
+            Some(Environment::Production) => true,
+            Some(Environment::Development) => false,
+            None => !self.host.is_loopback(),
+        }
     }
 }
 
@@ -111,6 +136,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 75_000,
             request_timeout_ms: 30_000,
             max_connections: 4096,
+            environment: None,
             log_format: LogFormat::Pretty,
         }
     }

@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use backbone::Backbone;
-pub use config::{Config, Section, ServerConfig};
+pub use config::{Config, Environment, Section, ServerConfig};
 pub use edge::{Readiness, edge};
 pub use shell::{Bff, EdgeHook, Hook, Task, Wrap, WrapApp, route_layer};
 

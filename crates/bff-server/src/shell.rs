@@ -316,6 +316,17 @@ impl<X: Section> Bff<X> {
     /// Everything wrong with `config` for this BFF, each `section.key: problem`.
     pub fn problems(&self, config: &Config<X>) -> Vec<String> {
         let mut problems = config.problems(self.entry.name, self.entry.calls);
+        if config.server.is_deployed() {
+            problems.extend(self.development_values(config).into_iter().map(|(key, what)| {
+                let variable =
+                    format!("{}__{}", self.entry.env_prefix, key.to_ascii_uppercase().replace('.', "__"));
+                format!(
+                    "{key}: {what}, and this BFF runs outside local development (server.environment or \
+                     BFF_ENV is production, or it listens on {}): set {variable}",
+                    config.server.host
+                )
+            }));
+        }
         for name in self.entry.calls {
             if name.parse::<bff_downstream::Service>().is_err() {
                 problems.push(format!(
@@ -327,10 +338,43 @@ impl<X: Section> Bff<X> {
         problems
     }
 
-    /// Loads the configuration: defaults, `<PREFIX>_CONFIG`, `<PREFIX>__...`;
-    /// validated.
+    /// The settings of `config` that still hold a public development value
+    /// (a key, a secret, the mock's issuer), as `(key, what)`.
+    pub fn development_values(&self, config: &Config<X>) -> Vec<(&'static str, &'static str)> {
+        let mut found = Vec::new();
+        if config.auth.issuer == bff_auth::AuthConfig::default().issuer {
+            found.push(("auth.issuer", "the identity mock's development issuer"));
+        }
+        let exchange = &config.auth.exchange;
+        if exchange.client_secret.expose() == format!("{}-dev-secret", exchange.client_id) {
+            found.push(("auth.exchange.client_secret", "the public development client secret"));
+        }
+        if config.uses.session && config.session.cookie_key.expose() == crate::session::DEV_COOKIE_KEY {
+            found.push(("session.cookie_key", "the public development cookie key"));
+        }
+        if config.uses.cache && config.cache.encryption_key == bff_cache::DEV_ENCRYPTION_KEY {
+            found.push(("cache.encryption_key", "the public development encryption key"));
+        }
+        found
+    }
+
+    /// Loads the configuration: defaults, `<PREFIX>_CONFIG`, `<PREFIX>__...`,
+    /// and `BFF_ENV` for `server.environment` when that is not set; validated.
     pub fn load(&self) -> Result<Config<X>, ShellError> {
-        let config = self.defaults().load(self.entry.env_prefix)?;
+        let mut config = self.defaults().load(self.entry.env_prefix)?;
+        if config.server.environment.is_none()
+            && let Ok(environment) = std::env::var("BFF_ENV")
+        {
+            config.server.environment = Some(match environment.as_str() {
+                "development" => crate::config::Environment::Development,
+                "production" => crate::config::Environment::Production,
+                other => {
+                    return Err(ShellError::InvalidConfig(vec![format!(
+                        "BFF_ENV is `{other}`: say development or production"
+                    )]));
+                }
+            });
+        }
         self.validate(config)
     }
 

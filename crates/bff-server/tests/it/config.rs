@@ -75,3 +75,39 @@ fn printed_configuration_hides_secrets() {
     }
     assert!(printed.contains("<redacted>"));
 }
+
+#[test]
+fn outside_local_development_public_development_values_stop_start_up_by_name() {
+    let web: Bff = Bff::new(bff_registry::entry("web-bff"), "0.0.0").cache();
+    let load = |toml: &str| web.load_from(Figment::from(Toml::string(toml))).map_err(|e| e.to_string());
+    // Listening beyond loopback with every development value: each is named.
+    let message = load("[server]\nhost = \"0.0.0.0\"\n").expect_err("development keys on 0.0.0.0");
+    for key in [
+        "auth.issuer",
+        "auth.exchange.client_secret: the public development client secret",
+        "session.cookie_key",
+        "cache.encryption_key",
+        "set WEB_BFF__SESSION__COOKIE_KEY",
+    ] {
+        assert!(message.contains(key), "{key} not named in:\n{message}");
+    }
+    // Said to be production, even on loopback.
+    assert!(load("[server]\nenvironment = \"production\"\n").is_err());
+    // The local stack says development explicitly: allowed on 0.0.0.0.
+    assert!(load("[server]\nhost = \"0.0.0.0\"\nenvironment = \"development\"\n").is_ok());
+    // A deployment with its own values starts.
+    let own = r#"
+        [server]
+        host = "0.0.0.0"
+        [auth]
+        issuer = "https://id.example.com"
+        [auth.exchange]
+        client_secret = "a-real-secret"
+        [session]
+        cookie_key = "Zm9yLXRlc3RzLW9ubHktbm90LXRoZS1kZXYta2V5LWJ1dC1sb25nLWVub3VnaC10by1iZS1hLWtleS1mb3Itc2VhbGluZw=="
+        [cache]
+        encryption_key = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="
+    "#;
+    let loaded = load(own);
+    assert!(loaded.is_ok(), "{loaded:?}");
+}
