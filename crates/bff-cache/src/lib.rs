@@ -18,16 +18,21 @@
 //!
 //! The scope is part of the key type ([`CacheKey`]): global, per segment, or
 //! per user. Per-user keys are a hash of tenant, user, locale and
-//! experiment bucket (no personal data in key names), and per-user values
-//! are encrypted in Redis with AES-256-GCM under the configured key, the
-//! Redis key bound in as associated data, so an entry never opens under
-//! another user's key. Keys and values are never logged.
+//! experiment bucket (no personal data in key names). Every value is
+//! sealed in Redis with AES-256-GCM under the configured key, the Redis key
+//! bound in as associated data: a per-user entry never opens under another
+//! user's key, and a shared (global or segment) entry that anyone who can
+//! write to Redis forged, edited or moved is a miss, counted
+//! ([`Cache::rejected_entries`]), never served to everyone. Keys rotate:
+//! `previous_encryption_keys` still open, the first key seals. Keys and
+//! values are never logged.
 //!
 //! Redis is optional and never a point of failure (`bff-redis`): when it is
 //! down or slow, the cache is in-memory only.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -138,10 +143,6 @@ impl CacheKey {
         }
     }
 
-    fn is_private(&self) -> bool {
-        matches!(self.scope, Scope::User { .. })
-    }
-
     /// The Redis key. Per-user keys are hashed: no personal data in key names.
     fn storage_key(&self, kind: &str) -> String {
         match &self.scope {
@@ -226,9 +227,12 @@ impl From<CachePolicy> for PolicyOverride {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// AES-256-GCM key for per-user entries in Redis: base64 of 32 bytes.
+    /// AES-256-GCM key that seals every entry in Redis: base64 of 32 bytes.
     /// The default is a public development key.
     pub encryption_key: String,
+    /// Keys that still open entries but no longer seal new ones: the keys
+    /// being rotated out (base64 of 32 bytes each).
+    pub previous_encryption_keys: Vec<String>,
     /// Entries kept in memory.
     pub memory_capacity: u64,
     /// Lifetimes by component name; others get `default_policy`, and a
@@ -246,6 +250,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             encryption_key: DEV_ENCRYPTION_KEY.to_owned(),
+            previous_encryption_keys: Vec::new(),
             memory_capacity: 10_000,
             policies: BTreeMap::new(),
             default_policy: CachePolicy::default(),
@@ -267,6 +272,11 @@ impl CacheConfig {
         let mut problems = Vec::new();
         if cipher(&self.encryption_key).is_none() {
             problems.push("encryption_key must be base64 of exactly 32 bytes".to_owned());
+        }
+        for (n, key) in self.previous_encryption_keys.iter().enumerate() {
+            if cipher(key).is_none() {
+                problems.push(format!("previous_encryption_keys[{n}] must be base64 of exactly 32 bytes"));
+            }
         }
         let policies = std::iter::once(("default_policy".to_owned(), self.default_policy))
             .chain(self.policies.keys().map(|name| (format!("policies.{name}"), self.policy(name))));
@@ -296,7 +306,7 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// One entry, as stored (in memory and, encrypted or not, in Redis).
+/// One entry, as stored (in memory, and sealed in Redis).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     json: String,
@@ -323,7 +333,10 @@ impl Expiry<String, Arc<Stored>> for UntilKept {
 struct Inner {
     memory: moka::future::Cache<String, Arc<Stored>>,
     redis: SharedRedis,
-    cipher: Aes256Gcm,
+    /// The sealing key first, then the keys that only open.
+    ciphers: Vec<Aes256Gcm>,
+    /// Entries from Redis that no key opened.
+    rejected: AtomicU64,
     config: CacheConfig,
     refreshing: Mutex<HashSet<String>>,
 }
@@ -350,14 +363,31 @@ impl Cache {
         if !problems.is_empty() {
             return Err(CacheError(problems));
         }
-        let cipher = cipher(&config.encryption_key).ok_or_else(|| {
-            CacheError(vec!["encryption_key must be base64 of exactly 32 bytes".to_owned()])
-        })?;
+        let ciphers: Vec<Aes256Gcm> = std::iter::once(&config.encryption_key)
+            .chain(&config.previous_encryption_keys)
+            .filter_map(|key| cipher(key))
+            .collect();
         let memory = moka::future::Cache::builder()
             .max_capacity(config.memory_capacity)
             .expire_after(UntilKept)
             .build();
-        Ok(Cache { inner: Arc::new(Inner { memory, redis, cipher, config, refreshing: Mutex::default() }) })
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                memory,
+                redis,
+                ciphers,
+                rejected: AtomicU64::new(0),
+                config,
+                refreshing: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Entries read from Redis that no key opened (forged, edited, moved to
+    /// another key, or sealed with a key no longer configured): each was a
+    /// miss.
+    pub fn rejected_entries(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
     }
 
     fn policy(&self, component: &str) -> CachePolicy {
@@ -369,14 +399,14 @@ impl Cache {
     /// configured, in Redis, where other instances find it.
     pub async fn put<T: Cacheable>(&self, component: &str, key: &CacheKey, value: &T) {
         let policy = self.policy(component);
-        self.store(&key.storage_key(T::KIND), key.is_private(), value, policy).await;
+        self.store(&key.storage_key(T::KIND), value, policy).await;
     }
 
     /// The value kept under `key`, with its age; `stale` once it is past
     /// its TTL (the job that refreshes it has not, or failed). `None` when
     /// nothing is kept (a cold start, or past the keep window).
     pub async fn peek<T: Cacheable>(&self, key: &CacheKey) -> Option<bff_compose::Precomputed<T>> {
-        let stored = self.lookup(&key.storage_key(T::KIND), key.is_private()).await?;
+        let stored = self.lookup(&key.storage_key(T::KIND)).await?;
         let value = decode::<T>(&stored)?;
         let now = now_ms();
         Some(bff_compose::Precomputed {
@@ -387,13 +417,13 @@ impl Cache {
     }
 
     /// The entry for `key`: from memory, else from Redis (then remembered).
-    async fn lookup(&self, key: &str, private: bool) -> Option<Arc<Stored>> {
+    async fn lookup(&self, key: &str) -> Option<Arc<Stored>> {
         if let Some(stored) = self.inner.memory.get(key).await {
             return Some(stored);
         }
         let raw: Option<Vec<u8>> =
             self.inner.redis.run(|mut redis| async move { redis.get(key).await }).await.flatten();
-        let stored = self.decode_stored(key, private, &raw?)?;
+        let stored = self.decode_stored(key, &raw?)?;
         if stored.keep_until_ms <= now_ms() {
             return None;
         }
@@ -402,30 +432,24 @@ impl Cache {
         Some(stored)
     }
 
-    fn decode_stored(&self, key: &str, private: bool, raw: &[u8]) -> Option<Stored> {
-        let plain = if private {
-            if raw.len() < 12 {
-                return None;
-            }
-            let (nonce, sealed) = raw.split_at(12);
-            self.inner
-                .cipher
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() })
-                .ok()?
-        } else {
-            raw.to_vec()
-        };
-        serde_json::from_slice(&plain).ok()
+    /// Opens an entry read from Redis, with any configured key; `None`
+    /// (and counted) when none opens it or it is not an entry.
+    fn decode_stored(&self, key: &str, raw: &[u8]) -> Option<Stored> {
+        let opened = (raw.len() >= 12).then(|| raw.split_at(12)).and_then(|(nonce, sealed)| {
+            self.inner.ciphers.iter().find_map(|cipher| {
+                cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: key.as_bytes() }).ok()
+            })
+        });
+        let stored = opened.and_then(|plain| serde_json::from_slice(&plain).ok());
+        if stored.is_none() {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("a cache entry in Redis failed authentication; treated as a miss");
+        }
+        stored
     }
 
     /// Stores `value` for `key` in memory and Redis; returns the entry.
-    async fn store<T: Serialize>(
-        &self,
-        key: &str,
-        private: bool,
-        value: &T,
-        policy: CachePolicy,
-    ) -> Arc<Stored> {
+    async fn store<T: Serialize>(&self, key: &str, value: &T, policy: CachePolicy) -> Arc<Stored> {
         let now = now_ms();
         let ttl_ms = (policy.ttl_secs * 1000) as f64;
         let jittered = ttl_ms * (1.0 + policy.jitter * (fastrand::f64() * 2.0 - 1.0));
@@ -438,7 +462,7 @@ impl Cache {
             keep_until_ms: now + policy.keep_secs * 1000,
         });
         self.inner.memory.insert(key.to_owned(), Arc::clone(&stored)).await;
-        if let Some(bytes) = self.encode_stored(key, private, &stored) {
+        if let Some(bytes) = self.encode_stored(key, &stored) {
             let ttl = policy.keep_secs.max(1);
             let _: Option<()> =
                 self.inner.redis.run(|mut redis| async move { redis.set_ex(key, bytes, ttl).await }).await;
@@ -446,13 +470,13 @@ impl Cache {
         stored
     }
 
-    fn encode_stored(&self, key: &str, private: bool, stored: &Stored) -> Option<Vec<u8>> {
+    /// Seals an entry for Redis with the first key, the Redis key as
+    /// associated data.
+    fn encode_stored(&self, key: &str, stored: &Stored) -> Option<Vec<u8>> {
         let plain = serde_json::to_vec(stored).ok()?;
-        if !private {
-            return Some(plain);
-        }
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self.inner.cipher.encrypt(&nonce, Payload { msg: &plain, aad: key.as_bytes() }).ok()?;
+        let sealed =
+            self.inner.ciphers.first()?.encrypt(&nonce, Payload { msg: &plain, aad: key.as_bytes() }).ok()?;
         Some([nonce.as_slice(), &sealed].concat())
     }
 
@@ -510,7 +534,6 @@ pub struct Cached<Fut, T> {
     future: Fut,
     cache: Cache,
     storage_key: String,
-    private: bool,
     policy: CachePolicy,
     /// What an optional part shows when nothing is cached and the call
     /// fails; `None` for a critical part, which then fails the request.
@@ -522,7 +545,6 @@ impl<Fut, T: Cacheable> Cached<Fut, T> {
         let policy = cache.policy(handle.name());
         Cached {
             storage_key: key.storage_key(T::KIND),
-            private: key.is_private(),
             policy,
             handle,
             future,
@@ -552,9 +574,9 @@ where
     type Output = T;
 
     async fn resolve(self) -> Result<T, CriticalFailure> {
-        let Cached { handle, future, cache, storage_key: key, private, policy, fallback } = self;
+        let Cached { handle, future, cache, storage_key: key, policy, fallback } = self;
         let now = now_ms();
-        let entry = cache.lookup(&key, private).await;
+        let entry = cache.lookup(&key).await;
         let cached =
             entry.as_ref().and_then(|stored| decode::<T>(stored).map(|value| (Arc::clone(stored), value)));
         match cached {
@@ -568,7 +590,7 @@ where
                     let (cache, key) = (cache.clone(), key.clone());
                     tokio::spawn(async move {
                         if let Ok(fresh) = future.await {
-                            cache.store(&key, private, &fresh, policy).await;
+                            cache.store(&key, &fresh, policy).await;
                         }
                         cache.end_refresh(&key);
                     });
@@ -578,7 +600,7 @@ where
             }
             Some((stored, value)) => match handle.execute(future).await {
                 Ok(fresh) => {
-                    cache.store(&key, private, &fresh, policy).await;
+                    cache.store(&key, &fresh, policy).await;
                     handle.report(ComponentStatus::Ok);
                     Ok(fresh)
                 }
@@ -597,7 +619,7 @@ where
                 // A miss: concurrent misses for this key share one call.
                 let load = async {
                     let fresh = handle.execute(future).await?;
-                    Ok::<_, Failure>(cache.store(&key, private, &fresh, policy).await)
+                    Ok::<_, Failure>(cache.store(&key, &fresh, policy).await)
                 };
                 let loaded = cache.inner.memory.try_get_with(key.clone(), load).await;
                 let failure = match loaded {

@@ -196,3 +196,74 @@ async fn a_dead_or_frozen_redis_leaves_the_memory_tier_working() {
     assert_eq!(name(&value), "v", "served from memory");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_shared_entry_forged_or_edited_in_redis_is_a_counted_miss_never_served() {
+    let redis = RedisServer::start();
+    let calls = Arc::new(AtomicU32::new(0));
+    let global = || CacheKey::global("home");
+    let writer = cache(Some(&redis), CachePolicy::default());
+    resolve(&writer, global(), &calls, Ok("genuine")).await;
+
+    // Anyone who can write to Redis: a readable forgery, then the genuine
+    // entry with one byte flipped.
+    let client = bff_redis::redis::Client::open(redis.url()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let keys: Vec<String> = connection.keys("bff:cache:*").await.expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let genuine: Vec<u8> = connection.get(&keys[0]).await.expect("value");
+    assert!(!String::from_utf8_lossy(&genuine).contains("genuine"), "shared entries are sealed too");
+    // A well-formed entry, fresh for ages, as the cache wrote shared entries
+    // before they were sealed: served to everyone then.
+    let forever = 99_999_999_999_999_u64;
+    let forged = serde_json::to_vec(&serde_json::json!({
+        "json": serde_json::to_string(&recommendations("poisoned")).expect("json"),
+        "stored_at_ms": 0,
+        "fresh_until_ms": forever,
+        "stale_until_ms": forever,
+        "keep_until_ms": forever,
+    }))
+    .expect("json");
+    let mut flipped = genuine.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    for (n, tampered) in [forged, flipped].into_iter().enumerate() {
+        let () = connection.set(&keys[0], tampered).await.expect("tamper");
+        // A fresh instance: its memory tier is empty, so it reads Redis.
+        let reader = cache(Some(&redis), CachePolicy::default());
+        let (value, _) = resolve(&reader, global(), &calls, Ok("refetched")).await;
+        assert_eq!(name(&value), "refetched", "tampered entry {n} was served");
+        assert_eq!(reader.rejected_entries(), 1, "tampered entry {n} was not counted");
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_still_open_entries_and_the_new_key_seals() {
+    let redis = RedisServer::start();
+    let calls = Arc::new(AtomicU32::new(0));
+    let global = || CacheKey::global("home");
+    const NEW: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let old = cache_with_key(&redis, bff_cache::DEV_ENCRYPTION_KEY);
+    resolve(&old, global(), &calls, Ok("sealed-with-the-old-key")).await;
+    let rotating = Cache::new(
+        CacheConfig {
+            encryption_key: NEW.to_owned(),
+            previous_encryption_keys: vec![bff_cache::DEV_ENCRYPTION_KEY.to_owned()],
+            ..CacheConfig::default()
+        },
+        SharedRedis::new(&RedisConfig { url: Some(redis.url()), ..RedisConfig::default() }),
+    )
+    .expect("cache");
+    let (value, _) = resolve(&rotating, global(), &calls, Ok("refetched")).await;
+    assert_eq!(name(&value), "sealed-with-the-old-key", "a previous key still opens");
+    assert_eq!(rotating.rejected_entries(), 0);
+    // What the rotating instance writes, only the new key opens.
+    let user = || CacheKey::user("shop", "u-1", "en-GB", "b", "home");
+    resolve(&rotating, user(), &calls, Ok("sealed-with-the-new-key")).await;
+    let (value, _) = resolve(&cache_with_key(&redis, NEW), user(), &calls, Ok("refetched")).await;
+    assert_eq!(name(&value), "sealed-with-the-new-key");
+    let stale_reader = cache_with_key(&redis, bff_cache::DEV_ENCRYPTION_KEY);
+    let (value, _) = resolve(&stale_reader, user(), &calls, Ok("refetched")).await;
+    assert_eq!(name(&value), "refetched");
+    assert_eq!(stale_reader.rejected_entries(), 1);
+}
