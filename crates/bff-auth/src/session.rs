@@ -59,10 +59,12 @@ pub struct LoginState {
     pub return_to: String,
 }
 
-/// Seals and opens cookies with the configured key.
+/// Seals and opens cookies with the configured key; keys being rotated out
+/// still open cookies they sealed ([`Sealer::with_previous`]).
 #[derive(Clone)]
 pub struct Sealer {
     key: Key,
+    previous: Vec<Key>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -79,7 +81,26 @@ impl Sealer {
             .map_err(|e| AuthError::Config(vec![format!("cookie_key is not base64: {e}")]))?;
         let key = Key::try_from(bytes.as_slice())
             .map_err(|_| AuthError::Config(vec!["cookie_key must be at least 64 bytes".to_owned()]))?;
-        Ok(Sealer { key })
+        Ok(Sealer { key, previous: Vec::new() })
+    }
+
+    /// This sealer, also opening cookies sealed with `previous` keys (base64,
+    /// at least 64 bytes each): rotate a key without logging everyone out.
+    /// New cookies are always sealed with the first key.
+    pub fn with_previous(mut self, previous: &[impl AsRef<str>]) -> Result<Self, AuthError> {
+        for (n, key) in previous.iter().enumerate() {
+            let opened = Sealer::from_base64(key.as_ref()).map_err(|error| match error {
+                AuthError::Config(found) => AuthError::Config(
+                    found
+                        .into_iter()
+                        .map(|f| f.replace("cookie_key", &format!("previous_cookie_keys[{n}]")))
+                        .collect(),
+                ),
+                other => other,
+            })?;
+            self.previous.push(opened.key);
+        }
+        Ok(self)
     }
 
     /// The sealed value of cookie `name` holding `value` as JSON.
@@ -95,7 +116,9 @@ impl Sealer {
     pub fn open<T: for<'de> Deserialize<'de>>(&self, headers: &HeaderMap, name: &'static str) -> Option<T> {
         let raw = cookie_value(headers, name)?;
         let jar = CookieJar::new();
-        let opened = jar.private(&self.key).decrypt(Cookie::new(name, raw))?;
+        let opened = std::iter::once(&self.key)
+            .chain(&self.previous)
+            .find_map(|key| jar.private(key).decrypt(Cookie::new(name, raw.clone())))?;
         serde_json::from_str(opened.value()).ok()
     }
 }
@@ -239,8 +262,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_key_still_opens_its_cookies_and_the_new_key_seals() {
+        let old = Sealer::from_base64(KEY).expect("key");
+        let session = Session { token: "t".to_owned(), csrf: "c".to_owned(), expires_at: 1 };
+        let sealed_before = old.seal(SESSION_COOKIE, &session);
+        let new_key = STANDARD.encode([7u8; 64]);
+        let rotating = Sealer::from_base64(&new_key).and_then(|s| s.with_previous(&[KEY])).expect("keys");
+        let opened: Option<Session> = rotating.open(&headers(SESSION_COOKIE, &sealed_before), SESSION_COOKIE);
+        assert_eq!(opened.map(|s| s.token).as_deref(), Some("t"), "a previous key still opens");
+        let sealed_after = rotating.seal(SESSION_COOKIE, &session);
+        let only_new = Sealer::from_base64(&new_key).expect("key");
+        assert!(only_new.open::<Session>(&headers(SESSION_COOKIE, &sealed_after), SESSION_COOKIE).is_some());
+        assert!(
+            old.open::<Session>(&headers(SESSION_COOKIE, &sealed_after), SESSION_COOKIE).is_none(),
+            "new cookies are sealed with the first key"
+        );
+    }
+
+    #[test]
     fn short_keys_are_refused() {
         assert!(Sealer::from_base64(&STANDARD.encode([1u8; 32])).is_err());
+        let rotated = Sealer::from_base64(&STANDARD.encode([9u8; 64]))
+            .and_then(|s| s.with_previous(&[STANDARD.encode([1u8; 32])]))
+            .map(|_| ())
+            .expect_err("a short previous key is refused");
+        assert!(rotated.to_string().contains("previous_cookie_keys[0]"), "{rotated}");
         assert!(Sealer::from_base64("not base64!").is_err());
     }
 }

@@ -246,16 +246,23 @@ impl<X: Section> Config<X> {
         serde_json::Value::Object(map)
     }
 
-    /// [`Config::to_json`] with every secret (`*secret`, `*_key`, URLs'
-    /// passwords) replaced by `<redacted>`: what `<bff> config` prints.
+    /// [`Config::to_json`] with every secret (`*secret`, `*_key`, each of
+    /// `*_keys`, URLs' passwords) replaced by `<redacted>`: what `<bff>
+    /// config` prints.
     pub fn redacted(&self) -> serde_json::Value {
         fn redact(value: &mut serde_json::Value) {
             match value {
                 serde_json::Value::Object(map) => {
                     for (key, value) in map.iter_mut() {
                         let secret = key.ends_with("secret") || key.ends_with("_key");
+                        // Lists of keys (the ones being rotated out).
+                        let secrets = key.ends_with("_keys");
                         if secret && value.is_string() {
                             *value = serde_json::Value::String("<redacted>".to_owned());
+                        } else if let (true, serde_json::Value::Array(items)) = (secrets, &mut *value) {
+                            for item in items.iter_mut().filter(|item| item.is_string()) {
+                                *item = serde_json::Value::String("<redacted>".to_owned());
+                            }
                         } else {
                             redact(value);
                         }

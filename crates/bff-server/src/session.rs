@@ -53,6 +53,9 @@ const LOGIN_SCOPE: &str = "openid profile cart catalog orders";
 pub struct SessionConfig {
     /// Key sealing the cookies: base64 of at least 64 random bytes.
     pub cookie_key: Secret,
+    /// Keys being rotated out: they still open cookies, never seal new
+    /// ones. Drop one once the longest session it sealed has expired.
+    pub previous_cookie_keys: Vec<Secret>,
     /// How browsers reach this BFF; the OAuth redirect URI is
     /// `<public_url>/auth/callback`.
     pub public_url: String,
@@ -75,6 +78,7 @@ impl SessionConfig {
     pub fn local(port: u16) -> Self {
         SessionConfig {
             cookie_key: Secret::new(DEV_COOKIE_KEY),
+            previous_cookie_keys: Vec::new(),
             public_url: format!("http://127.0.0.1:{port}"),
             authorize_url: "http://localhost:7000/authorize".to_owned(),
             allowed_origins: vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")],
@@ -82,10 +86,16 @@ impl SessionConfig {
         }
     }
 
+    /// The cookie sealer: `cookie_key` seals, it and `previous_cookie_keys` open.
+    pub fn sealer(&self) -> Result<Sealer, AuthError> {
+        let previous: Vec<&str> = self.previous_cookie_keys.iter().map(Secret::expose).collect();
+        Sealer::from_base64(self.cookie_key.expose())?.with_previous(&previous)
+    }
+
     /// Problems that make this configuration unusable.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(AuthError::Config(found)) = Sealer::from_base64(self.cookie_key.expose()) {
+        if let Err(AuthError::Config(found)) = self.sealer() {
             problems.extend(found);
         }
         for (name, url) in [("public_url", &self.public_url), ("authorize_url", &self.authorize_url)] {

@@ -47,7 +47,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
-use bff_auth::session::{Origins, Sealer, SessionAuth};
+use bff_auth::session::{Origins, SessionAuth};
 use bff_auth::{Caller, JwtVerifier};
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
@@ -352,6 +352,15 @@ impl<X: Section> Bff<X> {
         if config.uses.session && config.session.cookie_key.expose() == crate::session::DEV_COOKIE_KEY {
             found.push(("session.cookie_key", "the public development cookie key"));
         }
+        if config.uses.session
+            && config
+                .session
+                .previous_cookie_keys
+                .iter()
+                .any(|key| key.expose() == crate::session::DEV_COOKIE_KEY)
+        {
+            found.push(("session.previous_cookie_keys", "holds the public development cookie key"));
+        }
         if config.uses.cache && config.cache.encryption_key == bff_cache::DEV_ENCRYPTION_KEY {
             found.push(("cache.encryption_key", "the public development encryption key"));
         }
@@ -454,7 +463,7 @@ impl<X: Section> Bff<X> {
             None => screens.with_state(backbone.clone()),
             Some((public, private)) => {
                 let state = SessionState {
-                    sealer: Sealer::from_base64(config.session.cookie_key.expose())?,
+                    sealer: config.session.sealer()?,
                     config: Arc::new(config.session.clone()),
                     provider: Arc::clone(&backbone.identity),
                     verifier: Arc::clone(&backbone.verifier),

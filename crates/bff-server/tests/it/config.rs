@@ -69,8 +69,18 @@ fn the_egress_list_is_the_registrys_and_nothing_else() {
 #[test]
 fn printed_configuration_hides_secrets() {
     let web: Bff = Bff::new(bff_registry::entry("web-bff"), "0.0.0").cache();
-    let printed = web.defaults().redacted().to_string();
-    for secret in ["web-bff-dev-secret", bff_server::session::DEV_COOKIE_KEY, bff_cache::DEV_ENCRYPTION_KEY] {
+    let mut config = web.defaults();
+    // Keys being rotated out are secrets too.
+    config.session.previous_cookie_keys = vec![bff_auth::Secret::new("an-old-cookie-key")];
+    config.cache.previous_encryption_keys = vec!["an-old-cache-key".to_owned()];
+    let printed = config.redacted().to_string();
+    for secret in [
+        "web-bff-dev-secret",
+        bff_server::session::DEV_COOKIE_KEY,
+        bff_cache::DEV_ENCRYPTION_KEY,
+        "an-old-cookie-key",
+        "an-old-cache-key",
+    ] {
         assert!(!printed.contains(secret), "{secret} printed");
     }
     assert!(printed.contains("<redacted>"));
