@@ -47,9 +47,16 @@ x-mock: &mock
 services:
   redis:
     image: redis:7-alpine
-    ports:
-      - \"6379:6379\"
+    # Not published on the host, and not open: the default user is off and
+    # the BFFs log in as `bff`, which may touch only `bff:*` keys and no
+    # dangerous command (the rules bff_testkit::redis_acl_args tests with).
+    # The password is the local stack's; a deployment sets its own (a
+    # deployed BFF refuses this one).
+    command: [\"redis-server\", \"--user\", \"default\", \"off\", \"--user\", \"bff\", \"on\", \">local-dev-redis-password\", \"~bff:*\", \"+@all\", \"-@dangerous\"]
 ";
+
+/// The BFFs' Redis URL in the compose stack.
+pub(crate) const COMPOSE_REDIS_URL: &str = "redis://bff:local-dev-redis-password@redis:6379";
 
 /// `docker-compose.yml`, as `cargo xtask compose` writes it.
 pub(crate) fn compose() -> String {
@@ -101,7 +108,7 @@ fn bff_service(out: &mut String, bff: &Bff) {
         env.push(("SESSION__AUTHORIZE_URL".to_owned(), "http://localhost:7000/authorize".to_owned()));
     }
     env.extend(bff.container_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
-    let _ = writeln!(out, "      REDIS_URL: redis://redis:6379");
+    let _ = writeln!(out, "      REDIS_URL: {COMPOSE_REDIS_URL}");
     for (key, value) in env {
         let _ = writeln!(out, "      {prefix}__{key}: {value}");
     }

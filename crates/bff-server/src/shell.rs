@@ -108,6 +108,10 @@ pub struct Command {
     pub run: fn(&[String]) -> ExitCode,
 }
 
+/// The compose stack's Redis password (`docker-compose.yml`): public, so a
+/// deployed BFF refuses a Redis URL that holds it.
+pub const LOCAL_REDIS_PASSWORD: &str = "local-dev-redis-password";
+
 /// The roles a staff BFF lets in unless told otherwise, strongest first.
 pub const DEFAULT_STAFF_ROLES: &[&str] = &["admin", "support"];
 
@@ -360,6 +364,11 @@ impl<X: Section> Bff<X> {
                 .any(|key| key.expose() == crate::session::DEV_COOKIE_KEY)
         {
             found.push(("session.previous_cookie_keys", "holds the public development cookie key"));
+        }
+        if config.uses.redis
+            && config.redis.url.as_deref().is_some_and(|url| url.contains(LOCAL_REDIS_PASSWORD))
+        {
+            found.push(("redis.url", "the local stack's Redis password"));
         }
         if config.uses.cache && config.cache.encryption_key == bff_cache::DEV_ENCRYPTION_KEY {
             found.push(("cache.encryption_key", "the public development encryption key"));

@@ -311,21 +311,58 @@ pub fn assert_no_internals(reply: &Reply, fleet: &Fleet) {
 pub struct RedisServer {
     child: std::process::Child,
     port: u16,
+    /// `(user, password)` when the default user is off.
+    credentials: Option<(String, String)>,
+}
+
+/// The ACL user the BFFs log in as, and its rules: the same as the compose
+/// stack's Redis (`xtask/src/stack.rs`): the default user off, `bff` may
+/// touch only `bff:*` keys and no dangerous command.
+pub const REDIS_ACL_USER: &str = "bff";
+
+/// `redis-server` arguments for [`REDIS_ACL_USER`] with `password`.
+pub fn redis_acl_args(password: &str) -> Vec<String> {
+    [
+        "--user",
+        "default",
+        "off",
+        "--user",
+        REDIS_ACL_USER,
+        "on",
+        &format!(">{password}"),
+        "~bff:*",
+        "+@all",
+        "-@dangerous",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
 }
 
 impl RedisServer {
     /// Starts the server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        Self::spawn(Vec::new(), None)
+    }
+
+    /// Starts a server that only [`REDIS_ACL_USER`] with `password` may use,
+    /// under the compose stack's rules ([`redis_acl_args`]).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::spawn(redis_acl_args(password), Some((REDIS_ACL_USER.to_owned(), password.to_owned())))
+    }
+
+    fn spawn(extra: Vec<String>, credentials: Option<(String, String)>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
             .expect("a free port");
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server on the PATH (apt-get install -y redis-server)");
-        let server = RedisServer { child, port };
+        let server = RedisServer { child, port, credentials };
         for _ in 0..200 {
             if server.ping() {
                 return server;
@@ -339,15 +376,44 @@ impl RedisServer {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read(&mut reply).is_ok()
-            && reply.starts_with(b"+PONG")
+        let mut reply = [0u8; 64];
+        let auth = match &self.credentials {
+            Some((user, password)) => format!("AUTH {user} {password}\r\n"),
+            None => String::new(),
+        };
+        if stream.write_all(format!("{auth}PING\r\n").as_bytes()).is_err() {
+            return false;
+        }
+        // The answers, `+OK\r\n` to AUTH first when there is one.
+        let mut answered = Vec::new();
+        while let Ok(n @ 1..) = stream.read(&mut reply) {
+            answered.extend_from_slice(&reply[..n]);
+            if answered.windows(5).any(|w| w == b"+PONG") {
+                return true;
+            }
+            if answered.starts_with(b"-") {
+                return false;
+            }
+        }
+        false
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, with the user and password when the
+    /// server has them.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.credentials {
+            Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// [`RedisServer::url`] with another password (or none): what a BFF
+    /// with the wrong credentials would use.
+    pub fn url_with_password(&self, password: Option<&str>) -> String {
+        match password {
+            Some(password) => format!("redis://{REDIS_ACL_USER}:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     fn signal(&self, signal: &str) {

@@ -20,6 +20,8 @@ struct ComposeService {
     #[serde(default)]
     command: Vec<String>,
     #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
     ports: Vec<String>,
     #[serde(default)]
     depends_on: Vec<String>,
@@ -55,4 +57,28 @@ fn compose_runs_every_bff_and_mock_on_its_port_with_what_it_calls() {
         assert_eq!(service.command.get(2).map(String::as_str), Some(*name), "{name} command");
     }
     assert!(compose.services.contains_key("redis"), "compose has Redis");
+}
+
+#[test]
+fn compose_redis_is_closed_with_the_acl_the_tests_use() {
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
+    let compose: Compose = serde_norway::from_str(&text).expect("parses");
+    let redis = &compose.services["redis"];
+    let password = bff_server::shell::LOCAL_REDIS_PASSWORD;
+    let mut expected = vec!["redis-server".to_owned()];
+    expected.extend(bff_testkit::redis_acl_args(password));
+    assert_eq!(redis.command, expected, "the rules partner-bff's password-Redis test runs under");
+    assert!(redis.ports.is_empty(), "Redis is not published on the host");
+    assert_eq!(
+        super::COMPOSE_REDIS_URL,
+        format!("redis://{}:{password}@redis:6379", bff_testkit::REDIS_ACL_USER)
+    );
+    for bff in bff_registry::BFFS {
+        assert_eq!(
+            compose.services[bff.name].environment.get("REDIS_URL").map(String::as_str),
+            Some(super::COMPOSE_REDIS_URL),
+            "{}",
+            bff.name
+        );
+    }
 }

@@ -95,3 +95,31 @@ async fn a_frozen_redis_does_not_hold_requests() {
     }
     redis.resume();
 }
+
+#[tokio::test]
+async fn behind_a_password_redis_is_shared_with_it_and_without_it_each_instance_falls_back() {
+    // The compose stack's Redis: the default user off, `bff` with a password,
+    // `bff:*` keys only, no dangerous commands. Quotas (a Lua script) and
+    // cached products (GET/SET) both go through it.
+    let redis = RedisServer::start_with_password("s3cret-for-tests");
+    let first = limited_app(Some(&redis), 3).await;
+    let second = limited_app(Some(&redis), 3).await;
+    let token = client_credentials(&first, "partner-acme", "acme-dev-secret").await;
+    for app in [&first, &second, &first] {
+        assert_eq!(product(app, &token, "p-1").await.status, 200);
+    }
+    product(&second, &token, "p-1").await.assert_problem(429, "rate_limited");
+
+    // The wrong password (or none): Redis refuses, the instance serves on its
+    // own quota rather than failing, and shares nothing.
+    for password in [Some("wrong"), None] {
+        let url = redis.url_with_password(password);
+        let alone = spawn_app_with(|config| {
+            config.redis.url = Some(url);
+            config.own.0.default = QuotaConfig { requests: 3, window_secs: 60 };
+        })
+        .await;
+        let reply = product(&alone, &token, "p-1").await;
+        assert_eq!(reply.status, 200, "{password:?}: {}", reply.text);
+    }
+}
