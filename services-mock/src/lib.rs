@@ -199,10 +199,14 @@ async fn require_service_token(
         .and_then(|v| v.strip_prefix("Bearer "));
     let verdict = match token {
         None => Err("a bearer service token is required".to_owned()),
-        Some(token) => identity.verify(token, audience).map(|_| ()),
+        Some(token) => identity.verify(token, audience),
     };
     match verdict {
-        Ok(()) => next.run(request).await,
+        Ok(claims) => {
+            let mut request = request;
+            request.extensions_mut().insert(services::Subject { sub: claims.sub, roles: claims.roles });
+            next.run(request).await
+        }
         Err(reason) => {
             tracing::info!(%audience, %reason, "rejected service token");
             let mut response = faults::error_body(StatusCode::UNAUTHORIZED, "invalid service token");

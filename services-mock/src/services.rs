@@ -5,17 +5,40 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Json};
 use schemars::{JsonSchema, Schema, schema_for};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::error_body;
 use crate::seed::{Money, SeedProduct};
 use crate::{MockState, Router, Service};
+
+/// Who a verified service token acts for (set by the token check): its
+/// subject and roles.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub(crate) sub: String,
+    pub(crate) roles: Vec<String>,
+}
+
+/// Staff roles that may read any user's data (the back office).
+const STAFF_ROLES: &[&str] = &["admin", "support"];
+
+/// A `403` unless the token's subject is `user` or staff: u-1's cart token
+/// must not read `/carts/u-2`. (No subject: the route is not behind the
+/// token check, as in a unit test of the router.)
+fn refuse_unless_owner(caller: Option<Extension<Subject>>, user: &str) -> Option<Response> {
+    let Extension(caller) = caller?;
+    if caller.sub == user || caller.roles.iter().any(|role| STAFF_ROLES.contains(&role.as_str())) {
+        return None;
+    }
+    tracing::info!(subject = %caller.sub, %user, "refused: not the owner");
+    Some(error_body(StatusCode::FORBIDDEN, "this token's subject may not access another user's data"))
+}
 
 /// The service routes of `service` (without the admin routes).
 pub(crate) fn routes(service: Service) -> Router {
@@ -85,7 +108,14 @@ pub struct UserBody {
 }
 
 /// Bad data: an empty display name.
-async fn user(State(state): State<MockState>, Path(id): Path<String>) -> Response {
+async fn user(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = refuse_unless_owner(caller, &id) {
+        return refused;
+    }
     let Some(user) = state.seed.user(&id) else { return not_found("user") };
     let bad = state.control.faults.bad_data();
     Json(UserBody {
@@ -263,7 +293,14 @@ pub struct CartItemBody {
 
 /// Bad data: a negative total. Lines are priced in the user's market
 /// currency (the seed's price list amounts, relabelled).
-async fn cart(State(state): State<MockState>, Path(user_id): Path<String>) -> Response {
+async fn cart(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Path(user_id): Path<String>,
+) -> Response {
+    if let Some(refused) = refuse_unless_owner(caller, &user_id) {
+        return refused;
+    }
     let Some(user) = state.seed.user(&user_id) else { return not_found("cart") };
     let items: Vec<CartItemBody> = user
         .cart
@@ -342,10 +379,14 @@ impl Writes {
 /// itself: the next `GET` shows the seeded cart again.
 async fn add_item(
     State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
     Path(user_id): Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    if let Some(refused) = refuse_unless_owner(caller, &user_id) {
+        return refused;
+    }
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
         return error_body(StatusCode::BAD_REQUEST, "cart writes need an Idempotency-Key");
     };
@@ -596,7 +637,14 @@ pub struct OrderBody {
 }
 
 /// A user's orders ([`crate::seed::Seed::order_count`] of them). Bad data: negative totals.
-async fn orders(State(state): State<MockState>, Query(query): Query<UserQuery>) -> Response {
+async fn orders(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Query(query): Query<UserQuery>,
+) -> Response {
+    if let Some(refused) = refuse_unless_owner(caller, &query.user) {
+        return refused;
+    }
     let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
     let n = state.seed.order_count(user) + 1;
     let sign = if state.control.faults.bad_data() { -1 } else { 1 };

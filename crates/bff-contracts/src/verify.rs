@@ -345,7 +345,11 @@ impl Providers {
         for service in Service::ALL.into_iter().filter(|s| *s != Service::Identity) {
             let url = providers.fleet.url(service);
             // The audience is the service; the actor the BFF (any will do).
-            let token = providers.fleet.service_token(service, FRONTEND_USER, "mobile-bff");
+            // The subject is staff: the pacts read several users' data
+            // (`/users/u-1`, `/carts/u-2`) with one token, and the mocks let
+            // only the owner or staff do that. These checks are about the
+            // answers' shape; who may read what is the mocks' own tests'.
+            let token = providers.fleet.service_token(service, "s-1", "mobile-bff");
             let headers = HashMap::from([("authorization".to_owned(), format!("Bearer {token}"))]);
             providers.targets.insert(service.name().to_owned(), Target { port: port_of(&url)?, headers });
         }

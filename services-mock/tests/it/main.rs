@@ -35,7 +35,15 @@ async fn seeded_entities_are_served_and_unknown_ids_are_404() {
     let product: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(product["id"], "p-1");
     assert_eq!(get_as(&fleet, Service::Catalog, "/products/p-49").await.0, 404);
-    assert_eq!(get_as(&fleet, Service::User, "/users/u-7").await.0, 404);
+    // (Another user's id is 403 before it is looked up: see below.)
+    let staff = fleet.service_token(Service::User, "s-1", "admin-bff");
+    let unknown = reqwest::Client::new()
+        .get(format!("{}/users/u-7", fleet.url(Service::User)))
+        .bearer_auth(staff)
+        .send()
+        .await
+        .expect("mock reachable");
+    assert_eq!(unknown.status(), 404);
     assert_eq!(get(format!("{}/nope", fleet.url(Service::User))).await.0, 404);
 }
 
@@ -134,4 +142,32 @@ async fn cart_writes_replay_a_repeated_key_and_refuse_a_reused_one() {
     assert_eq!(status, 422, "{body}");
     let (status, _, body) = add_item(&fleet, None, one).await;
     assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn a_token_reads_and_writes_only_its_subjects_data_unless_staff() {
+    let fleet = Fleet::start().await.expect("fleet");
+    let http = reqwest::Client::new();
+    let call = |service: Service, subject: &str, method: reqwest::Method, path: &str| {
+        let token = fleet.service_token(service, subject, "mobile-bff");
+        let mut request = http.request(method, format!("{}{path}", fleet.url(service))).bearer_auth(token);
+        if path.ends_with("/items") {
+            request = request
+                .header("idempotency-key", "ownership-1")
+                .json(&json!({"productId": "p-1", "quantity": 1}));
+        }
+        async move { request.send().await.expect("mock reachable").status().as_u16() }
+    };
+    use reqwest::Method;
+    // The attacker's run: u-1's cart token read /carts/u-2.
+    for (service, method, path) in [
+        (Service::Cart, Method::GET, "/carts/u-2"),
+        (Service::Cart, Method::POST, "/carts/u-2/items"),
+        (Service::User, Method::GET, "/users/u-2"),
+        (Service::Orders, Method::GET, "/orders?user=u-2"),
+    ] {
+        assert_eq!(call(service, "u-1", method.clone(), path).await, 403, "u-1: {method} {path}");
+        assert_eq!(call(service, "u-2", method.clone(), path).await / 100, 2, "u-2: {method} {path}");
+        assert_eq!(call(service, "s-2", method.clone(), path).await / 100, 2, "support: {method} {path}");
+    }
 }

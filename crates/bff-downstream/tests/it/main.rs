@@ -75,9 +75,10 @@ async fn a_failed_write_is_sent_exactly_once_and_a_failed_read_is_retried() {
 #[tokio::test]
 async fn a_write_carries_a_service_token_and_returns_the_validated_cart() {
     let fleet = Arc::new(Fleet::start().await.expect("mocks"));
-    let cart = api(&fleet).cart.add_item(cx(), "u-3", "p-2", 2, "key-once-0002").await.expect("added");
-    assert_eq!(cart.items.len(), 1);
-    assert_eq!(cart.items[0].product_id, "p-2");
+    // The caller's own cart: the mock refuses a token for another subject.
+    let cart = api(&fleet).cart.add_item(cx(), "u-1", "p-2", 2, "key-once-0002").await.expect("added");
+    // The seeded cart, with the new line last.
+    assert_eq!(cart.items.last().map(|item| (item.product_id.as_str(), item.quantity)), Some(("p-2", 2)));
     let stats = fleet.stats(Service::Cart).await.expect("stats");
     assert_eq!(stats["recent"][0]["token"]["aud"], "cart");
 }
