@@ -236,6 +236,7 @@ struct Job {
 /// The audit trail of one admin-bff process: a handle on its writer thread.
 #[derive(Debug)]
 pub struct AuditLog {
+    path: PathBuf,
     queue: SyncSender<Job>,
     denials: Arc<Mutex<HashMap<DenialKey, Denials>>>,
 }
@@ -265,7 +266,7 @@ impl AuditLog {
             .name("audit-writer".to_owned())
             .spawn(move || writer.run(&jobs, settings.denial_interval))
             .map_err(io)?;
-        Ok(AuditLog { queue, denials })
+        Ok(AuditLog { path: path.to_owned(), queue, denials })
     }
 
     /// Records `entry` and resolves once it is on disk. Fails at once when
@@ -281,7 +282,7 @@ impl AuditLog {
         match written.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => {
-                Err(AuditError::Io { path: PathBuf::new(), source: std::io::Error::other(reason) })
+                Err(AuditError::Io { path: self.path.clone(), source: std::io::Error::other(reason) })
             }
             Err(_) => Err(AuditError::Unavailable("writer stopped")),
         }

@@ -78,9 +78,19 @@ impl ExchangeConfig {
     pub fn local(client_id: &str) -> Self {
         ExchangeConfig {
             client_id: client_id.to_owned(),
-            client_secret: Secret::new(format!("{client_id}-dev-secret")),
+            client_secret: Secret::new(Self::development_secret(client_id)),
             ..ExchangeConfig::default()
         }
+    }
+
+    /// The identity mock's public development secret of `client_id`.
+    pub fn development_secret(client_id: &str) -> String {
+        format!("{client_id}-dev-secret")
+    }
+
+    /// Whether the secret is still the public development one.
+    pub fn has_development_secret(&self) -> bool {
+        self.client_secret.expose() == Self::development_secret(&self.client_id)
     }
 
     /// Problems that make this configuration unusable.

@@ -321,14 +321,16 @@ impl<X: Section> Bff<X> {
     pub fn problems(&self, config: &Config<X>) -> Vec<String> {
         let mut problems = config.problems(self.entry.name, self.entry.calls);
         if config.server.is_deployed() {
+            let why = match config.server.environment {
+                Some(crate::config::Environment::Production) => {
+                    "server.environment (or BFF_ENV) is production".to_owned()
+                }
+                _ => format!("it listens on {}, not loopback, and no environment is set", config.server.host),
+            };
             problems.extend(self.development_values(config).into_iter().map(|(key, what)| {
                 let variable =
                     format!("{}__{}", self.entry.env_prefix, key.to_ascii_uppercase().replace('.', "__"));
-                format!(
-                    "{key}: {what}, and this BFF runs outside local development (server.environment or \
-                     BFF_ENV is production, or it listens on {}): set {variable}",
-                    config.server.host
-                )
+                format!("{key}: {what}, and this BFF runs outside local development ({why}): set {variable}")
             }));
         }
         for name in self.entry.calls {
@@ -349,8 +351,7 @@ impl<X: Section> Bff<X> {
         if config.auth.issuer == bff_auth::AuthConfig::default().issuer {
             found.push(("auth.issuer", "the identity mock's development issuer"));
         }
-        let exchange = &config.auth.exchange;
-        if exchange.client_secret.expose() == format!("{}-dev-secret", exchange.client_id) {
+        if config.auth.exchange.has_development_secret() {
             found.push(("auth.exchange.client_secret", "the public development client secret"));
         }
         if config.uses.session && config.session.cookie_key.expose() == crate::session::DEV_COOKIE_KEY {
@@ -378,6 +379,8 @@ impl<X: Section> Bff<X> {
 
     /// Loads the configuration: defaults, `<PREFIX>_CONFIG`, `<PREFIX>__...`,
     /// and `BFF_ENV` for `server.environment` when that is not set; validated.
+    /// (`BFF_ENV` is read here rather than by figment so that a bad value is
+    /// named as `BFF_ENV`, not as a nested key.)
     pub fn load(&self) -> Result<Config<X>, ShellError> {
         let mut config = self.defaults().load(self.entry.env_prefix)?;
         if config.server.environment.is_none()
