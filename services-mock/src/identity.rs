@@ -83,7 +83,9 @@ pub struct OAuthClient {
     pub grants: Vec<Grant>,
     /// Audience of the tokens it obtains for users or itself: the BFF they are for.
     pub audience: String,
-    /// Allowed redirect URIs (loopback URIs match on any port, RFC 8252).
+    /// Allowed redirect URIs. A public client's loopback URIs match on any
+    /// port (RFC 8252 §7.3, native apps); a confidential client's match
+    /// exactly.
     pub redirect_uris: Vec<String>,
     /// Scopes granted to its tokens.
     pub scope: String,
@@ -315,6 +317,9 @@ pub struct Identity {
     issuer: String,
     keys: Vec<SigningKey>,
     codes: Mutex<HashMap<String, PendingCode>>,
+    /// Redirect URIs registered at run time, by client id (see
+    /// [`Identity::register_redirect_uri`]).
+    registered: Mutex<Vec<(String, String)>>,
     pub(crate) devices: crate::device::Devices,
 }
 
@@ -352,7 +357,30 @@ impl Identity {
                 Ok(SigningKey { kid, encoding, decoding, jwk })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Identity { issuer: issuer.into(), keys, codes: Mutex::default(), devices: Default::default() })
+        Ok(Identity {
+            issuer: issuer.into(),
+            keys,
+            codes: Mutex::default(),
+            registered: Mutex::default(),
+            devices: Default::default(),
+        })
+    }
+
+    /// Registers `uri` as one of `client_id`'s redirect URIs, as a
+    /// deployment registers its callback with a real identity provider.
+    /// Tests run a session BFF on a free port: its confidential client's
+    /// callback must then be registered exactly (no any-port rule for it).
+    pub fn register_redirect_uri(&self, client_id: &str, uri: &str) {
+        let mut registered = self.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        registered.push((client_id.to_owned(), uri.to_owned()));
+    }
+
+    /// Whether `uri` is one of `client`'s redirect URIs (see
+    /// [`OAuthClient::redirect_uris`]).
+    fn redirect_uri_allowed(&self, client: &OAuthClient, uri: &str) -> bool {
+        let registered = self.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        registered.iter().any(|(id, allowed)| *id == client.id && allowed == uri)
+            || redirect_uri_allowed(client, uri)
     }
 
     /// The issuer URL.
@@ -505,7 +533,13 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     response
 }
 
+/// Whether `uri` is one of `client`'s seeded redirect URIs.
 fn redirect_uri_allowed(client: &OAuthClient, uri: &str) -> bool {
+    if client.secret.is_some() {
+        // Confidential: the registered URI exactly (a BFF's callback sits at
+        // a known address; the any-port rule is for native apps).
+        return client.redirect_uris.iter().any(|allowed| allowed == uri);
+    }
     let loopback_without_port = |u: &str| {
         for host in ["http://127.0.0.1", "http://localhost"] {
             if let Some(rest) = u.strip_prefix(host) {
@@ -542,7 +576,9 @@ async fn authorize(State(state): State<MockState>, Query(query): Query<Authorize
     let Some(client) = query.client_id.as_deref().and_then(client) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "unknown client_id");
     };
-    let Some(redirect_uri) = query.redirect_uri.filter(|uri| redirect_uri_allowed(client, uri)) else {
+    let Some(redirect_uri) =
+        query.redirect_uri.filter(|uri| state.identity.redirect_uri_allowed(client, uri))
+    else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "redirect_uri is not registered");
     };
     let back = |params: &[(&str, &str)]| {
@@ -860,13 +896,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_redirects_match_on_any_port_others_exactly() {
+    fn a_public_clients_loopback_redirects_match_on_any_port_others_exactly() {
+        let app = client("mobile-app").expect("mobile-app");
+        assert!(app.secret.is_none());
+        assert!(redirect_uri_allowed(app, "http://127.0.0.1/callback"));
+        assert!(redirect_uri_allowed(app, "http://127.0.0.1:41234/callback"));
+        assert!(redirect_uri_allowed(app, "com.example.shop:/oauth/callback"));
+        assert!(!redirect_uri_allowed(app, "http://127.0.0.1:41234/other"));
+        assert!(!redirect_uri_allowed(app, "http://evil.example/callback"));
+        assert!(!redirect_uri_allowed(app, "http://127.0.0.1.evil.example/callback"));
+    }
+
+    /// What the attacker's run found: web-bff, a confidential client,
+    /// accepted its callback on any loopback port, so another local
+    /// program could receive its codes.
+    #[test]
+    fn a_confidential_clients_redirect_uri_matches_exactly() {
+        let identity = Identity::new(DEFAULT_ISSUER).expect("keys");
         let web = client("web-bff").expect("web-bff");
-        assert!(redirect_uri_allowed(web, "http://127.0.0.1:8080/auth/callback"));
-        assert!(redirect_uri_allowed(web, "http://127.0.0.1:41234/auth/callback"));
-        assert!(!redirect_uri_allowed(web, "http://127.0.0.1:41234/other"));
-        assert!(!redirect_uri_allowed(web, "http://evil.example/auth/callback"));
-        assert!(!redirect_uri_allowed(web, "http://127.0.0.1.evil.example/auth/callback"));
+        assert!(web.secret.is_some());
+        assert!(identity.redirect_uri_allowed(web, "http://127.0.0.1:8080/auth/callback"));
+        assert!(identity.redirect_uri_allowed(web, "http://localhost:8080/auth/callback"));
+        for refused in [
+            "http://127.0.0.1:41234/auth/callback",
+            "http://127.0.0.1/auth/callback",
+            "http://127.0.0.1:8080/auth/callback/",
+            "http://127.0.0.1:8080/auth/callback?x=1",
+            "http://127.0.0.1:8080/other",
+        ] {
+            assert!(!identity.redirect_uri_allowed(web, refused), "{refused}");
+        }
+        identity.register_redirect_uri("web-bff", "http://127.0.0.1:41234/auth/callback");
+        assert!(identity.redirect_uri_allowed(web, "http://127.0.0.1:41234/auth/callback"));
+        assert!(!identity.redirect_uri_allowed(web, "http://127.0.0.1:41235/auth/callback"));
+        let mobile = client("mobile-bff").expect("mobile-bff");
+        assert!(!identity.redirect_uri_allowed(mobile, "http://127.0.0.1:41234/auth/callback"), "per client");
     }
 
     #[test]
