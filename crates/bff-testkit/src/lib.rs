@@ -14,6 +14,7 @@ pub mod pact;
 
 pub use conformance::conformance;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bff_registry::Auth;
@@ -66,6 +67,9 @@ pub fn wire_env(fleet: &Fleet, bff: &bff_registry::Bff, port: u16) -> Vec<(Strin
     if bff.auth == Auth::Session {
         env.push((format!("{prefix}__SESSION__AUTHORIZE_URL"), format!("{identity}/authorize")));
         env.push((format!("{prefix}__SESSION__PUBLIC_URL"), format!("http://127.0.0.1:{port}")));
+        // Its callback on this port, registered exactly: a confidential
+        // client's redirect URI never matches on any port.
+        fleet.identity().register_redirect_uri(bff.name, &format!("http://127.0.0.1:{port}/auth/callback"));
     }
     for name in bff.calls {
         let key = format!("{prefix}__DOWNSTREAM__SERVICES__{}", name.to_ascii_uppercase());
@@ -115,6 +119,8 @@ pub async fn spawn_with_fleet<X: Section>(
     wire(&fleet, &mut config);
     if bff.entry().auth == Auth::Session {
         config.session.public_url = base.clone();
+        // Registered exactly, as a deployment registers its callback.
+        fleet.identity().register_redirect_uri(bff.entry().name, &format!("{base}/auth/callback"));
     }
     customize(&mut config);
     let (tx, rx) = oneshot::channel::<()>();
@@ -313,6 +319,60 @@ pub struct RedisServer {
     port: u16,
     /// `(user, password)` when the default user is off.
     credentials: Option<(String, String)>,
+    /// Serving TLS only (see [`RedisServer::start_tls`]).
+    tls: bool,
+}
+
+/// A test certificate authority and a server certificate it signed for
+/// `localhost` and `127.0.0.1`, as PEM files in a directory of their own.
+#[derive(Debug)]
+pub struct TestCertificates {
+    /// The directory holding the files (removed on drop).
+    pub dir: PathBuf,
+    /// The CA's certificate: what a client trusts.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl TestCertificates {
+    /// A fresh CA and server certificate (new keys each call, so two sets
+    /// do not trust each other).
+    pub fn generate() -> TestCertificates {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bff-testkit-tls-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for certificates");
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "bff-testkit CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().expect("a server key");
+        let server_params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("server parameters");
+        let server_cert = server_params.signed_by(&server_key, &issuer).expect("a server certificate");
+        let certificates = TestCertificates {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server-key.pem"),
+            dir,
+        };
+        std::fs::write(&certificates.ca, ca_cert.pem()).expect("write ca.pem");
+        std::fs::write(&certificates.cert, server_cert.pem()).expect("write server.pem");
+        std::fs::write(&certificates.key, server_key.serialize_pem()).expect("write server-key.pem");
+        certificates
+    }
+}
+
+impl Drop for TestCertificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The ACL user the BFFs log in as, and its rules: the same as the compose
@@ -345,26 +405,67 @@ impl RedisServer {
         Self::spawn(Vec::new(), None)
     }
 
+    /// Starts a server that speaks TLS only (no plain port), with the
+    /// server certificate of `certificates`; clients need no certificate.
+    /// [`RedisServer::url`] is then `rediss://`.
+    pub fn start_tls(certificates: &TestCertificates) -> RedisServer {
+        let path = |p: &PathBuf| p.display().to_string();
+        let args = [
+            "--tls-port".to_owned(),
+            String::new(), // the port, filled in by `spawn`
+            "--tls-cert-file".to_owned(),
+            path(&certificates.cert),
+            "--tls-key-file".to_owned(),
+            path(&certificates.key),
+            "--tls-ca-cert-file".to_owned(),
+            path(&certificates.ca),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        Self::spawn(args.to_vec(), None)
+    }
+
     /// Starts a server that only [`REDIS_ACL_USER`] with `password` may use,
     /// under the compose stack's rules ([`redis_acl_args`]).
     pub fn start_with_password(password: &str) -> RedisServer {
         Self::spawn(redis_acl_args(password), Some((REDIS_ACL_USER.to_owned(), password.to_owned())))
     }
 
-    fn spawn(extra: Vec<String>, credentials: Option<(String, String)>) -> RedisServer {
+    fn spawn(mut extra: Vec<String>, credentials: Option<(String, String)>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|addr| addr.port())
             .expect("a free port");
+        // TLS only: the plain port off, the TLS port the free one.
+        let tls = extra.first().is_some_and(|a| a == "--tls-port");
+        let plain_port = if tls {
+            extra[1] = port.to_string();
+            0
+        } else {
+            port
+        };
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(extra)
+            .args([
+                "--port",
+                &plain_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(std::mem::take(&mut extra))
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server on the PATH (apt-get install -y redis-server)");
-        let server = RedisServer { child, port, credentials };
+        let server = RedisServer { child, port, credentials, tls };
         for _ in 0..200 {
-            if server.ping() {
+            // A TLS server is up when it accepts connections; a plain one
+            // when it answers PING.
+            let up =
+                if tls { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() } else { server.ping() };
+            if up {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -399,8 +500,11 @@ impl RedisServer {
     }
 
     /// `redis://127.0.0.1:<port>`, with the user and password when the
-    /// server has them.
+    /// server has them; `rediss://localhost:<port>` for a TLS server.
     pub fn url(&self) -> String {
+        if self.tls {
+            return format!("rediss://localhost:{}", self.port);
+        }
         match &self.credentials {
             Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}", self.port),
             None => format!("redis://127.0.0.1:{}", self.port),

@@ -267,3 +267,38 @@ async fn rotated_keys_still_open_entries_and_the_new_key_seals() {
     assert_eq!(name(&value), "refetched");
     assert_eq!(stale_reader.rejected_entries(), 1);
 }
+
+/// Redis over TLS (`rediss://`): with the authority that signed Redis's
+/// certificate (`redis.ca_file`) commands go through; with another
+/// authority, the system's roots, or plain `redis://` to the TLS port,
+/// none does, and the BFF falls back rather than fails.
+#[tokio::test]
+async fn redis_over_tls_is_used_only_with_a_trusted_certificate() {
+    use bff_testkit::TestCertificates;
+    let certificates = TestCertificates::generate();
+    let redis = RedisServer::start_tls(&certificates);
+    assert!(redis.url().starts_with("rediss://localhost:"), "{}", redis.url());
+    let config = |url: String, ca: Option<&TestCertificates>| RedisConfig {
+        url: Some(url),
+        ca_file: ca.map(|c| c.ca.display().to_string()),
+        // The first command also connects (TCP, then the TLS handshake).
+        timeout_ms: 2_000,
+        connect_timeout_ms: 2_000,
+        ..RedisConfig::default()
+    };
+    let get = |redis: SharedRedis| async move {
+        redis.run(|mut c| async move { c.get::<_, Option<String>>("bff:tls").await }).await
+    };
+
+    let trusted = SharedRedis::new(&config(redis.url(), Some(&certificates)));
+    assert!(config(redis.url(), Some(&certificates)).problems().is_empty());
+    let set = trusted.run(|mut c| async move { c.set::<_, _, ()>("bff:tls", "over tls").await }).await;
+    assert_eq!(set, Some(()), "a command over TLS");
+    assert_eq!(get(trusted).await, Some(Some("over tls".to_owned())));
+
+    let other = TestCertificates::generate();
+    assert_eq!(get(SharedRedis::new(&config(redis.url(), Some(&other)))).await, None, "another authority");
+    assert_eq!(get(SharedRedis::new(&config(redis.url(), None))).await, None, "the system's roots");
+    let plain = redis.url().replace("rediss://", "redis://");
+    assert_eq!(get(SharedRedis::new(&config(plain, None))).await, None, "plain text to the TLS port");
+}
