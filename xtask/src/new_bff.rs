@@ -210,13 +210,11 @@ fn xtask(root: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn render(template: &str, plan: &Plan) -> String {
-    let (scheme, forbidden) = match plan.auth {
-        Auth::Session => ("session", ""),
-        Auth::Staff | Auth::ClientCredentials => {
-            ("bearer", "\n        (status = 403, response = bff_error::openapi::Forbidden),")
-        }
-        Auth::Bearer | Auth::Device => ("bearer", ""),
-    };
+    let scheme = if plan.auth == Auth::Session { "session" } else { "bearer" };
+    // The scope the screen needs (the shell enforces it from the document
+    // and documents its 403): one every derived client of the mode is
+    // granted by the identity mock (staff tokens carry `admin`).
+    let scope = if plan.auth == Auth::Staff { "admin" } else { "catalog" };
     let callers = match plan.auth {
         Auth::Bearer => "an OAuth bearer JWT of its app",
         Auth::Session => "a sealed session cookie set by the BFF's own login (and a CSRF token on writes)",
@@ -233,7 +231,7 @@ fn render(template: &str, plan: &Plan) -> String {
         .replace("{{Mode}}", plan.auth.variant())
         .replace("{{client}}", &plan.client())
         .replace("{{scheme}}", scheme)
-        .replace("{{forbidden}}", forbidden)
+        .replace("{{scope}}", scope)
         .replace("{{callers}}", callers)
         .replace("{{caller}}", if plan.auth == Auth::Staff { "s-1" } else { "u-1" })
 }
@@ -420,12 +418,12 @@ pub type ProductEnvelope = Envelope<ProductVm>;
     tag = "screens",
     operation_id = "product",
     summary = "A product with its price and availability",
-    security(("{{scheme}}" = [])),
+    security(("{{scheme}}" = ["{{scope}}"])),
     params(("id" = String, Path, description = "Product id, e.g. `p-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The product; `components` says which parts are missing.", body = ProductEnvelope),
         (status = 400, response = bff_error::openapi::BadRequest),
-        (status = 401, response = bff_error::openapi::Unauthenticated),{{forbidden}}
+        (status = 401, response = bff_error::openapi::Unauthenticated),
         (status = 404, response = bff_error::openapi::NotFound),
         (status = 503, response = bff_error::openapi::Unavailable),
         (status = 504, response = bff_error::openapi::Timeout),

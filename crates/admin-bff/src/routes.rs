@@ -84,7 +84,7 @@ pub fn mask_email(email: &str) -> String {
     tag = "users",
     operation_id = "getUser",
     summary = "A user's profile and recent orders, masked by the caller's role",
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     params(("id" = String, Path, description = "User id, e.g. `u-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The user; `masked` names the fields hidden from the caller's role.",

@@ -155,15 +155,26 @@ impl<'a> Diff<'a> {
         }
     }
 
-    /// Alternatives (OR) of scheme sets (AND). A client that met some base
-    /// alternative must meet a head alternative with the same credentials.
+    /// Alternatives (OR) of credential sets (AND): each scheme, and each
+    /// scope it lists as `scheme:scope`. A client that met some base
+    /// alternative must meet a head alternative with the same credentials:
+    /// a new scheme or a new scope breaks it.
     fn security(&mut self, pointer: &str, base: &Value, head: &Value) {
         let alternatives = |doc: &Value, op: &Value| -> Vec<BTreeSet<String>> {
             let list = op.get("security").or_else(|| doc.get("security")).and_then(Value::as_array);
             match list {
                 Some(list) if !list.is_empty() => list
                     .iter()
-                    .map(|req| req.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default())
+                    .map(|req| {
+                        let mut held = BTreeSet::new();
+                        for (scheme, scopes) in req.as_object().into_iter().flatten() {
+                            held.insert(scheme.clone());
+                            for scope in scopes.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                                held.insert(format!("{scheme}:{scope}"));
+                            }
+                        }
+                        held
+                    })
                     .collect(),
                 _ => vec![BTreeSet::new()],
             }
@@ -173,10 +184,13 @@ impl<'a> Diff<'a> {
             if !after.iter().any(|needed| needed.is_subset(held)) {
                 let held: Vec<&str> = held.iter().map(String::as_str).collect();
                 let held = if held.is_empty() { "no credentials".to_owned() } else { held.join(" + ") };
+                let needed =
+                    after.iter().map(|n| n.iter().map(String::as_str).collect::<Vec<_>>().join(" + "));
+                let needed: Vec<String> = needed.collect();
                 self.report(
                     "security-requirement-added",
                     &format!("{pointer}/security"),
-                    format!("a client with {held} is no longer allowed"),
+                    format!("a client with {held} is no longer allowed: it needs {}", needed.join(" or ")),
                 );
             }
         }
@@ -198,10 +212,11 @@ impl<'a> Diff<'a> {
             for (list, list_pointer) in lists {
                 for (i, param) in list.and_then(Value::as_array).into_iter().flatten().enumerate() {
                     let (param, at) = resolve(doc, param, format!("{list_pointer}/{i}"));
-                    let key = (
-                        param.get("in").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        param.get("name").and_then(Value::as_str).unwrap_or_default().to_lowercase(),
-                    );
+                    let place = param.get("in").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let name = param.get("name").and_then(Value::as_str).unwrap_or_default();
+                    // Header names are case-insensitive; query and cookie names are not.
+                    let name = if place == "header" { name.to_lowercase() } else { name.to_owned() };
+                    let key = (place, name);
                     out.insert(key, (param, at));
                 }
             }
@@ -892,6 +907,16 @@ mod tests {
         let found =
             changed(|d| *at(d, "/paths/~1v1~1orders/post/security") = json!([{ "bearer": [], "csrf": [] }]));
         assert_eq!(found, rule("security-requirement-added", "/paths/~1v1~1orders/post/security"));
+        // A scope newly needed breaks the tokens that lacked it; one no
+        // longer needed does not.
+        let found =
+            changed(|d| *at(d, "/paths/~1v1~1orders/post/security") = json!([{ "bearer": ["orders"] }]));
+        assert_eq!(found, rule("security-requirement-added", "/paths/~1v1~1orders/post/security"));
+        let mut scoped = base();
+        *at(&mut scoped, "/paths/~1v1~1orders/post/security") = json!([{ "bearer": ["orders"] }]);
+        let mut unscoped = scoped.clone();
+        *at(&mut unscoped, "/paths/~1v1~1orders/post/security") = json!([{ "bearer": [] }]);
+        assert!(breaking_changes(&scoped, &unscoped).is_empty());
         // Another way in is not a break.
         assert_eq!(
             changed(|d| *at(d, "/paths/~1v1~1orders/post/security") =

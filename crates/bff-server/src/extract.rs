@@ -1,5 +1,7 @@
 //! Extractors whose rejections are [`ApiError`]s (problem+json), replacing
-//! axum's plain-text rejections.
+//! axum's plain-text rejections: [`Json`], [`Path`], [`Query`] (a tidy test
+//! keeps axum's own out of the BFF crates), plus [`PathId`],
+//! [`IdempotencyKey`] and [`whole_number`].
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -59,6 +61,29 @@ where
 
 fn path_rejection(rejection: &PathRejection) -> ApiError {
     ApiError::new(ErrorCode::RequestInvalid).with_detail(rejection.body_text())
+}
+
+/// Query parameters. A query that does not deserialize (a word where a
+/// number goes, a repeated parameter) is `400 request.invalid` as
+/// problem+json, like every other refusal, not axum's plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => {
+                Err(ApiError::new(ErrorCode::RequestInvalid).with_detail(rejection.body_text()))
+            }
+        }
+    }
 }
 
 /// The one path parameter of a route, as an entity id (`u-1`, `p-42`):
@@ -172,6 +197,77 @@ mod tests {
         assert!(PathId::is_valid("p-42") && PathId::is_valid("u_1"));
         for bad in ["", "a/b", "..", "p 1", "é", &"x".repeat(65)] {
             assert!(!PathId::is_valid(bad), "{bad:?}");
+        }
+    }
+}
+
+/// `#[serde(deserialize_with = "bff_server::extract::whole_number")]`: an
+/// integer field that also accepts an integer written with a fraction,
+/// `22.0`. JSON Schema's `integer` counts `22.0` as an integer, so a client
+/// generated from the document may send it; serde's integers refuse it.
+/// A real fraction (`22.5`) or a value out of the field's range is still a
+/// clear `400 request.invalid`.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64> + TryFrom<i64>,
+{
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let out_of_range = || D::Error::custom(format!("{number} is out of range"));
+    if let Some(n) = number.as_u64() {
+        return T::try_from(n).map_err(|_| out_of_range());
+    }
+    if let Some(n) = number.as_i64() {
+        return T::try_from(n).map_err(|_| out_of_range());
+    }
+    match number.as_f64() {
+        // Exactly representable integers only: beyond 2^53 a float is not
+        // a trustworthy count.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => {
+            #[allow(clippy::cast_possible_truncation)]
+            let n = f as i64;
+            T::try_from(n).map_err(|_| out_of_range())
+        }
+        _ => Err(D::Error::custom(format!("{number} is not a whole number"))),
+    }
+}
+
+#[cfg(test)]
+mod whole_numbers {
+    use super::whole_number;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Line {
+        #[serde(deserialize_with = "whole_number")]
+        quantity: u32,
+    }
+
+    fn quantity(json: &str) -> Result<u32, String> {
+        serde_json::from_str::<Line>(json).map(|l| l.quantity).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn integers_with_or_without_a_zero_fraction_are_accepted() {
+        assert_eq!(quantity(r#"{"quantity":22}"#), Ok(22));
+        assert_eq!(quantity(r#"{"quantity":22.0}"#), Ok(22));
+        assert_eq!(quantity(r#"{"quantity":2.2e1}"#), Ok(22));
+        assert_eq!(quantity(r#"{"quantity":-0.0}"#), Ok(0));
+    }
+
+    #[test]
+    fn fractions_out_of_range_values_and_other_types_are_refused() {
+        for bad in [
+            r#"{"quantity":22.5}"#,
+            r#"{"quantity":-1}"#,
+            r#"{"quantity":-1.0}"#,
+            r#"{"quantity":4294967296}"#,
+            r#"{"quantity":1e300}"#,
+            r#"{"quantity":"22"}"#,
+            r#"{"quantity":null}"#,
+        ] {
+            assert!(quantity(bad).is_err(), "{bad} was accepted");
         }
     }
 }

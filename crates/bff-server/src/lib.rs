@@ -30,6 +30,7 @@ pub mod edge;
 pub mod extract;
 pub mod listen;
 pub mod openapi;
+mod scopes;
 pub mod session;
 pub mod shell;
 

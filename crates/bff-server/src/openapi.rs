@@ -62,14 +62,27 @@ pub fn header_key(name: &str, description: &str) -> SecurityScheme {
     SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(name, description)))
 }
 
-/// Adds the responses the edge stack can give on any operation — `500` (a
-/// caught panic) and `503` (load shed) — where a handler did not list them.
+/// Adds the responses the shell can give on any operation where a handler
+/// did not list them: `500` (a caught panic) and `503` (load shed) on every
+/// one, `403` on one whose security requirement lists scopes (the shell
+/// refuses a token without them).
 pub fn finish(mut doc: OpenApi) -> OpenApi {
     for item in doc.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
+            // utoipa keeps a requirement's scopes private: read them as JSON.
+            let lists_scopes = serde_json::to_value(&operation.security).is_ok_and(|security| {
+                security.as_array().into_iter().flatten().any(|requirement| {
+                    requirement
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .any(|(_, scopes)| scopes.as_array().is_some_and(|scopes| !scopes.is_empty()))
+                })
+            });
             let responses = &mut operation.responses.responses;
-            for (status, name) in [("500", "Internal"), ("503", "Unavailable")] {
+            let scoped = lists_scopes.then_some(("403", "Forbidden"));
+            for (status, name) in [("500", "Internal"), ("503", "Unavailable")].into_iter().chain(scoped) {
                 responses
                     .entry(status.to_owned())
                     .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{name}"))));

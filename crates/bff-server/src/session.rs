@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bff_auth::session::{
@@ -33,6 +33,8 @@ use bff_auth::session::{
 };
 use bff_auth::{AuthError, Caller, IdentityProvider, JwtVerifier, Secret};
 use bff_error::{ApiError, Classify as _, ErrorCode};
+
+use crate::extract::Query;
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
@@ -288,7 +290,13 @@ pub struct CallbackQuery {
     tag = "session",
     operation_id = "loginCallback",
     summary = "Finish a login and open the session",
-    params(CallbackQuery),
+    params(
+        CallbackQuery,
+        ("__Host-login" = String, Cookie,
+            description = "The sealed login state that `GET /auth/login` set in this browser: only a login \
+                started here, within `login_ttl_secs`, can finish here. Without it, or with one this BFF \
+                did not seal, the answer is `400 request.invalid`."),
+    ),
     responses(
         (status = 303, description = "Back to `return_to`; sets the sealed `__Host-session` cookie.",
             headers(("Location" = String), ("Set-Cookie" = String))),

@@ -29,12 +29,14 @@
 //! in [`crate::edge`]; `ARCHITECTURE.md` has the whole inventory):
 //!
 //! 1. the BFF's [`Bff::inside_auth`] hooks: they see the authenticated caller;
-//! 2. authentication by mode (bearer; client credentials only; staff roles;
+//! 2. the scopes each operation's security requirement lists in the
+//!    document (`403 auth.forbidden` without them; see `scopes`);
+//! 3. authentication by mode (bearer; client credentials only; staff roles;
 //!    session cookie then CSRF);
-//! 3. the BFF's [`Bff::around_auth`] hooks: they see every request, refused
+//! 4. the BFF's [`Bff::around_auth`] hooks: they see every request, refused
 //!    ones too (admin's audit trail);
-//! 4. conditional GETs (`ETag`/`304`) when declared;
-//! 5. the edge; then, outermost, gzip (when declared) or the session
+//! 5. conditional GETs (`ETag`/`304`) when declared;
+//! 6. the edge; then, outermost, gzip (when declared) or the session
 //!    mode's CORS.
 
 use std::future::Future;
@@ -446,6 +448,13 @@ impl<X: Section> Bff<X> {
         let mut screens = routes.screens;
         for hook in &self.inside_auth {
             screens = hook(&config.own, &backbone)?(screens);
+        }
+        // The scopes each screen's document declares, checked just inside
+        // authentication (see `scopes`).
+        let scopes = crate::scopes::RouteScopes::from_document(&doc);
+        if !scopes.is_empty() {
+            screens =
+                screens.route_layer(middleware::from_fn_with_state(scopes, crate::scopes::require_scopes));
         }
         let verifier = Arc::clone(&backbone.verifier);
         screens = match self.entry.auth {

@@ -87,6 +87,7 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
                 entry.name, reply.text
             );
             reply.assert_problem(401, "auth.invalid_token");
+            scopes_are_enforced(&app, path, &method, operation).await;
         }
     }
     assert!(secured > 0, "{}: its document declares no secured operation", entry.name);
@@ -102,6 +103,51 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
             );
         }
     }
+}
+
+/// An operation whose document lists scopes refuses a token of its own
+/// callers that lacks one: `403 auth.forbidden` with RFC 6750's
+/// `insufficient_scope` challenge, not the screen. (Bearer modes; a
+/// session BFF's scopes are tested in its crate, with a sealed session.)
+async fn scopes_are_enforced(app: &crate::TestApp, path: &str, method: &reqwest::Method, operation: &Value) {
+    let entry = app.bff;
+    let needed: Vec<&str> = operation["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|requirement| requirement.as_object().into_iter().flatten())
+        .flat_map(|(_, scopes)| scopes.as_array().into_iter().flatten().filter_map(Value::as_str))
+        .collect();
+    if needed.is_empty() || entry.auth == bff_registry::Auth::Session {
+        return;
+    }
+    let identity = app.fleet.identity();
+    let mut claims = identity.user_claims(entry, app.default_caller(), std::time::Duration::from_secs(300));
+    claims.scope =
+        claims.scope.split_whitespace().filter(|s| !needed.contains(s)).collect::<Vec<_>>().join(" ");
+    let token = identity.sign(&claims).expect("a token");
+    let reply = Reply::read(
+        app.http
+            .request(method.clone(), format!("{}{}", app.base, example_path(path)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("the BFF answers"),
+    )
+    .await;
+    assert_eq!(
+        reply.status, 403,
+        "{}: {method} {path} with a token lacking {needed:?} (its document lists them): {}",
+        entry.name, reply.text
+    );
+    reply.assert_problem(403, "auth.forbidden");
+    let challenge = reply.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\"")
+            && needed.iter().all(|s| challenge.contains(s)),
+        "{}: {method} {path}: the challenge names the scope: {challenge:?}",
+        entry.name
+    );
 }
 
 /// `/v1/products/{id}` as a request path: each parameter an example id.

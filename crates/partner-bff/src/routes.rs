@@ -84,7 +84,7 @@ pub struct ProductV1 {
     tag = "products",
     operation_id = "getProduct",
     summary = "A product with its price and availability",
-    security(("bearer" = [])),
+    security(("bearer" = ["catalog"])),
     params(("id" = String, Path, description = "Product id, e.g. `p-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The product; `components.availability` says whether stock is known.",

@@ -1,13 +1,13 @@
 //! The screens of the TV: few requests, large rails, a remote control.
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use bff_auth::Caller;
 use bff_cache::Segment;
 use bff_compose::{Envelope, Plan, Precomputed};
 use bff_error::{ApiError, ErrorCode};
 use bff_server::Backbone;
-use bff_server::extract::Path;
+use bff_server::extract::{Path, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::RailsConfig;
@@ -117,7 +117,7 @@ fn for_you_rail(recommendations: &bff_downstream::model::Recommendations) -> Rai
     tag = "screens",
     operation_id = "browse",
     summary = "The browse screen: every rail's first page",
-    security(("bearer" = [])),
+    security(("bearer" = ["catalog"])),
     responses(
         (status = 200, description = "The rails; `components` says which are missing or stale.", body = BrowseEnvelope),
         (status = 401, response = bff_error::openapi::Unauthenticated),
@@ -163,7 +163,9 @@ pub async fn browse(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RailQuery {
-    /// Where to continue: a rail's `nextCursor`. Absent: the first page.
+    /// Where to continue: a rail's `nextCursor`, as this BFF issued it. It
+    /// is opaque: any other value is `400 request.invalid`. Absent: the
+    /// first page.
     cursor: Option<String>,
     /// Items per page, 1 to 24 (default: the configured page size).
     #[param(minimum = 1, maximum = 24)]
@@ -179,7 +181,7 @@ pub struct RailQuery {
     tag = "screens",
     operation_id = "rail",
     summary = "One rail, paginated with an opaque cursor",
-    security(("bearer" = [])),
+    security(("bearer" = ["catalog"])),
     params(
         ("id" = String, Path, description = "A rail id from `/tv/v1/browse`, e.g. `category-shoes`.",
             pattern = "^[a-z0-9-]{1,64}$"),

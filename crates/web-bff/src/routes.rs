@@ -191,7 +191,7 @@ impl WebHomeVm {
     tag = "pages",
     operation_id = "home",
     summary = "The home page",
-    security(("session" = [])),
+    security(("session" = ["profile"])),
     responses(
         (status = 200, description = "The home page; `components` says which parts are missing.", body = WebHomeEnvelope),
         (status = 401, response = bff_error::openapi::Unauthenticated),
@@ -244,7 +244,9 @@ pub struct AddToCart {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", examples("p-1"))]
     pub product_id: String,
     /// How many, 1 to 99.
+    // `22.0` counts: the schema's `integer` allows it (JSON Schema).
     #[schema(minimum = 1, maximum = 99, examples(1))]
+    #[serde(deserialize_with = "bff_server::extract::whole_number")]
     pub quantity: u32,
 }
 
@@ -258,7 +260,7 @@ pub struct AddToCart {
     tag = "cart",
     operation_id = "addToCart",
     summary = "Add a product to the cart",
-    security(("session" = [], "csrf" = [])),
+    security(("session" = ["cart"], "csrf" = [])),
     params(IdempotencyKey),
     request_body(content = AddToCart, content_type = "application/json"),
     responses(

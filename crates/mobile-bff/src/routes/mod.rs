@@ -42,7 +42,7 @@ pub struct IfNoneMatch {
     tag = "screens",
     operation_id = "home",
     summary = "The home screen",
-    security(("bearer" = [])),
+    security(("bearer" = ["profile"])),
     params(IfNoneMatch),
     responses(
         (status = 200, description = "The home screen; `components` says which parts are missing.",
@@ -98,7 +98,7 @@ pub async fn home(
     tag = "screens",
     operation_id = "productPage",
     summary = "A product's page",
-    security(("bearer" = [])),
+    security(("bearer" = ["catalog"])),
     params(("id" = String, Path, description = "Product id, e.g. `p-1`.", pattern = "^[A-Za-z0-9_-]{1,64}$"), IfNoneMatch),
     responses(
         (status = 200, description = "The product page; `components` says which parts are missing.",

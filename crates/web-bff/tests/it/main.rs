@@ -275,6 +275,8 @@ async fn a_bad_write_is_refused_before_reaching_the_cart() {
         r#"{"productId":"p-1","quantity":100}"#,
         r#"{"productId":"../p-1","quantity":1}"#,
         r#"{"productId":"p-1","quantity":1,"price":1}"#,
+        r#"{"productId":"p-1","quantity":1.5}"#,
+        r#"{"productId":"p-1","quantity":"1"}"#,
     ] {
         add_to_cart(&app, &session, &csrf, Some("key-0000-0002"), body)
             .await
@@ -289,6 +291,56 @@ async fn a_bad_write_is_refused_before_reaching_the_cart() {
     add_to_cart(&app, &session, &csrf, Some("key-0000-0004"), r#"{"productId":"p-999","quantity":1}"#)
         .await
         .assert_problem(404, "resource.not_found");
+}
+
+/// What schema-driven fuzzing found: `22.0` is an `integer` to JSON
+/// Schema, so the document allows it; it was refused with a 400.
+#[tokio::test]
+async fn a_quantity_written_with_a_zero_fraction_is_the_integer_it_says() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-2").await;
+    let info = get(&app, &format!("{}/auth/session", app.base), Some(&session)).await.json();
+    let csrf = info["csrfToken"].as_str().expect("csrf token").to_owned();
+    let added =
+        add_to_cart(&app, &session, &csrf, Some("key-0000-0022"), r#"{"productId":"p-1","quantity":22.0}"#)
+            .await;
+    assert_eq!(added.status, 201, "{}", added.text);
+    // u-2's seeded cart holds 2 items; 22 more.
+    assert_eq!(added.json()["itemCount"], 24, "{}", added.text);
+}
+
+/// The scopes the document lists hold for sessions too: a session whose
+/// token grants `profile` but not `cart` opens the home page and cannot
+/// write to the cart.
+#[tokio::test]
+async fn a_session_without_the_cart_scope_cannot_write_to_the_cart() {
+    use bff_auth::session::{SESSION_COOKIE, Sealer, Session};
+    let app = spawn_app().await;
+    let identity = app.fleet.identity();
+    let mut claims = identity.user_claims(app.bff, "u-2", std::time::Duration::from_secs(300));
+    claims.scope = "openid profile".to_owned();
+    let session = Session {
+        token: identity.sign(&claims).expect("a token"),
+        csrf: "c".repeat(64),
+        expires_at: claims.exp,
+    };
+    // Sealed as the BFF would, with its (development) cookie key.
+    let sealer = Sealer::from_base64(bff_server::session::DEV_COOKIE_KEY).expect("the key");
+    let cookie = format!("{SESSION_COOKIE}={}", sealer.seal(SESSION_COOKIE, &session));
+
+    let home = get(&app, &format!("{}/v1/home", app.base), Some(&cookie)).await;
+    assert_eq!(home.status, 200, "{}", home.text);
+    let refused = add_to_cart(
+        &app,
+        &cookie,
+        &session.csrf,
+        Some("key-0000-0030"),
+        r#"{"productId":"p-1","quantity":1}"#,
+    )
+    .await;
+    let problem = refused.assert_problem(403, "auth.forbidden");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("cart")), "{problem}");
+    assert_eq!(cart_writes(&app).await, 0, "nothing reached the cart service");
 }
 
 #[tokio::test]
