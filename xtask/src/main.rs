@@ -6,6 +6,8 @@
 //! * `token --client mobile --user u-1`: print an access token that the
 //!   running stack accepts.
 //! * `smoke`: one request per BFF against the running stack.
+//! * `fuzz-api`: requests generated from each BFF's OpenAPI document
+//!   against the running stack, by schemathesis (see `fuzz_api.rs`).
 //! * `test`: the whole test suite, with its set-up (see `test.rs`).
 //! * `contracts [--update | --rebaseline]`: regenerate pacts, verify every
 //!   provider, check OpenAPI drift and breaking changes (see `contracts.rs`).
@@ -18,6 +20,7 @@
 
 mod contracts;
 mod dev;
+mod fuzz_api;
 mod load;
 mod new_bff;
 mod smoke;
@@ -41,6 +44,9 @@ commands:
                                         or for a session BFF (web) its session cookie; <bff> is a name
                                         from crates/bff-registry (mobile, web, partner, admin, ...)
   smoke                                 one request per BFF against the running stack (`dev`)
+  fuzz-api [<bff>...] [--examples N] [--seed S]
+                                        requests generated from each BFF's OpenAPI document against the
+                                        running stack (schemathesis): no 5xx, answers as documented
   test                                  the whole test suite: installs what it needs (redis-server)
                                         or says how, then `cargo test --workspace`
   contracts [--update | --rebaseline]   consumer pacts, provider verification, OpenAPI drift and
@@ -76,6 +82,7 @@ fn run() -> anyhow::Result<()> {
         Some("compose") => stack::run(&args[1..]),
         Some("new-bff") => new_bff::run(&args[1..]),
         Some("load") => load::run(&args[1..]),
+        Some("fuzz-api") => fuzz_api::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -55,7 +55,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// What the BFF's caller presents: a bearer token, or (session mode) the
 /// session cookie of a real login, both from `services-mock token`.
-fn credential(bff: &Bff) -> anyhow::Result<String> {
+pub(crate) fn credential(bff: &Bff) -> anyhow::Result<String> {
     let output = Command::new(bin_dir().join("services-mock"))
         .args(["token", "--client", bff.name, "--user", bff.smoke.caller])
         .output()
@@ -68,7 +68,7 @@ fn credential(bff: &Bff) -> anyhow::Result<String> {
 
 /// `GET path` on loopback `port` with the credential; the status and the
 /// (de-chunked) body.
-fn get(port: u16, path: &str, auth: Auth, credential: &str) -> anyhow::Result<(u16, String)> {
+pub(crate) fn get(port: u16, path: &str, auth: Auth, credential: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let header = match (auth, credential.is_empty()) {

@@ -391,6 +391,51 @@ fn the_error_rules_catch_each_way_of_breaking_them() {
     assert!(!found.contains("c.rs"), "test code and typed errors are fine: {found}");
 }
 
+/// axum's own extractors that answer a bad request in plain text: a BFF
+/// uses `bff_server::extract`'s, which answer problem+json (schema-driven
+/// fuzzing found tv-bff's cursor query answering `text/plain`).
+fn plain_text_extractors(source: &str) -> Vec<String> {
+    let code = non_test(source);
+    // (`axum::Json` is also a response type, so only these are caught.)
+    let mut found: Vec<String> = ["axum::extract::Query", "axum::extract::Path"]
+        .into_iter()
+        .filter(|pattern| code.contains(pattern))
+        .map(str::to_owned)
+        .collect();
+    for group in code.split("axum::extract::{").skip(1) {
+        let names = group.split('}').next().unwrap_or_default();
+        for name in names.split(',').map(str::trim).filter(|n| matches!(*n, "Query" | "Path")) {
+            found.push(format!("axum::extract::{{{name}}}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn bffs_refuse_bad_requests_as_problems() {
+    let mut violations = Vec::new();
+    for (name, dir) in crates() {
+        for file in rust_files(&dir.join("src")) {
+            let source = std::fs::read_to_string(&file).expect("readable source");
+            let found = plain_text_extractors(&source);
+            // bff-server's extractors wrap axum's; the load tool is a client.
+            let wraps = file.ends_with("bff-server/src/extract.rs") || name == "bff-load";
+            if !found.is_empty() && !wraps {
+                let file = file.strip_prefix(root()).unwrap_or(&file).display().to_string();
+                violations.push(format!("{file}: {}", found.join(", ")));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "use bff_server::extract::{{Path, Query}} (problem+json refusals), not axum's:\n  {}",
+        violations.join("\n  ")
+    );
+    assert_eq!(plain_text_extractors("use axum::extract::{State, Query};"), ["axum::extract::{Query}"]);
+    assert_eq!(plain_text_extractors("q: axum::extract::Path<String>"), ["axum::extract::Path"]);
+    assert!(plain_text_extractors("use bff_server::extract::{Json, Query};").is_empty());
+}
+
 /// Where `source` serves HTTP with `axum::serve` (no timer: no header-read
 /// or idle timeout, no connection cap).
 fn unbounded_serve(source: &str) -> bool {
