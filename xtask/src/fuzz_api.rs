@@ -58,6 +58,14 @@ const REFUSED_THOUGH_VALID: &[(&str, &str, &str, u16, &str)] = &[
     ),
 ];
 
+/// Runs schemathesis's command line through `python3`, so it need not be
+/// on the `PATH` (pip's script directory often is not).
+fn schemathesis() -> Command {
+    let mut command = Command::new("python3");
+    command.args(["-c", "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())"]);
+    command
+}
+
 /// What schemathesis expects of a schema-valid request by default (its
 /// `positive_data_acceptance`), to which an exception adds one status.
 const ACCEPTED: &[&str] = &["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"];
@@ -94,7 +102,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
 /// found a problem, after running them all.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let options = options(args)?;
-    let version = Command::new("st").arg("--version").output();
+    let version = schemathesis().arg("--version").output();
     if !version.as_ref().is_ok_and(|o| o.status.success()) {
         bail!("schemathesis is not installed: python3 -m pip install '{SCHEMATHESIS}'");
     }
@@ -115,7 +123,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let config_path = dir.join(format!("{}.toml", bff.name));
         std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
         println!("\n== fuzz-api {} (http://127.0.0.1:{}, {})", bff.name, bff.port, document_path.display());
-        let status = Command::new("st")
+        let status = schemathesis()
             .arg("--config-file")
             .arg(&config_path)
             .arg("run")
@@ -129,7 +137,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .args(["--report", "junit"])
             .current_dir(&dir)
             .status()
-            .context("running schemathesis (st)")?;
+            .context("running schemathesis (python3)")?;
         if !status.success() {
             failed.push(bff.name);
         }
