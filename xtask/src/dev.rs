@@ -147,6 +147,12 @@ fn print_table() {
     for bff in BFFS {
         println!("  configure {}: {}__SECTION__KEY=value (see README)", bff.name, bff.env_prefix);
     }
+    let metrics: Vec<String> =
+        BFFS.iter().map(|bff| format!("http://127.0.0.1:{}/metrics", bff.admin_port())).collect();
+    println!("  metrics (admin listeners): {}", metrics.join(" "));
+    println!(
+        "  prometheus: cd deploy/prometheus && prometheus --config.file=prometheus.yml (SLO rules and alerts)"
+    );
     println!("  stop: Ctrl-C");
     println!();
     let _ = std::io::stdout().flush();

@@ -125,8 +125,27 @@ impl<T: Serialize> Serialize for Envelope<T> {
 }
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
+    /// The JSON body, with the components' outcomes on the response as a
+    /// [`bff_telemetry::Composition`] for the access log and the metrics.
     fn into_response(self) -> Response {
-        Json(self).into_response()
+        let composition = bff_telemetry::Composition {
+            components: self
+                .components
+                .iter()
+                .map(|(name, status)| {
+                    let (label, reason) = match status {
+                        ComponentStatus::Pending => ("pending", None),
+                        ComponentStatus::Ok => ("ok", None),
+                        ComponentStatus::Fallback { reason, .. } => ("fallback", Some(reason.as_str())),
+                        ComponentStatus::Error { reason } => ("error", Some(reason.as_str())),
+                    };
+                    (*name, label, reason)
+                })
+                .collect(),
+        };
+        let mut response = Json(self).into_response();
+        response.extensions_mut().insert(composition);
+        response
     }
 }
 

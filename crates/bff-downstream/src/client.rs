@@ -206,6 +206,8 @@ impl Endpoint {
         for (name, value) in cx.request().outbound_headers() {
             request = request.header(name, value);
         }
+        // One attempt on the wire: the request's fan-out, as the services see it.
+        cx.request().note_downstream_call();
         let mut response = request.send().await.map_err(|source| {
             tracing::debug!(error = %source, "transport error");
             DownstreamError::Transport { service, source }

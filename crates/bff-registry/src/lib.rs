@@ -155,6 +155,13 @@ impl Bff {
         name.to_ascii_uppercase().replace('-', "_")
     }
 
+    /// The port of its admin listener (`GET /metrics`): its port + 1000,
+    /// so the two never collide and Prometheus's targets follow from the
+    /// registry (`deploy/prometheus/prometheus.yml`).
+    pub const fn admin_port(&self) -> u16 {
+        self.port.saturating_add(1000)
+    }
+
     /// Whether it may call the service `name`.
     pub fn calls(&self, service: &str) -> bool {
         self.calls.contains(&service)

@@ -34,7 +34,9 @@
 //! until it ends, so we stop hammering a service that asked for air.
 //!
 //! Each call gets one `downstream` span with `dependency`, `budget_ms`,
-//! `outcome`, `attempts` and `hedged`.
+//! `outcome`, `attempts` and `hedged`, and is counted in the metrics
+//! (`bff_telemetry::metrics`): its outcome and duration, the breaker's
+//! state after it, bulkhead occupancy, retries spent and refused, hedges.
 //!
 //! Why hand-rolled and not tower layers: the budget of each call comes from
 //! the request's deadline, which a static `tower::timeout` cannot express, and
@@ -56,6 +58,9 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use bff_error::{Classify, Failure, ReasonCode};
+use bff_telemetry::metrics::{
+    BREAKER_STATE, DEPENDENCY_CALLS, DEPENDENCY_DURATION, DEPENDENCY_IN_FLIGHT, HEDGES, RETRIES,
+};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -195,6 +200,8 @@ impl<E: Classify> Classify for GuardError<E> {
 /// retry and hedge budgets, shared by every call to it from this process.
 pub struct Dependency {
     name: String,
+    /// The name as a metrics label (cheap to clone).
+    label: metrics::SharedString,
     timeout: Duration,
     max_wait: Duration,
     breaker: CircuitBreaker,
@@ -230,6 +237,24 @@ struct Tally {
     hedged: bool,
 }
 
+/// A bulkhead slot as seen by the `bff_dependency_in_flight` gauge:
+/// counted while held, however the attempt ends (a cancelled one too).
+struct Occupied(metrics::Gauge);
+
+impl Occupied {
+    fn enter(dependency: &metrics::SharedString) -> Self {
+        let gauge = metrics::gauge!(DEPENDENCY_IN_FLIGHT, "dependency" => dependency.clone());
+        gauge.increment(1.0);
+        Occupied(gauge)
+    }
+}
+
+impl Drop for Occupied {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// Longest cool-down a `Retry-After` can impose.
 const MAX_COOLDOWN: Duration = Duration::from_secs(60);
 
@@ -241,8 +266,10 @@ impl Dependency {
         // unvalidated policy degrades instead of panicking.
         let retry_percent = policy.retry.budget_percent.clamp(0.0, 1000.0);
         let hedge_percent = policy.hedge.budget_percent.clamp(0.0, 1.0);
+        let name = name.into();
         Dependency {
-            name: name.into(),
+            label: metrics::SharedString::from(name.clone()),
+            name,
             timeout: Duration::from_millis(policy.timeout_ms),
             max_wait: Duration::from_millis(policy.max_wait_ms),
             breaker: CircuitBreaker::new(policy.breaker.clone()),
@@ -273,6 +300,22 @@ impl Dependency {
     /// The bulkhead, for readiness reports and tests.
     pub fn bulkhead(&self) -> &Bulkhead {
         &self.bulkhead
+    }
+
+    /// One guarded call's metrics: its outcome, duration and the breaker's
+    /// state after it.
+    fn record(&self, outcome: &'static str, elapsed: Duration) {
+        let dependency = self.label.clone();
+        metrics::counter!(DEPENDENCY_CALLS, "dependency" => dependency.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(DEPENDENCY_DURATION, "dependency" => dependency.clone())
+            .record(elapsed.as_secs_f64());
+        let state = match self.breaker.state() {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        metrics::gauge!(BREAKER_STATE, "dependency" => dependency).set(state);
     }
 
     /// Counters of retries, hedges and cool-down refusals so far.
@@ -309,11 +352,13 @@ impl Dependency {
             hedged = tracing::field::Empty,
         );
         let mut tally = Tally::default();
+        let started = Instant::now();
         let result = self.run(deadline, idempotency, &call, &mut tally).instrument(span.clone()).await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.failure().reason.as_str(),
         };
+        self.record(outcome, started.elapsed());
         span.record("outcome", outcome);
         span.record("attempts", tally.attempts);
         span.record("hedged", tally.hedged);
@@ -361,10 +406,13 @@ impl Dependency {
             }
             if !self.retry_budget.withdraw() {
                 self.retries_refused.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(RETRIES, "dependency" => self.label.clone(), "budget" => "refused")
+                    .increment(1);
                 tracing::debug!("retry budget exhausted; not retrying");
                 return result;
             }
             self.retries.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(RETRIES, "dependency" => self.label.clone(), "budget" => "spent").increment(1);
             tokio::time::sleep(pause).await;
             attempt += 1;
         }
@@ -396,6 +444,7 @@ impl Dependency {
             return first.await;
         }
         self.hedges.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(HEDGES, "dependency" => self.label.clone()).increment(1);
         tally.hedged = true;
         let second = self.attempt(deadline, call);
         tokio::pin!(second);
@@ -429,6 +478,7 @@ impl Dependency {
             permit.record(Verdict::Neutral);
             return Err(GuardError::Rejected(Failure::new(ReasonCode::BulkheadFull)));
         };
+        let _occupied = Occupied::enter(&self.label);
         permit.starting_now();
         let remaining = deadline.remaining();
         let budget = remaining.min(self.timeout);

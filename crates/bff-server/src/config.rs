@@ -65,6 +65,12 @@ pub struct ServerConfig {
     pub host: IpAddr,
     /// Port to bind.
     pub port: u16,
+    /// Address of the admin listener (`GET /metrics`), never the public
+    /// one: loopback by default; the pod's address where Prometheus scrapes.
+    pub admin_host: IpAddr,
+    /// Port of the admin listener: the BFF's port + 1000 by default (9081
+    /// for mobile-bff); 0 serves no admin listener.
+    pub admin_port: u16,
     /// Largest request body accepted, in bytes; larger is `413 request.too_large`.
     pub body_limit_bytes: usize,
     /// Requests handled at once; beyond it requests are shed with
@@ -110,7 +116,7 @@ pub enum Environment {
 impl ServerConfig {
     /// Local-development settings on `port`.
     pub fn local(port: u16) -> Self {
-        ServerConfig { port, ..ServerConfig::default() }
+        ServerConfig { port, admin_port: port.saturating_add(1000), ..ServerConfig::default() }
     }
 
     /// Whether this BFF runs outside local development: `production`, or no
@@ -129,6 +135,8 @@ impl Default for ServerConfig {
         ServerConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8080,
+            admin_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            admin_port: 9080,
             body_limit_bytes: 64 * 1024,
             max_concurrent_requests: 512,
             shutdown_grace_secs: 20,
@@ -159,6 +167,12 @@ impl Validate for ServerConfig {
             if value == 0 {
                 problems.push(format!("{key} must be greater than 0"));
             }
+        }
+        if self.admin_port != 0 && self.admin_port == self.port && self.admin_host == self.host {
+            problems.push(format!(
+                "admin_port {} is the public port: metrics are never served to clients",
+                self.admin_port
+            ));
         }
         if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
             problems.push("max_connections must be between 1 and 4294967295".to_owned());

@@ -29,7 +29,8 @@ pub type Readiness =
 ///
 /// Request order, outermost first:
 /// 1. request context: `x-request-id`, `traceparent`, the request span, the
-///    access log. Outermost so that every response, shed or panicked, has an id.
+///    access log and the request's metrics. Outermost so that every
+///    response, shed or panicked, has an id and is counted.
 /// 2. panic catcher: a panic becomes `500 internal` with no details.
 /// 3. `/healthz`, `/readyz`: above the limiter, so probes answer under load.
 /// 4. load shedding: at most `max_concurrent_requests` at once, the rest get
@@ -54,6 +55,9 @@ pub fn edge(routes: Router, config: &ServerConfig, readiness: Readiness) -> Rout
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/readyz", get(ready).with_state(readiness));
     app.merge(ops)
+        // Every route's template rides on its response, for the access log
+        // and the metrics of the request context outside routing.
+        .route_layer(middleware::from_fn(bff_telemetry::tag_route))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(bff_telemetry::request_context))
 }
@@ -90,6 +94,7 @@ async fn refuse_declared_oversize(State(limit): State<usize>, request: Request, 
 async fn overloaded(error: BoxError) -> ApiError {
     if error.is::<tower::load_shed::error::Overloaded>() {
         tracing::warn!("shedding load: concurrency limit reached");
+        metrics::counter!(bff_telemetry::metrics::HTTP_SHED).increment(1);
         ApiError::new(ErrorCode::Overloaded).with_retry_after(Duration::from_secs(1))
     } else {
         tracing::error!(%error, "unhandled middleware error");

@@ -11,6 +11,7 @@
 //! * [`edge`]: the middleware stack in front of the routes (see
 //!   `ARCHITECTURE.md`, "Layer inventory", for the order and why) and the
 //!   `/healthz` and `/readyz` endpoints.
+//! * [`admin`]: the admin listener (`GET /metrics`), apart from the public port.
 //! * [`serve`]: serves until a shutdown signal, then lets in-flight requests
 //!   finish within a grace period.
 //! * [`extract`]: `Json` and `Path` extractors whose rejections are problem
@@ -23,6 +24,7 @@
 //!
 //! [`ShellError`] is the crate's one error type.
 
+pub mod admin;
 mod backbone;
 pub mod conditional;
 pub mod config;

@@ -299,7 +299,10 @@ impl<X: Section> Bff<X> {
     pub fn defaults(&self) -> Config<X> {
         let name = self.entry.name;
         let mut config = Config {
-            server: ServerConfig::local(self.entry.port),
+            server: ServerConfig {
+                admin_port: self.entry.admin_port(),
+                ..ServerConfig::local(self.entry.port)
+            },
             auth: bff_auth::AuthConfig::local(name),
             downstream: DownstreamConfig::for_services(&self.egress()),
             compose: ComposeConfig { request_deadline_ms: self.deadline_ms, ..ComposeConfig::default() },
@@ -527,6 +530,9 @@ impl<X: Section> Bff<X> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ShellError> {
         let config = self.validate(config)?;
+        // Counted from the first request, whether or not an admin listener
+        // serves the counts.
+        bff_telemetry::metrics::install();
         if self.entry.auth == Auth::Session
             && config.session.cookie_key.expose() == crate::session::DEV_COOKIE_KEY
         {
@@ -544,6 +550,36 @@ impl<X: Section> Bff<X> {
         tasks.abort_all();
         served?;
         Ok(())
+    }
+
+    /// [`Bff::run`], plus the admin listener (`GET /metrics`, see
+    /// [`crate::admin`]) on `admin` when given; both stop on `shutdown`.
+    pub async fn run_with_admin(
+        &self,
+        config: Config<X>,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ShellError> {
+        let Some(admin) = admin else { return self.run(config, listener, shutdown).await };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        // A few connections suffice for a scraper and an operator.
+        let admin_server = ServerConfig { max_connections: 64, ..config.server.clone() };
+        let admin_task = tokio::spawn({
+            let stop = stopped(stop_rx.clone());
+            async move { crate::serve(admin, crate::admin::router(), &admin_server, stop).await }
+        });
+        let served = self.run(config, listener, stopped(stop_rx)).await;
+        signal.abort();
+        admin_task.abort();
+        served
     }
 
     /// The whole `main` of the BFF's binary:
@@ -623,7 +659,22 @@ impl<X: Section> Bff<X> {
             }
         };
         tracing::info!(%addr, "{name} listening");
-        match self.run(config, listener, crate::shutdown_signal()).await {
+        let admin = if config.server.admin_port == 0 {
+            None
+        } else {
+            let admin_addr = SocketAddr::new(config.server.admin_host, config.server.admin_port);
+            match TcpListener::bind(admin_addr).await {
+                Ok(admin) => {
+                    tracing::info!(%admin_addr, "{name} metrics on http://{admin_addr}/metrics");
+                    Some(admin)
+                }
+                Err(error) => {
+                    eprintln!("{name}: cannot bind the admin listener {admin_addr}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        };
+        match self.run_with_admin(config, listener, admin, crate::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(name, &error),
         }

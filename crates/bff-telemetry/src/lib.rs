@@ -10,16 +10,25 @@
 //!   the caller's trace, so a trace id typed into the log search finds the
 //!   request at every hop.
 //!
+//! * [`metrics`]: the Prometheus catalogue and recorder; [`request_context`]
+//!   records every request's rate, errors, duration and fan-out there, and
+//!   a composed response's per-component outcomes ([`Composition`]).
+//!
 //! OTLP export is deliberately not wired yet: the ids we propagate are the
 //! W3C ones, so adding an exporter later changes no header.
 
+pub mod metrics;
+
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use bff_error::ErrorCode;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -152,6 +161,9 @@ pub struct RequestContext {
     pub trace: TraceContext,
     /// The caller's `tracestate`, forwarded as is.
     pub tracestate: Option<HeaderValue>,
+    /// Downstream attempts made for this request so far (shared by every
+    /// clone: the fan-out factor).
+    downstream_calls: Arc<AtomicU32>,
 }
 
 impl RequestContext {
@@ -161,7 +173,18 @@ impl RequestContext {
             request_id: uuid::Uuid::new_v4().to_string(),
             trace: TraceContext::new_root(),
             tracestate: None,
+            downstream_calls: Arc::default(),
         }
+    }
+
+    /// Counts one downstream attempt (a retry or a hedge is one more).
+    pub fn note_downstream_call(&self) {
+        self.downstream_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Downstream attempts made for this request so far.
+    pub fn downstream_calls(&self) -> u32 {
+        self.downstream_calls.load(Ordering::Relaxed)
     }
 
     /// Reads the context from request headers, generating what is missing.
@@ -178,7 +201,7 @@ impl RequestContext {
             .and_then(TraceContext::parse)
             .unwrap_or_else(TraceContext::new_root);
         let tracestate = headers.get(&TRACESTATE).filter(|v| v.len() <= 512).cloned();
-        RequestContext { request_id, trace, tracestate }
+        RequestContext { request_id, trace, tracestate, downstream_calls: Arc::default() }
     }
 
     /// The headers to put on one downstream call: the request id, a child
@@ -222,34 +245,172 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestContext {
     }
 }
 
+/// The route template a request matched, put on its response (by
+/// [`tag_route`], a route layer) so that layers outside routing, such as
+/// [`request_context`], can label what they record with it.
+#[derive(Debug, Clone)]
+pub struct MatchedRoute(pub Arc<str>);
+
+/// A route layer (`Router::route_layer(from_fn(tag_route))`): puts the
+/// matched route template on the response as a [`MatchedRoute`].
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| Arc::<str>::from(p.as_str()));
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(MatchedRoute(route));
+    }
+    response
+}
+
+/// What a composed response was made of, put on it by the composition
+/// engine's envelope: each component's name, status (`ok`, `fallback`,
+/// `error`) and reason code. [`request_context`] logs and counts it.
+#[derive(Debug, Clone, Default)]
+pub struct Composition {
+    /// `(component, status, reason)`, in declaration order.
+    pub components: Vec<(&'static str, &'static str, Option<&'static str>)>,
+}
+
+impl Composition {
+    /// Whether any component is not `ok`.
+    pub fn degraded(&self) -> bool {
+        self.components.iter().any(|(_, status, _)| *status != "ok")
+    }
+
+    /// `name:reason` of each component that is not `ok`, comma-separated.
+    fn failed(&self) -> String {
+        let failed: Vec<String> = self
+            .components
+            .iter()
+            .filter(|(_, status, _)| *status != "ok")
+            .map(|(name, _, reason)| format!("{name}:{}", reason.unwrap_or("unknown")))
+            .collect();
+        failed.join(",")
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends (a client that
+/// goes away drops the future).
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        ::metrics::gauge!(crate::metrics::HTTP_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        ::metrics::gauge!(crate::metrics::HTTP_IN_FLIGHT).decrement(1.0);
+    }
+}
+
 /// The outermost middleware (`axum::middleware::from_fn(request_context)`):
-/// request id, trace context, the request span and one access-log event.
+/// request id, trace context, the request span, one access-log event and
+/// the request's metrics (see [`metrics`]).
+///
+/// The access log line says the route template, status, problem code,
+/// latency, how many downstream attempts the request made and, for a
+/// composed response, whether it was degraded and which components failed
+/// and why.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
     let context = RequestContext::from_headers(request.headers());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
-        method = %request.method(),
-        route = %route,
+        method = %method,
+        route = tracing::field::Empty,
         request_id = %context.request_id,
         trace_id = %context.trace.trace_id(),
     );
     let request_id = HeaderValue::from_str(&context.request_id).ok();
+    let calls = Arc::clone(&context.downstream_calls);
     request.extensions_mut().insert(context);
     let started = Instant::now();
+    let in_flight = InFlight::enter();
     let mut response = next.run(request).instrument(span.clone()).await;
+    drop(in_flight);
+    let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(status, latency_ms = started.elapsed().as_millis() as u64, "request finished")
+    // Unmatched paths share one label: their paths are the caller's.
+    let route =
+        response.extensions().get::<MatchedRoute>().map_or(Arc::from("unmatched"), |r| Arc::clone(&r.0));
+    let code = response.extensions().get::<ErrorCode>().map_or("ok", |code| code.as_str());
+    let downstream_calls = calls.load(Ordering::Relaxed);
+    let composition = response.extensions().get::<Composition>();
+    record(&method, &route, status, code, elapsed, downstream_calls, composition);
+    span.record("route", &*route);
+    span.in_scope(|| match composition {
+        Some(composition) => tracing::info!(
+            status,
+            code,
+            latency_ms = elapsed.as_millis() as u64,
+            downstream_calls,
+            degraded = composition.degraded(),
+            failed = %composition.failed(),
+            "request finished"
+        ),
+        None => tracing::info!(
+            status,
+            code,
+            latency_ms = elapsed.as_millis() as u64,
+            downstream_calls,
+            "request finished"
+        ),
     });
     if let Some(id) = request_id {
         response.headers_mut().insert(REQUEST_ID, id);
     }
     response
+}
+
+/// One request's metrics. Every label is from a closed set.
+fn record(
+    method: &axum::http::Method,
+    route: &Arc<str>,
+    status: u16,
+    code: &'static str,
+    elapsed: std::time::Duration,
+    downstream_calls: u32,
+    composition: Option<&Composition>,
+) {
+    // Methods outside the standard set are one label, not the caller's word.
+    let method = match *method {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let route = route.to_string();
+    ::metrics::counter!(crate::metrics::HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string(), "code" => code)
+        .increment(1);
+    ::metrics::histogram!(crate::metrics::HTTP_DURATION, "method" => method, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if route == "unmatched" {
+        return;
+    }
+    ::metrics::histogram!(crate::metrics::CALLS_PER_REQUEST, "route" => route.clone())
+        .record(f64::from(downstream_calls));
+    if let Some(composition) = composition {
+        let degraded = if composition.degraded() { "true" } else { "false" };
+        ::metrics::counter!(crate::metrics::COMPOSED, "route" => route.clone(), "degraded" => degraded)
+            .increment(1);
+        for (component, status, reason) in &composition.components {
+            ::metrics::counter!(
+                crate::metrics::COMPONENT_RESULTS,
+                "route" => route.clone(),
+                "component" => *component,
+                "status" => *status,
+                "reason" => reason.unwrap_or("none"),
+            )
+            .increment(1);
+        }
+    }
 }
 
 #[cfg(test)]

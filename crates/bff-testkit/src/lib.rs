@@ -10,6 +10,7 @@
 //! through the real typed clients; [`RedisServer`] is a real `redis-server`.
 
 pub mod conformance;
+pub mod metrics;
 pub mod pact;
 
 pub use conformance::conformance;
@@ -86,6 +87,8 @@ pub fn wire_env(fleet: &Fleet, bff: &bff_registry::Bff, port: u16) -> Vec<(Strin
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// The admin listener (`/metrics`): `http://127.0.0.1:<another port>`.
+    pub admin_base: String,
     /// The mocks behind it.
     pub fleet: Fleet,
     /// A client for requests to it (redirects are not followed).
@@ -115,6 +118,8 @@ pub async fn spawn_with_fleet<X: Section>(
     bff_telemetry::init_for_tests();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("local address"));
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let admin_base = format!("http://{}", admin.local_addr().expect("local address"));
     let mut config = bff.defaults();
     wire(&fleet, &mut config);
     if bff.entry().auth == Auth::Session {
@@ -129,14 +134,14 @@ pub async fn spawn_with_fleet<X: Section>(
         let shutdown = async {
             let _ = rx.await;
         };
-        bff.run(config, listener, shutdown).await
+        bff.run_with_admin(config, listener, Some(admin), shutdown).await
     });
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    TestApp { base, fleet, http, bff: entry, shutdown: Some(tx), server: Some(server) }
+    TestApp { base, admin_base, fleet, http, bff: entry, shutdown: Some(tx), server: Some(server) }
 }
 
 /// Logs `user` in to the session BFF at `base` through the real flow: the

@@ -7,6 +7,7 @@ mod bandwidth;
 mod caching;
 mod helpers;
 mod home;
+mod metrics;
 mod operations;
 mod pacts;
 mod product_page;

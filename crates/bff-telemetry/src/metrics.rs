@@ -1,0 +1,161 @@
+//! Prometheus metrics: the catalogue, the process-wide recorder and its
+//! text exposition.
+//!
+//! Recording goes through the [`metrics`] facade (`metrics::counter!` and
+//! friends), so a crate that records (the resilience guard, the edge) needs
+//! only that small crate; this module installs the one recorder
+//! (`metrics-exporter-prometheus`) and renders what it holds for
+//! `GET /metrics` on the BFF's admin listener (`bff_server::admin`).
+//!
+//! **Labels come from closed sets only**: route templates (`/v1/product-page/{id}`,
+//! never the id), component and dependency names from code and
+//! configuration, HTTP methods and statuses, problem and reason codes. No
+//! label is ever taken from a request's values, so the number of series is
+//! bounded by the code, not by traffic (a test sends 1,000 distinct ids and
+//! counts series).
+//!
+//! | metric | type | labels | what it answers |
+//! |---|---|---|---|
+//! | `bff_http_requests_total` | counter | `method`, `route`, `status`, `code` | rate and errors by problem code (RED) |
+//! | `bff_http_request_duration_seconds` | histogram | `method`, `route` | latency per route (RED) |
+//! | `bff_http_requests_in_flight` | gauge | | saturation at the edge |
+//! | `bff_http_requests_shed_total` | counter | | load shed (`503 overloaded`) |
+//! | `bff_composed_responses_total` | counter | `route`, `degraded` | the degraded-rate SLI's denominator and numerator |
+//! | `bff_component_results_total` | counter | `route`, `component`, `status`, `reason` | which component degrades, and why |
+//! | `bff_downstream_calls_per_request` | histogram | `route` | the fan-out factor (attempts, retries and hedges included) |
+//! | `bff_dependency_calls_total` | counter | `dependency`, `outcome` | a dependency's outcomes (`ok`, `timeout`, `unavailable`, `rate_limited`, `invalid_data`, `not_found`, `circuit_open`, `bulkhead_full`) |
+//! | `bff_dependency_call_duration_seconds` | histogram | `dependency` | a guarded call's duration, retries and hedges included |
+//! | `bff_dependency_breaker_state` | gauge | `dependency` | 0 closed, 1 half-open, 2 open (as of the last call) |
+//! | `bff_dependency_in_flight` | gauge | `dependency` | bulkhead occupancy |
+//! | `bff_dependency_retries_total` | counter | `dependency`, `budget` | retries sent (`spent`) or refused by the budget (`refused`) |
+//! | `bff_dependency_hedges_total` | counter | `dependency` | hedges sent |
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests answered, by method, route template, status and problem code.
+pub const HTTP_REQUESTS: &str = "bff_http_requests_total";
+/// Time to answer a request, by method and route template.
+pub const HTTP_DURATION: &str = "bff_http_request_duration_seconds";
+/// Requests being served now.
+pub const HTTP_IN_FLIGHT: &str = "bff_http_requests_in_flight";
+/// Requests refused at once because the BFF was at its concurrency limit.
+pub const HTTP_SHED: &str = "bff_http_requests_shed_total";
+/// Composed responses, by route and whether they were degraded.
+pub const COMPOSED: &str = "bff_composed_responses_total";
+/// Each component's outcome in a composed response.
+pub const COMPONENT_RESULTS: &str = "bff_component_results_total";
+/// Downstream attempts one request made (the fan-out factor).
+pub const CALLS_PER_REQUEST: &str = "bff_downstream_calls_per_request";
+/// Guarded calls to a dependency, by outcome.
+pub const DEPENDENCY_CALLS: &str = "bff_dependency_calls_total";
+/// Duration of a guarded call to a dependency.
+pub const DEPENDENCY_DURATION: &str = "bff_dependency_call_duration_seconds";
+/// A dependency's breaker: 0 closed, 1 half-open, 2 open.
+pub const BREAKER_STATE: &str = "bff_dependency_breaker_state";
+/// Calls to a dependency holding a bulkhead slot now.
+pub const DEPENDENCY_IN_FLIGHT: &str = "bff_dependency_in_flight";
+/// Retries to a dependency, spent or refused by the retry budget.
+pub const RETRIES: &str = "bff_dependency_retries_total";
+/// Hedged attempts sent to a dependency.
+pub const HEDGES: &str = "bff_dependency_hedges_total";
+
+/// Buckets of every `_seconds` histogram: from 5 ms (a cache hit) to 10 s
+/// (past every deadline), finest around the 100–500 ms screen budgets.
+const SECONDS_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0];
+
+/// Buckets of the fan-out histogram: a screen makes a handful of calls.
+const CALLS_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 32.0];
+
+/// The process's recorder, installed on first use. Every BFF in a process
+/// shares it (tests run several; a deployed process runs one).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(CALLS_PER_REQUEST.to_owned()), CALLS_BUCKETS)
+            });
+        let builder = match builder {
+            Ok(builder) => builder,
+            // Only an empty bucket list fails, and ours are not empty.
+            Err(error) => {
+                tracing::error!(%error, "metric buckets refused; using summaries");
+                PrometheusBuilder::new()
+            }
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's");
+        }
+        describe();
+        handle
+    })
+}
+
+/// Installs the recorder (idempotent). Call it before serving, so the
+/// first requests are counted.
+pub fn install() {
+    handle();
+}
+
+/// The exposition, in the Prometheus text format (version 0.0.4).
+pub fn render() -> String {
+    let handle = handle();
+    // Drains histograms' recent samples into their buckets.
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        Unit::Count,
+        "Requests answered, by method, route template, status and problem code."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time to answer a request, by method and route template."
+    );
+    describe_gauge!(HTTP_IN_FLIGHT, Unit::Count, "Requests being served now.");
+    describe_counter!(
+        HTTP_SHED,
+        Unit::Count,
+        "Requests refused at once because the BFF was at its concurrency limit."
+    );
+    describe_counter!(COMPOSED, Unit::Count, "Composed responses, by route and whether they were degraded.");
+    describe_counter!(
+        COMPONENT_RESULTS,
+        Unit::Count,
+        "Each component's outcome in a composed response: status ok, fallback or error, and the reason."
+    );
+    describe_histogram!(
+        CALLS_PER_REQUEST,
+        Unit::Count,
+        "Downstream attempts one request made, retries and hedges included."
+    );
+    describe_counter!(DEPENDENCY_CALLS, Unit::Count, "Guarded calls to a dependency, by outcome.");
+    describe_histogram!(
+        DEPENDENCY_DURATION,
+        Unit::Seconds,
+        "Duration of a guarded call to a dependency, retries and hedges included."
+    );
+    describe_gauge!(
+        BREAKER_STATE,
+        Unit::Count,
+        "A dependency's circuit breaker as of its last call: 0 closed, 1 half-open, 2 open."
+    );
+    describe_gauge!(DEPENDENCY_IN_FLIGHT, Unit::Count, "Calls to a dependency holding a bulkhead slot now.");
+    describe_counter!(
+        RETRIES,
+        Unit::Count,
+        "Retries to a dependency: spent, or refused by the retry budget."
+    );
+    describe_counter!(HEDGES, Unit::Count, "Hedged attempts sent to a dependency.");
+}
