@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{MOCKS, compose};
+use super::{MOCKS, compose, prometheus};
 use crate::root;
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +38,21 @@ fn mocks_listed_here_are_the_mock_crate_services() {
 fn the_committed_compose_file_is_the_generated_one() {
     let committed = std::fs::read_to_string(root().join("docker-compose.yml")).expect("docker-compose.yml");
     assert!(committed == compose(), "docker-compose.yml is out of date: run `cargo xtask compose`");
+}
+
+#[test]
+fn the_committed_prometheus_config_is_the_generated_one_and_scrapes_every_admin_listener() {
+    let path = root().join("deploy/prometheus/prometheus.yml");
+    let committed = std::fs::read_to_string(&path).expect("prometheus.yml");
+    assert!(committed == prometheus(), "{} is out of date: run `cargo xtask compose`", path.display());
+    let config: serde_norway::Value = serde_norway::from_str(&committed).expect("YAML");
+    let jobs = config["scrape_configs"].as_sequence().expect("scrape_configs");
+    assert_eq!(jobs.len(), bff_registry::BFFS.len());
+    for (job, bff) in jobs.iter().zip(bff_registry::BFFS) {
+        assert_eq!(job["job_name"].as_str(), Some(bff.name));
+        let target = format!("127.0.0.1:{}", bff.admin_port());
+        assert_eq!(job["static_configs"][0]["targets"][0].as_str(), Some(target.as_str()));
+    }
 }
 
 #[test]
