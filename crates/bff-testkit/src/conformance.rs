@@ -7,6 +7,9 @@
 //!   egress list);
 //! * it serves `/openapi.json` publicly, and that is the committed
 //!   `openapi/<name>.json` (else: `cargo xtask contracts --update`);
+//! * `/metrics` is served on its admin listener and not on its public port;
+//! * every operation whose document lists scopes refuses a token of its own
+//!   callers without them (`403`, `insufficient_scope`);
 //! * every operation its document says is secured refuses a request
 //!   without credentials with `401 auth.invalid_token`, and nothing reaches
 //!   a downstream service;
@@ -56,6 +59,15 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
         entry.name,
         file.display()
     );
+
+    // Metrics are the operators': on the admin listener, never the public port.
+    app.get_with("/metrics", None, &[]).await.assert_problem(404, "resource.not_found");
+    let metrics = Reply::read(
+        app.http.get(format!("{}/metrics", app.admin_base)).send().await.expect("the admin listener answers"),
+    )
+    .await;
+    assert_eq!(metrics.status, 200, "{}: GET /metrics on the admin listener", entry.name);
+    assert!(metrics.text.contains("bff_http_requests_total"), "{}: {}", entry.name, metrics.text);
 
     let document = served.json();
     let mut secured = 0;
@@ -194,6 +206,9 @@ fn compose_environment_is_accepted<X: Section>(bff: &Bff<X>) {
             .unwrap_or_else(|| panic!("{}: compose sets {key}, which lacks its prefix", entry.name))
             .to_lowercase()
             .replace("__", ".");
+        // Read as the environment provider reads it: `true` is a boolean,
+        // `30` a number.
+        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
         figment = figment.merge(Serialized::default(&path, value));
     }
     let config = bff
