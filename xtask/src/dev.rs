@@ -62,8 +62,10 @@ fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()
         wait_healthy(name, *port, running, stop)?;
     }
     for bff in BFFS {
-        let child =
-            Command::new(bin.join(bff.name)).spawn().with_context(|| format!("starting {}", bff.name))?;
+        let child = Command::new(bin.join(bff.name))
+            .envs(bff.local_env.iter().map(|(key, value)| (format!("{}__{key}", bff.env_prefix), *value)))
+            .spawn()
+            .with_context(|| format!("starting {}", bff.name))?;
         running.push(Running { name: bff.name.to_owned(), child });
         wait_healthy(bff.name, bff.port, running, stop)?;
     }

@@ -110,6 +110,7 @@ fn bff_service(out: &mut String, bff: &Bff) {
         env.push(("SESSION__AUTHORIZE_URL".to_owned(), "http://localhost:7000/authorize".to_owned()));
     }
     env.extend(bff.container_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+    env.extend(bff.local_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
     let _ = writeln!(out, "      REDIS_URL: {COMPOSE_REDIS_URL}");
     for (key, value) in env {
         let _ = writeln!(out, "      {prefix}__{key}: {value}");

@@ -78,12 +78,20 @@ impl Serialize for ComponentStatus {
 #[derive(Debug, Clone)]
 pub struct Envelope<T> {
     components: Vec<(&'static str, ComponentStatus)>,
+    /// When each component finished, from the composition's start (for
+    /// `Server-Timing`; not serialized).
+    timings: Vec<Option<std::time::Duration>>,
     data: T,
 }
 
 impl<T> Envelope<T> {
     pub(crate) fn new(components: Vec<(&'static str, ComponentStatus)>, data: T) -> Self {
-        Envelope { components, data }
+        Envelope { components, timings: Vec::new(), data }
+    }
+
+    pub(crate) fn with_timings(mut self, timings: Vec<Option<std::time::Duration>>) -> Self {
+        self.timings = timings;
+        self
     }
 
     /// True when any component is not `ok`.
@@ -132,14 +140,20 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
             components: self
                 .components
                 .iter()
-                .map(|(name, status)| {
+                .enumerate()
+                .map(|(i, (name, status))| {
                     let (label, reason) = match status {
                         ComponentStatus::Pending => ("pending", None),
                         ComponentStatus::Ok => ("ok", None),
                         ComponentStatus::Fallback { reason, .. } => ("fallback", Some(reason.as_str())),
                         ComponentStatus::Error { reason } => ("error", Some(reason.as_str())),
                     };
-                    (*name, label, reason)
+                    bff_telemetry::ComponentOutcome {
+                        name,
+                        status: label,
+                        reason,
+                        elapsed: self.timings.get(i).copied().flatten(),
+                    }
                 })
                 .collect(),
         };

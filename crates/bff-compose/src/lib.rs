@@ -124,14 +124,20 @@ const ENGINE_GRACE: Duration = Duration::from_millis(20);
 pub struct Plan {
     cx: CallCtx,
     config: Arc<ComposeConfig>,
-    report: Arc<Mutex<Vec<(&'static str, ComponentStatus)>>>,
+    report: Arc<Mutex<Vec<parts::Reported>>>,
+    started: tokio::time::Instant,
 }
 
 impl Plan {
     /// A plan for `request`, starting its deadline now.
     pub fn new(request: RequestContext, config: Arc<ComposeConfig>) -> Self {
         let deadline = Deadline::after(Duration::from_millis(config.request_deadline_ms));
-        Plan { cx: CallCtx::new(request, deadline), config, report: Arc::default() }
+        Plan {
+            cx: CallCtx::new(request, deadline),
+            config,
+            report: Arc::default(),
+            started: tokio::time::Instant::now(),
+        }
     }
 
     /// The request-level call context (whole deadline), for calls made
@@ -220,8 +226,10 @@ impl Plan {
 
     /// Wraps the view model in the envelope with every part's status.
     pub fn envelope<T>(&self, data: T) -> Envelope<T> {
-        let components = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Envelope::new(components, data)
+        let report = self.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let timings = report.iter().map(|r| r.elapsed).collect();
+        let components = report.into_iter().map(|r| (r.name, r.status)).collect();
+        Envelope::new(components, data).with_timings(timings)
     }
 
     fn slot(&self, name: &'static str, critical: bool) -> (parts::Slot, CallCtx) {
@@ -231,16 +239,17 @@ impl Plan {
             None => self.cx.clone(),
         };
         let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
-        if report.iter().any(|(existing, _)| *existing == name) {
+        if report.iter().any(|existing| existing.name == name) {
             tracing::error!(component = name, "component declared twice in one plan");
         }
-        report.push((name, ComponentStatus::Pending));
+        report.push(parts::Reported { name, status: ComponentStatus::Pending, elapsed: None });
         let slot = parts::Slot {
             name,
             critical,
             index: report.len() - 1,
             deadline: cx.deadline(),
             report: Arc::clone(&self.report),
+            started: self.started,
         };
         (slot, cx)
     }

@@ -19,6 +19,15 @@ pub struct CriticalFailure {
     pub failure: Failure,
 }
 
+/// One component's entry in a plan's report.
+#[derive(Debug, Clone)]
+pub(crate) struct Reported {
+    pub(crate) name: &'static str,
+    pub(crate) status: ComponentStatus,
+    /// When it was reported, from the plan's start.
+    pub(crate) elapsed: Option<std::time::Duration>,
+}
+
 /// The bookkeeping shared by every kind of part: where to report, under
 /// which deadline.
 #[derive(Debug)]
@@ -27,7 +36,9 @@ pub(crate) struct Slot {
     pub(crate) critical: bool,
     pub(crate) index: usize,
     pub(crate) deadline: Deadline,
-    pub(crate) report: Arc<Mutex<Vec<(&'static str, ComponentStatus)>>>,
+    pub(crate) report: Arc<Mutex<Vec<Reported>>>,
+    /// When the plan started (for the component's timing).
+    pub(crate) started: tokio::time::Instant,
 }
 
 impl Slot {
@@ -38,9 +49,11 @@ impl Slot {
     }
 
     fn report(&self, status: ComponentStatus) {
+        let elapsed = self.started.elapsed();
         let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = report.get_mut(self.index) {
-            entry.1 = status;
+            entry.status = status;
+            entry.elapsed = Some(elapsed);
         }
     }
 

@@ -128,6 +128,9 @@ pub struct Bff {
     /// In containers: extra settings, `SECTION__KEY` without the prefix
     /// (e.g. where the volume is written).
     pub container_env: &'static [(&'static str, &'static str)],
+    /// In the local stacks (`cargo xtask dev` and compose): extra settings,
+    /// `SECTION__KEY` without the prefix (e.g. `Server-Timing` on).
+    pub local_env: &'static [(&'static str, &'static str)],
 }
 
 impl Bff {
@@ -143,6 +146,7 @@ impl Bff {
         smoke: Smoke { path: "/healthz", caller: "u-1", expect: "ok" },
         volume: None,
         container_env: &[],
+        local_env: &[],
     };
 
     /// The short name used on command lines (`mobile` for `mobile-bff`).
@@ -180,6 +184,8 @@ pub const BFFS: &[Bff] = &[
         calls: &["user", "cart", "recommendations", "promotions", "shipping", "orders"],
         routes: "GET /auth/login, GET /v1/home, POST /v1/cart/items (session cookie)",
         smoke: Smoke { path: "/v1/home", caller: "u-2", expect: r#""greeting":"Welcome back, Grace""# },
+        // The waterfall in the browser's devtools.
+        local_env: &[("SERVER__SERVER_TIMING", "true")],
         ..Bff::DEFAULTS
     },
     Bff {
@@ -201,6 +207,7 @@ pub const BFFS: &[Bff] = &[
         ],
         routes: "GET /v1/home, GET /v1/product-page/{id}",
         smoke: Smoke { path: "/v1/home", caller: "u-1", expect: r#""degraded":false"# },
+        local_env: &[("SERVER__SERVER_TIMING", "true")],
         ..Bff::DEFAULTS
     },
     Bff {
@@ -229,6 +236,7 @@ pub const BFFS: &[Bff] = &[
         smoke: Smoke { path: "/admin/v1/users/u-1", caller: "s-2", expect: r#""email":"a***@example.com""# },
         volume: Some("admin-audit"),
         container_env: &[("AUDIT__PATH", "/var/lib/admin-bff/audit.jsonl")],
+        ..Bff::DEFAULTS
     },
     Bff {
         name: "tv-bff",

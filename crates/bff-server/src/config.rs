@@ -94,6 +94,11 @@ pub struct ServerConfig {
     /// endpoints only and the rest are closed on accept: memory stays
     /// bounded however many sockets a client opens.
     pub max_connections: usize,
+    /// `Server-Timing` on composed answers: each component's duration and
+    /// status (names only), for the browser's devtools. Off by default: it
+    /// tells callers how the screen is made; the local stack turns it on
+    /// for web and mobile.
+    pub server_timing: bool,
     /// Log format: `pretty` locally, `json` in deployment.
     pub log_format: LogFormat,
     /// `development` or `production` (also `BFF_ENV`). Unset, a BFF that
@@ -145,6 +150,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             max_connections: 4096,
             environment: None,
+            server_timing: false,
             log_format: LogFormat::Pretty,
         }
     }

@@ -483,6 +483,9 @@ impl<X: Section> Bff<X> {
         // Every screen answers an authenticated caller: nothing of it may sit
         // in a shared cache. Conditional GETs already said `private, no-cache`.
         screens = screens.route_layer(middleware::map_response(personal));
+        if config.server.server_timing {
+            screens = screens.route_layer(middleware::map_response(server_timing));
+        }
         let mut app: Router = match routes.session {
             None => screens.with_state(backbone.clone()),
             Some((public, private)) => {
@@ -737,6 +740,15 @@ async fn personal(mut response: Response) -> Response {
         .headers_mut()
         .entry(axum::http::header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("private, no-store"));
+    response
+}
+
+/// `Server-Timing` from a composed answer's components (`server.server_timing`).
+async fn server_timing(mut response: Response) -> Response {
+    let value = response.extensions().get::<bff_telemetry::Composition>().map(|c| c.server_timing());
+    if let Some(value) = value.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
+        response.headers_mut().insert(axum::http::HeaderName::from_static("server-timing"), value);
+    }
     response
 }
 

@@ -263,18 +263,32 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
 }
 
 /// What a composed response was made of, put on it by the composition
-/// engine's envelope: each component's name, status (`ok`, `fallback`,
-/// `error`) and reason code. [`request_context`] logs and counts it.
+/// engine's envelope. [`request_context`] logs and counts it; the shell
+/// turns it into `Server-Timing` where configured.
 #[derive(Debug, Clone, Default)]
 pub struct Composition {
-    /// `(component, status, reason)`, in declaration order.
-    pub components: Vec<(&'static str, &'static str, Option<&'static str>)>,
+    /// Each component, in declaration order.
+    pub components: Vec<ComponentOutcome>,
+}
+
+/// How one component of a composed response fared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentOutcome {
+    /// The component's name (from code: a closed set).
+    pub name: &'static str,
+    /// `ok`, `fallback` or `error`.
+    pub status: &'static str,
+    /// Why it is not `ok`.
+    pub reason: Option<&'static str>,
+    /// When it finished, counted from the start of the composition (its
+    /// parts start together, so this is its bar in a waterfall).
+    pub elapsed: Option<std::time::Duration>,
 }
 
 impl Composition {
     /// Whether any component is not `ok`.
     pub fn degraded(&self) -> bool {
-        self.components.iter().any(|(_, status, _)| *status != "ok")
+        self.components.iter().any(|c| c.status != "ok")
     }
 
     /// `name:reason` of each component that is not `ok`, comma-separated.
@@ -282,10 +296,34 @@ impl Composition {
         let failed: Vec<String> = self
             .components
             .iter()
-            .filter(|(_, status, _)| *status != "ok")
-            .map(|(name, _, reason)| format!("{name}:{}", reason.unwrap_or("unknown")))
+            .filter(|c| c.status != "ok")
+            .map(|c| format!("{}:{}", c.name, c.reason.unwrap_or("unknown")))
             .collect();
         failed.join(",")
+    }
+
+    /// The `Server-Timing` value (W3C Server Timing): one metric per
+    /// component, its duration in milliseconds and its status, e.g.
+    /// `profile;dur=12.3;desc="ok", recommendations;dur=200.4;desc="fallback timeout"`.
+    /// Component names only: never a service, host or id.
+    pub fn server_timing(&self) -> String {
+        let entries: Vec<String> = self
+            .components
+            .iter()
+            .map(|c| {
+                let desc = match c.reason {
+                    Some(reason) => format!("{} {reason}", c.status),
+                    None => c.status.to_owned(),
+                };
+                match c.elapsed {
+                    Some(elapsed) => {
+                        format!("{};dur={:.1};desc=\"{desc}\"", c.name, elapsed.as_secs_f64() * 1000.0)
+                    }
+                    None => format!("{};desc=\"{desc}\"", c.name),
+                }
+            })
+            .collect();
+        entries.join(", ")
     }
 }
 
@@ -400,13 +438,13 @@ fn record(
         let degraded = if composition.degraded() { "true" } else { "false" };
         ::metrics::counter!(crate::metrics::COMPOSED, "route" => route.clone(), "degraded" => degraded)
             .increment(1);
-        for (component, status, reason) in &composition.components {
+        for component in &composition.components {
             ::metrics::counter!(
                 crate::metrics::COMPONENT_RESULTS,
                 "route" => route.clone(),
-                "component" => *component,
-                "status" => *status,
-                "reason" => reason.unwrap_or("none"),
+                "component" => component.name,
+                "status" => component.status,
+                "reason" => component.reason.unwrap_or("none"),
             )
             .increment(1);
         }
@@ -440,6 +478,29 @@ mod tests {
         ] {
             assert!(TraceContext::parse(bad).is_none(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn server_timing_names_each_component_with_its_duration_and_status() {
+        let outcome = |name, status, reason, ms: Option<u64>| ComponentOutcome {
+            name,
+            status,
+            reason,
+            elapsed: ms.map(std::time::Duration::from_millis),
+        };
+        let composition = Composition {
+            components: vec![
+                outcome("profile", "ok", None, Some(12)),
+                outcome("recommendations", "fallback", Some("timeout"), Some(200)),
+                outcome("shipping", "error", Some("unavailable"), None),
+            ],
+        };
+        assert_eq!(
+            composition.server_timing(),
+            "profile;dur=12.0;desc=\"ok\", recommendations;dur=200.0;desc=\"fallback timeout\", shipping;desc=\"error unavailable\""
+        );
+        assert!(composition.degraded());
+        assert_eq!(composition.failed(), "recommendations:timeout,shipping:unavailable");
     }
 
     #[test]

@@ -222,3 +222,50 @@ impl Drop for Bff {
         let _ = self.child.wait();
     }
 }
+
+/// `Server-Timing` (when configured): each component of the answer, in
+/// order, with its duration and status; the slow one says so.
+#[tokio::test]
+async fn server_timing_shows_each_component_and_which_one_was_slow() {
+    let app = spawn_app_with(|config| {
+        config.server.server_timing = true;
+        let recommendations = config.downstream.services.get_mut("recommendations").expect("configured");
+        recommendations.timeout_ms = 100;
+        recommendations.retry.max_attempts = 1;
+    })
+    .await;
+    app.fleet.set_faults(Service::Recommendations, json!({"latencyMs": 2_000})).await.expect("faults");
+    let reply = app.get("/v1/product-page/p-3").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let timing = reply.header("server-timing").expect("a Server-Timing header").to_owned();
+    let body = reply.json();
+    let components: Vec<&str> =
+        body["components"].as_object().expect("components").keys().map(String::as_str).collect();
+    let entries: Vec<&str> = timing.split(", ").collect();
+    let names: Vec<&str> = entries.iter().map(|e| e.split(';').next().unwrap_or_default()).collect();
+    let mut sorted_components = components.clone();
+    sorted_components.sort_unstable();
+    let mut sorted_names = names.clone();
+    sorted_names.sort_unstable();
+    assert_eq!(sorted_names, sorted_components, "one entry per component: {timing}");
+    for entry in &entries {
+        let dur = entry.split(";dur=").nth(1).and_then(|d| d.split(';').next()).expect("a duration");
+        assert!(dur.parse::<f64>().is_ok_and(|ms| ms >= 0.0), "{entry}");
+    }
+    let slow = entries.iter().find(|e| e.starts_with("recommendations;")).expect("recommendations");
+    assert!(slow.ends_with("desc=\"fallback timeout\""), "{slow}");
+    let slow_ms: f64 = slow
+        .split(";dur=")
+        .nth(1)
+        .and_then(|d| d.split(';').next())
+        .and_then(|d| d.parse().ok())
+        .expect("ms");
+    assert!(slow_ms >= 90.0, "it waited for its timeout: {slow}");
+    assert!(entries.iter().any(|e| e.starts_with("product;") && e.ends_with("desc=\"ok\"")), "{timing}");
+    assert!(!timing.contains("127.0.0.1") && !timing.contains("http"), "no hosts: {timing}");
+
+    // Off unless configured.
+    let plain = spawn_app().await;
+    let reply = plain.get("/v1/product-page/p-3").await;
+    assert_eq!(reply.header("server-timing"), None);
+}
