@@ -183,11 +183,14 @@ impl TokenExchanger {
             scopes: scopes.join(" "),
         };
         let scope = key.scopes.clone();
-        self.cache
-            .try_get_with(key, self.fetch(Some(principal.token()), audience, scope))
-            .await
-            .map(|exchanged| Arc::clone(&exchanged.token))
-            .map_err(|error| rebuild(&error))
+        let fetched = std::sync::atomic::AtomicBool::new(false);
+        let fetch = async {
+            fetched.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.fetch(Some(principal.token()), audience, scope).await
+        };
+        let result = self.cache.try_get_with(key, fetch).await;
+        counted(&result, fetched.load(std::sync::atomic::Ordering::Relaxed));
+        result.map(|exchanged| Arc::clone(&exchanged.token)).map_err(|error| rebuild(&error))
     }
 
     /// A token for `audience` with this BFF as its subject (client
@@ -196,11 +199,14 @@ impl TokenExchanger {
         // The empty subject cannot be a caller's (verified tokens have one).
         let key = Key { subject: String::new(), audience: audience.to_owned(), scopes: scopes.join(" ") };
         let scope = key.scopes.clone();
-        self.cache
-            .try_get_with(key, self.fetch(None, audience, scope))
-            .await
-            .map(|exchanged| Arc::clone(&exchanged.token))
-            .map_err(|error| rebuild(&error))
+        let fetched = std::sync::atomic::AtomicBool::new(false);
+        let fetch = async {
+            fetched.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.fetch(None, audience, scope).await
+        };
+        let result = self.cache.try_get_with(key, fetch).await;
+        counted(&result, fetched.load(std::sync::atomic::Ordering::Relaxed));
+        result.map(|exchanged| Arc::clone(&exchanged.token)).map_err(|error| rebuild(&error))
     }
 
     /// Exchanges `subject_token` (or, without one, asks for the BFF's own token).
@@ -255,4 +261,15 @@ impl ServiceTokens for TokenExchanger {
     fn own_token<'a>(&'a self, service: &'a str, scopes: &'a [String]) -> TokenFuture<'a> {
         Box::pin(self.own(service, scopes))
     }
+}
+
+/// Counts one service-token request: from the cache (or another request's
+/// exchange), exchanged here, or failed.
+fn counted<T, E>(result: &Result<T, E>, fetched: bool) {
+    let label = match (result, fetched) {
+        (Err(_), _) => "error",
+        (Ok(_), true) => "exchanged",
+        (Ok(_), false) => "cached",
+    };
+    metrics::counter!(bff_telemetry::metrics::TOKEN_EXCHANGES, "result" => label).increment(1);
 }

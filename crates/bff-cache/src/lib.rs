@@ -443,6 +443,7 @@ impl Cache {
         let stored = opened.and_then(|plain| serde_json::from_slice(&plain).ok());
         if stored.is_none() {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(bff_telemetry::metrics::CACHE_REJECTED).increment(1);
             tracing::warn!("a cache entry in Redis failed authentication; treated as a miss");
         }
         stored
@@ -575,12 +576,18 @@ where
 
     async fn resolve(self) -> Result<T, CriticalFailure> {
         let Cached { handle, future, cache, storage_key: key, policy, fallback } = self;
+        let component = handle.name();
+        let looked_up = |result: &'static str| {
+            metrics::counter!(bff_telemetry::metrics::CACHE_LOOKUPS, "component" => component, "result" => result)
+                .increment(1);
+        };
         let now = now_ms();
         let entry = cache.lookup(&key).await;
         let cached =
             entry.as_ref().and_then(|stored| decode::<T>(stored).map(|value| (Arc::clone(stored), value)));
         match cached {
             Some((stored, value)) if now < stored.fresh_until_ms => {
+                looked_up("fresh");
                 handle.report(ComponentStatus::Ok);
                 Ok(value)
             }
@@ -595,16 +602,19 @@ where
                         cache.end_refresh(&key);
                     });
                 }
+                looked_up("stale");
                 handle.report(ComponentStatus::Ok);
                 Ok(value)
             }
             Some((stored, value)) => match handle.execute(future).await {
                 Ok(fresh) => {
+                    looked_up("miss");
                     cache.store(&key, &fresh, policy).await;
                     handle.report(ComponentStatus::Ok);
                     Ok(fresh)
                 }
                 Err(failure) => {
+                    looked_up("stale_if_error");
                     // Stale-if-error: the last good value, and how old it is.
                     let age_ms = now.saturating_sub(stored.stored_at_ms);
                     handle.report(ComponentStatus::Fallback {
@@ -617,11 +627,18 @@ where
             },
             None => {
                 // A miss: concurrent misses for this key share one call.
+                let called = std::sync::atomic::AtomicBool::new(false);
                 let load = async {
+                    called.store(true, Ordering::Relaxed);
                     let fresh = handle.execute(future).await?;
                     Ok::<_, Failure>(cache.store(&key, &fresh, policy).await)
                 };
                 let loaded = cache.inner.memory.try_get_with(key.clone(), load).await;
+                if !called.load(Ordering::Relaxed) {
+                    metrics::counter!(bff_telemetry::metrics::CACHE_COALESCED, "component" => component)
+                        .increment(1);
+                }
+                looked_up(if loaded.is_ok() { "miss" } else { "error" });
                 let failure = match loaded {
                     Ok(stored) => match decode::<T>(&stored) {
                         Some(value) => {

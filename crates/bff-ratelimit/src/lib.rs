@@ -193,6 +193,15 @@ impl Limiter {
 
     /// Counts one request of `key` and says whether it may proceed.
     pub async fn check(&self, key: &str) -> Decision {
+        let decision = self.decide(key).await;
+        let verdict = if decision.allowed { "allowed" } else { "limited" };
+        let source = if decision.shared { "redis" } else { "local" };
+        metrics::counter!(bff_telemetry::metrics::RATE_LIMIT, "decision" => verdict, "source" => source)
+            .increment(1);
+        decision
+    }
+
+    async fn decide(&self, key: &str) -> Decision {
         let quota = self.config.quota_for(key);
         let window = Duration::from_secs(quota.window_secs.max(1));
         let emission = window / quota.requests.max(1);

@@ -177,6 +177,21 @@ impl SharedRedis {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.connection.clone()?;
+        let result = self.guarded(connection, command).await;
+        let state = match self.breaker.state() {
+            bff_resilience::BreakerState::Closed => 0.0,
+            bff_resilience::BreakerState::HalfOpen => 1.0,
+            bff_resilience::BreakerState::Open => 2.0,
+        };
+        metrics::gauge!(bff_telemetry::metrics::REDIS_BREAKER).set(state);
+        result
+    }
+
+    async fn guarded<T, F, Fut>(&self, connection: ConnectionManager, command: F) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let permit = self.breaker.try_acquire().ok()?;
         match tokio::time::timeout(self.timeout, command(connection)).await {
             Ok(Ok(value)) => {

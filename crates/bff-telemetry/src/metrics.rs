@@ -29,6 +29,12 @@
 //! | `bff_dependency_in_flight` | gauge | `dependency` | bulkhead occupancy |
 //! | `bff_dependency_retries_total` | counter | `dependency`, `budget` | retries sent (`spent`) or refused by the budget (`refused`) |
 //! | `bff_dependency_hedges_total` | counter | `dependency` | hedges sent |
+//! | `bff_cache_lookups_total` | counter | `component`, `result` | cached parts: `fresh`, `stale` (served while refreshing), `miss` (called), `stale_if_error`, `error` |
+//! | `bff_cache_coalesced_waiters_total` | counter | `component` | misses that waited for another request's call instead of making their own |
+//! | `bff_cache_rejected_entries_total` | counter | | Redis entries that failed authentication (treated as misses) |
+//! | `bff_token_exchanges_total` | counter | `result` | service tokens: `cached`, `exchanged`, `error` |
+//! | `bff_ratelimit_decisions_total` | counter | `decision`, `source` | quota checks: `allowed` or `limited`, decided in `redis` or `local` (fallback) |
+//! | `bff_redis_breaker_state` | gauge | | Redis's breaker as of its last command: 0 closed, 1 half-open, 2 open |
 
 use std::sync::OnceLock;
 
@@ -61,6 +67,18 @@ pub const DEPENDENCY_IN_FLIGHT: &str = "bff_dependency_in_flight";
 pub const RETRIES: &str = "bff_dependency_retries_total";
 /// Hedged attempts sent to a dependency.
 pub const HEDGES: &str = "bff_dependency_hedges_total";
+/// Lookups of cached parts, by component and result.
+pub const CACHE_LOOKUPS: &str = "bff_cache_lookups_total";
+/// Cache misses that waited for another request's call.
+pub const CACHE_COALESCED: &str = "bff_cache_coalesced_waiters_total";
+/// Redis cache entries that failed authentication.
+pub const CACHE_REJECTED: &str = "bff_cache_rejected_entries_total";
+/// Service tokens asked for, by result.
+pub const TOKEN_EXCHANGES: &str = "bff_token_exchanges_total";
+/// Rate-limit decisions, by decision and where they were made.
+pub const RATE_LIMIT: &str = "bff_ratelimit_decisions_total";
+/// Redis's breaker: 0 closed, 1 half-open, 2 open.
+pub const REDIS_BREAKER: &str = "bff_redis_breaker_state";
 
 /// Buckets of every `_seconds` histogram: from 5 ms (a cache hit) to 10 s
 /// (past every deadline), finest around the 100–500 ms screen budgets.
@@ -158,4 +176,30 @@ fn describe() {
         "Retries to a dependency: spent, or refused by the retry budget."
     );
     describe_counter!(HEDGES, Unit::Count, "Hedged attempts sent to a dependency.");
+    describe_counter!(
+        CACHE_LOOKUPS,
+        Unit::Count,
+        "Lookups of cached parts: fresh, stale (served while refreshing), miss (called), stale_if_error, error."
+    );
+    describe_counter!(
+        CACHE_COALESCED,
+        Unit::Count,
+        "Cache misses that waited for another request's call instead of making their own."
+    );
+    describe_counter!(
+        CACHE_REJECTED,
+        Unit::Count,
+        "Redis cache entries that failed authentication, treated as misses."
+    );
+    describe_counter!(TOKEN_EXCHANGES, Unit::Count, "Service tokens asked for: cached, exchanged or error.");
+    describe_counter!(
+        RATE_LIMIT,
+        Unit::Count,
+        "Rate-limit decisions: allowed or limited, decided in Redis or locally (fallback)."
+    );
+    describe_gauge!(
+        REDIS_BREAKER,
+        Unit::Count,
+        "Redis's circuit breaker as of its last command: 0 closed, 1 half-open, 2 open."
+    );
 }

@@ -69,6 +69,11 @@ async fn a_slow_optional_dependency_shows_in_the_degraded_rate_the_dependency_an
     assert!(received >= 3, "home calls its services");
     assert!(grew("bff_downstream_calls_per_request_count", &home) >= 3.0);
     assert!(grew("bff_downstream_calls_per_request_sum", &home) >= received as f64);
+    // The cached parts' lookups and the service tokens are counted too.
+    assert!(grew("bff_cache_lookups_total", &[("component", "recommendations")]) >= 3.0, "{after}");
+    let tokens = grew("bff_token_exchanges_total", &[("result", "exchanged")])
+        + grew("bff_token_exchanges_total", &[("result", "cached")]);
+    assert!(tokens >= 3.0, "each call needs a service token: {tokens}");
     // Buckets are real histograms, not summaries.
     assert!(after.contains("bff_http_request_duration_seconds_bucket{"), "histograms have buckets");
 }
@@ -151,6 +156,10 @@ async fn a_thousand_distinct_ids_add_no_series() {
                 }
                 "degraded" => ["true", "false"].contains(&value),
                 "budget" => ["spent", "refused"].contains(&value),
+                "result" => ["fresh", "stale", "miss", "stale_if_error", "error", "cached", "exchanged"]
+                    .contains(&value),
+                "decision" => ["allowed", "limited"].contains(&value),
+                "source" => ["redis", "local"].contains(&value),
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
                 _ => false,
             };

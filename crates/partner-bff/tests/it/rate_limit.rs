@@ -39,8 +39,23 @@ async fn the_request_after_the_quota_is_429_with_retry_after_and_ratelimit_heade
         left.push(remaining(&reply));
     }
     assert_eq!(left, [4, 3, 2, 1, 0]);
+    let metrics = |app: &TestApp| {
+        let (http, url) = (app.http.clone(), format!("{}/metrics", app.admin_base));
+        async move { http.get(url).send().await.expect("admin listener").text().await.expect("a body") }
+    };
+    let limited_in_redis = [("decision", "limited"), ("source", "redis")];
+    let before =
+        bff_testkit::metrics::sum(&metrics(&app).await, "bff_ratelimit_decisions_total", &limited_in_redis);
     let refused = product(&app, &token, "p-1").await;
     refused.assert_problem(429, "rate_limited");
+    // Counted where it was decided (other tests share the recorder: growth).
+    let after =
+        bff_testkit::metrics::sum(&metrics(&app).await, "bff_ratelimit_decisions_total", &limited_in_redis);
+    assert!(after >= before + 1.0, "a limited decision made in Redis is counted: {before} -> {after}");
+    let redis_breaker = bff_testkit::metrics::samples(&metrics(&app).await)
+        .into_iter()
+        .any(|s| s.name == "bff_redis_breaker_state");
+    assert!(redis_breaker, "Redis's breaker state is exposed");
     let retry_after: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
     assert!((1..=12).contains(&retry_after), "one request frees up every 12 s: {retry_after}");
     assert_eq!(remaining(&refused), 0);
