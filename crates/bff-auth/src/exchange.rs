@@ -182,15 +182,7 @@ impl TokenExchanger {
             audience: audience.to_owned(),
             scopes: scopes.join(" "),
         };
-        let scope = key.scopes.clone();
-        let fetched = std::sync::atomic::AtomicBool::new(false);
-        let fetch = async {
-            fetched.store(true, std::sync::atomic::Ordering::Relaxed);
-            self.fetch(Some(principal.token()), audience, scope).await
-        };
-        let result = self.cache.try_get_with(key, fetch).await;
-        counted(&result, fetched.load(std::sync::atomic::Ordering::Relaxed));
-        result.map(|exchanged| Arc::clone(&exchanged.token)).map_err(|error| rebuild(&error))
+        self.cached(key, Some(principal.token()), audience).await
     }
 
     /// A token for `audience` with this BFF as its subject (client
@@ -198,14 +190,31 @@ impl TokenExchanger {
     pub async fn own(&self, audience: &str, scopes: &[String]) -> Result<Arc<str>, AuthError> {
         // The empty subject cannot be a caller's (verified tokens have one).
         let key = Key { subject: String::new(), audience: audience.to_owned(), scopes: scopes.join(" ") };
+        self.cached(key, None, audience).await
+    }
+
+    /// The token for `key` from the cache, or from one [`Self::fetch`]
+    /// shared by every concurrent caller asking the same; counted as
+    /// `cached`, `exchanged` (this caller's fetch ran) or `error`.
+    async fn cached(
+        &self,
+        key: Key,
+        subject_token: Option<&str>,
+        audience: &str,
+    ) -> Result<Arc<str>, AuthError> {
         let scope = key.scopes.clone();
         let fetched = std::sync::atomic::AtomicBool::new(false);
         let fetch = async {
             fetched.store(true, std::sync::atomic::Ordering::Relaxed);
-            self.fetch(None, audience, scope).await
+            self.fetch(subject_token, audience, scope).await
         };
         let result = self.cache.try_get_with(key, fetch).await;
-        counted(&result, fetched.load(std::sync::atomic::Ordering::Relaxed));
+        let label = match (&result, fetched.load(std::sync::atomic::Ordering::Relaxed)) {
+            (Err(_), _) => "error",
+            (Ok(_), true) => "exchanged",
+            (Ok(_), false) => "cached",
+        };
+        metrics::counter!(bff_telemetry::metrics::TOKEN_EXCHANGES, "result" => label).increment(1);
         result.map(|exchanged| Arc::clone(&exchanged.token)).map_err(|error| rebuild(&error))
     }
 
@@ -261,15 +270,4 @@ impl ServiceTokens for TokenExchanger {
     fn own_token<'a>(&'a self, service: &'a str, scopes: &'a [String]) -> TokenFuture<'a> {
         Box::pin(self.own(service, scopes))
     }
-}
-
-/// Counts one service-token request: from the cache (or another request's
-/// exchange), exchanged here, or failed.
-fn counted<T, E>(result: &Result<T, E>, fetched: bool) {
-    let label = match (result, fetched) {
-        (Err(_), _) => "error",
-        (Ok(_), true) => "exchanged",
-        (Ok(_), false) => "cached",
-    };
-    metrics::counter!(bff_telemetry::metrics::TOKEN_EXCHANGES, "result" => label).increment(1);
 }

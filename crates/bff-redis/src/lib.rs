@@ -178,12 +178,7 @@ impl SharedRedis {
     {
         let connection = self.connection.clone()?;
         let result = self.guarded(connection, command).await;
-        let state = match self.breaker.state() {
-            bff_resilience::BreakerState::Closed => 0.0,
-            bff_resilience::BreakerState::HalfOpen => 1.0,
-            bff_resilience::BreakerState::Open => 2.0,
-        };
-        metrics::gauge!(bff_telemetry::metrics::REDIS_BREAKER).set(state);
+        metrics::gauge!(bff_telemetry::metrics::REDIS_BREAKER).set(self.breaker.state().as_gauge());
         result
     }
 

@@ -140,6 +140,18 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    /// The state as a breaker-state gauge reads it: 0 closed, 1 half-open,
+    /// 2 open (`bff_dependency_breaker_state`, `bff_redis_breaker_state`).
+    pub fn as_gauge(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        }
+    }
+}
+
 /// Buckets of the sliding window.
 const BUCKETS: usize = 20;
 

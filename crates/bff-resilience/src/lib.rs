@@ -59,7 +59,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 
 use bff_error::{Classify, Failure, ReasonCode};
 use bff_telemetry::metrics::{
-    BREAKER_STATE, DEPENDENCY_CALLS, DEPENDENCY_DURATION, DEPENDENCY_IN_FLIGHT, HEDGES, RETRIES,
+    BREAKER_STATE, DEPENDENCY_CALLS, DEPENDENCY_DURATION, DEPENDENCY_IN_FLIGHT, HEDGES, Held, RETRIES,
 };
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -237,24 +237,6 @@ struct Tally {
     hedged: bool,
 }
 
-/// A bulkhead slot as seen by the `bff_dependency_in_flight` gauge:
-/// counted while held, however the attempt ends (a cancelled one too).
-struct Occupied(metrics::Gauge);
-
-impl Occupied {
-    fn enter(dependency: &metrics::SharedString) -> Self {
-        let gauge = metrics::gauge!(DEPENDENCY_IN_FLIGHT, "dependency" => dependency.clone());
-        gauge.increment(1.0);
-        Occupied(gauge)
-    }
-}
-
-impl Drop for Occupied {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
-}
-
 /// Longest cool-down a `Retry-After` can impose.
 const MAX_COOLDOWN: Duration = Duration::from_secs(60);
 
@@ -310,12 +292,7 @@ impl Dependency {
             .increment(1);
         metrics::histogram!(DEPENDENCY_DURATION, "dependency" => dependency.clone())
             .record(elapsed.as_secs_f64());
-        let state = match self.breaker.state() {
-            BreakerState::Closed => 0.0,
-            BreakerState::HalfOpen => 1.0,
-            BreakerState::Open => 2.0,
-        };
-        metrics::gauge!(BREAKER_STATE, "dependency" => dependency).set(state);
+        metrics::gauge!(BREAKER_STATE, "dependency" => dependency).set(self.breaker.state().as_gauge());
     }
 
     /// Counters of retries, hedges and cool-down refusals so far.
@@ -478,7 +455,9 @@ impl Dependency {
             permit.record(Verdict::Neutral);
             return Err(GuardError::Rejected(Failure::new(ReasonCode::BulkheadFull)));
         };
-        let _occupied = Occupied::enter(&self.label);
+        // The slot as the `bff_dependency_in_flight` gauge sees it, however
+        // the attempt ends (a cancelled one too).
+        let _occupied = Held::hold(metrics::gauge!(DEPENDENCY_IN_FLIGHT, "dependency" => self.label.clone()));
         permit.starting_now();
         let remaining = deadline.remaining();
         let budget = remaining.min(self.timeout);

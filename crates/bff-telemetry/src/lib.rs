@@ -327,23 +327,6 @@ impl Composition {
     }
 }
 
-/// Decrements the in-flight gauge however the request ends (a client that
-/// goes away drops the future).
-struct InFlight;
-
-impl InFlight {
-    fn enter() -> Self {
-        ::metrics::gauge!(crate::metrics::HTTP_IN_FLIGHT).increment(1.0);
-        InFlight
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        ::metrics::gauge!(crate::metrics::HTTP_IN_FLIGHT).decrement(1.0);
-    }
-}
-
 /// The outermost middleware (`axum::middleware::from_fn(request_context)`):
 /// request id, trace context, the request span, one access-log event and
 /// the request's metrics (see [`metrics`]).
@@ -366,7 +349,8 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     let calls = Arc::clone(&context.downstream_calls);
     request.extensions_mut().insert(context);
     let started = Instant::now();
-    let in_flight = InFlight::enter();
+    // Held however the request ends (a client that goes away drops the future).
+    let in_flight = crate::metrics::Held::hold(::metrics::gauge!(crate::metrics::HTTP_IN_FLIGHT));
     let mut response = next.run(request).instrument(span.clone()).await;
     drop(in_flight);
     let elapsed = started.elapsed();

@@ -88,6 +88,26 @@ const SECONDS_BUCKETS: &[f64] =
 /// Buckets of the fan-out histogram: a screen makes a handful of calls.
 const CALLS_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0, 32.0];
 
+/// One unit of a gauge held while it lives: incremented when made,
+/// decremented when dropped, however the work ends (a cancelled future
+/// too). For "in flight" gauges.
+#[derive(Debug)]
+pub struct Held(metrics::Gauge);
+
+impl Held {
+    /// Counts one in `gauge` until the guard is dropped.
+    pub fn hold(gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// The process's recorder, installed on first use. Every BFF in a process
 /// shares it (tests run several; a deployed process runs one).
 pub fn handle() -> &'static PrometheusHandle {

@@ -99,36 +99,24 @@ async fn authorization_code_with_pkce_round_trip_and_single_use_codes() {
     let verifier = "a-verifier-that-is-long-enough-to-be-valid-0123456789";
     // web-bff is a confidential client: its callback must be registered
     // exactly, port included.
-    let unregistered = no_redirects
-        .get(format!("{}/authorize", fleet.url(Service::Identity)))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "web-bff"),
-            ("redirect_uri", "http://127.0.0.1:9999/auth/callback"),
-            ("code_challenge", &pkce_challenge(verifier)),
-            ("code_challenge_method", "S256"),
-            ("state", "xyz"),
-            ("login_hint", "u-3"),
-        ])
-        .send()
-        .await
-        .expect("authorize");
+    let authorize = || {
+        no_redirects
+            .get(format!("{}/authorize", fleet.url(Service::Identity)))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", "web-bff"),
+                ("redirect_uri", "http://127.0.0.1:9999/auth/callback"),
+                ("code_challenge", &pkce_challenge(verifier)),
+                ("code_challenge_method", "S256"),
+                ("state", "xyz"),
+                ("login_hint", "u-3"),
+            ])
+            .send()
+    };
+    let unregistered = authorize().await.expect("authorize");
     assert_eq!(unregistered.status(), 400, "never redirected to an unregistered callback");
     fleet.identity().register_redirect_uri("web-bff", "http://127.0.0.1:9999/auth/callback");
-    let authorize = no_redirects
-        .get(format!("{}/authorize", fleet.url(Service::Identity)))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "web-bff"),
-            ("redirect_uri", "http://127.0.0.1:9999/auth/callback"),
-            ("code_challenge", &pkce_challenge(verifier)),
-            ("code_challenge_method", "S256"),
-            ("state", "xyz"),
-            ("login_hint", "u-3"),
-        ])
-        .send()
-        .await
-        .expect("authorize");
+    let authorize = authorize().await.expect("authorize");
     assert_eq!(authorize.status(), 303);
     let location = authorize.headers()["location"].to_str().expect("location").to_owned();
     assert!(location.starts_with("http://127.0.0.1:9999/auth/callback?code="), "{location}");
