@@ -48,6 +48,7 @@ use moka::Expiry;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 
 pub use bff_downstream::Cacheable;
 
@@ -575,11 +576,25 @@ where
     type Output = T;
 
     async fn resolve(self) -> Result<T, CriticalFailure> {
+        // The whole part, lookup included, is the component's one span.
+        let span = self.handle.span();
+        self.resolve_in(span.clone()).instrument(span).await
+    }
+}
+
+impl<Fut, T, E> Cached<Fut, T>
+where
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+    T: Cacheable,
+    E: Classify + Send + 'static,
+{
+    async fn resolve_in(self, span: tracing::Span) -> Result<T, CriticalFailure> {
         let Cached { handle, future, cache, storage_key: key, policy, fallback } = self;
         let component = handle.name();
         let looked_up = |result: &'static str| {
             metrics::counter!(bff_telemetry::metrics::CACHE_LOOKUPS, "component" => component, "result" => result)
                 .increment(1);
+            span.record("cache", result);
         };
         let now = now_ms();
         let entry = cache.lookup(&key).await;
@@ -606,7 +621,7 @@ where
                 handle.report(ComponentStatus::Ok);
                 Ok(value)
             }
-            Some((stored, value)) => match handle.execute(future).await {
+            Some((stored, value)) => match handle.execute_in(&span, future).await {
                 Ok(fresh) => {
                     looked_up("miss");
                     cache.store(&key, &fresh, policy).await;
@@ -630,7 +645,7 @@ where
                 let called = std::sync::atomic::AtomicBool::new(false);
                 let load = async {
                     called.store(true, Ordering::Relaxed);
-                    let fresh = handle.execute(future).await?;
+                    let fresh = handle.execute_in(&span, future).await?;
                     Ok::<_, Failure>(cache.store(&key, &fresh, policy).await)
                 };
                 let loaded = cache.inner.memory.try_get_with(key.clone(), load).await;

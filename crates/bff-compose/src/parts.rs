@@ -57,6 +57,19 @@ impl Slot {
         }
     }
 
+    /// The part's `component` span: one per component in a trace, with its
+    /// budget, outcome and, for a cached part, how the cache served it.
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "component",
+            component = self.name,
+            critical = self.critical,
+            budget_ms = self.deadline.remaining().as_millis() as u64,
+            outcome = tracing::field::Empty,
+            cache = tracing::field::Empty,
+        )
+    }
+
     /// Runs the part's future under its deadline (plus a small grace) inside
     /// a `component` span, reducing any error to its [`Failure`].
     async fn execute<T, E, Fut>(&self, future: Fut) -> Result<T, Failure>
@@ -64,15 +77,18 @@ impl Slot {
         E: Classify,
         Fut: Future<Output = Result<T, E>>,
     {
-        let span = tracing::info_span!(
-            "component",
-            component = self.name,
-            critical = self.critical,
-            budget_ms = self.deadline.remaining().as_millis() as u64,
-            outcome = tracing::field::Empty,
-        );
+        let span = self.span();
+        self.execute_in(&span, future).instrument(span.clone()).await
+    }
+
+    /// [`Self::execute`] for a caller already running inside `span`.
+    async fn execute_in<T, E, Fut>(&self, span: &tracing::Span, future: Fut) -> Result<T, Failure>
+    where
+        E: Classify,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let cut_at = self.deadline.instant() + ENGINE_GRACE;
-        let result = match tokio::time::timeout_at(cut_at, future).instrument(span.clone()).await {
+        let result = match tokio::time::timeout_at(cut_at, future).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(error.failure()),
             Err(_elapsed) => Err(Failure::new(ReasonCode::Timeout)),
@@ -202,6 +218,26 @@ impl PartHandle {
         F: Future<Output = Result<T, E>>,
     {
         self.slot.execute(future).await
+    }
+
+    /// The component's span, for a part that does work of its own around
+    /// the call (a cache lookup): run the whole part inside it
+    /// (`.instrument(span.clone())`), call [`Self::execute_in`] with it and
+    /// record `cache` on it, so a component has one span however it was
+    /// served.
+    pub fn span(&self) -> tracing::Span {
+        self.slot.span()
+    }
+
+    /// [`Self::execute`] for a part already running inside `span` (from
+    /// [`Self::span`]): records the outcome there instead of opening a
+    /// second span.
+    pub async fn execute_in<T, E, F>(&self, span: &tracing::Span, future: F) -> Result<T, Failure>
+    where
+        E: Classify,
+        F: Future<Output = Result<T, E>>,
+    {
+        self.slot.execute_in(span, future).await
     }
 
     /// Records the part's outcome in the envelope.

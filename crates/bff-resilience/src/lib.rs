@@ -369,7 +369,7 @@ impl Dependency {
             let result = if idempotent && self.hedge.enabled {
                 self.hedged_attempt(deadline, call, tally).await
             } else {
-                self.attempt(deadline, call).await
+                self.attempt(deadline, call, attempt, false).await
             };
             let Err(error) = &result else { return result };
             let transient = matches!(error.failure().reason, ReasonCode::Timeout | ReasonCode::Unavailable);
@@ -407,11 +407,12 @@ impl Dependency {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let number = tally.attempts;
         let Some(delay) = self.latency.hedge_delay(&self.hedge) else {
-            return self.attempt(deadline, call).await;
+            return self.attempt(deadline, call, number, false).await;
         };
         self.hedge_budget.deposit();
-        let first = self.attempt(deadline, call);
+        let first = self.attempt(deadline, call, number, false);
         tokio::pin!(first);
         tokio::select! {
             result = &mut first => return result,
@@ -423,7 +424,7 @@ impl Dependency {
         self.hedges.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(HEDGES, "dependency" => self.label.clone()).increment(1);
         tally.hedged = true;
-        let second = self.attempt(deadline, call);
+        let second = self.attempt(deadline, call, number, true);
         tokio::pin!(second);
         // The first success wins and the other attempt is dropped (cancelled).
         tokio::select! {
@@ -438,8 +439,17 @@ impl Dependency {
         }
     }
 
-    /// One attempt: breaker, bulkhead, timeout.
-    async fn attempt<T, E, F, Fut>(&self, deadline: Deadline, call: &F) -> Result<T, GuardError<E>>
+    /// One attempt: breaker, bulkhead, timeout. `number` counts retries
+    /// from 1; `hedge` says it is the hedge sent beside attempt `number`.
+    /// An attempt that is let through gets its own `attempt` span (a client
+    /// span in a trace), the current span while `call` builds its request.
+    async fn attempt<T, E, F, Fut>(
+        &self,
+        deadline: Deadline,
+        call: &F,
+        number: u32,
+        hedge: bool,
+    ) -> Result<T, GuardError<E>>
     where
         E: Classify,
         F: Fn(Duration) -> Fut,
@@ -469,8 +479,27 @@ impl Dependency {
         // one cut short by the request's deadline is the request's.
         let cut_short = remaining < self.timeout;
         let timed_out = |verdict: Verdict| if cut_short { Verdict::Neutral } else { verdict };
+        let span = tracing::info_span!(
+            "attempt",
+            otel.kind = "client",
+            dependency = %self.name,
+            attempt = number,
+            hedge,
+            budget_ms = budget.as_millis() as u64,
+            outcome = tracing::field::Empty,
+        );
         let started = Instant::now();
-        match tokio::time::timeout(budget, call(budget)).await {
+        let future = span.in_scope(|| call(budget));
+        let result = tokio::time::timeout(budget, future).instrument(span.clone()).await;
+        span.record(
+            "outcome",
+            match &result {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(error)) => error.failure().reason.as_str(),
+                Err(_elapsed) => ReasonCode::Timeout.as_str(),
+            },
+        );
+        match result {
             Ok(Ok(value)) => {
                 permit.record(Verdict::Success);
                 self.latency.record(started.elapsed());

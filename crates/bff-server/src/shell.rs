@@ -43,6 +43,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -652,7 +653,15 @@ impl<X: Section> Bff<X> {
             Ok(config) => config,
             Err(error) => return fail(name, &error),
         };
-        bff_telemetry::init(config.server.log_format, "info");
+        // Trace export: the standard OTEL_* variables (bff_telemetry::otel),
+        // off without an endpoint; a malformed one refuses to start.
+        let traces = match bff_telemetry::otel::ExportSettings::from_env(name, self.version)
+            .and_then(|settings| settings.map(|s| bff_telemetry::otel::Export::start(&s)).transpose())
+        {
+            Ok(traces) => traces,
+            Err(error) => return fail(name, &error),
+        };
+        bff_telemetry::init_with_traces(config.server.log_format, "info", traces.as_ref());
         let addr = SocketAddr::new(config.server.host, config.server.port);
         let listener = match TcpListener::bind(addr).await {
             Ok(listener) => listener,
@@ -677,7 +686,11 @@ impl<X: Section> Bff<X> {
                 }
             }
         };
-        match self.run_with_admin(config, listener, admin, crate::shutdown_signal()).await {
+        let served = self.run_with_admin(config, listener, admin, crate::shutdown_signal()).await;
+        if let Some(traces) = traces {
+            traces.shutdown(Duration::from_secs(2)).await;
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(name, &error),
         }

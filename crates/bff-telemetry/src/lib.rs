@@ -14,10 +14,13 @@
 //!   records every request's rate, errors, duration and fan-out there, and
 //!   a composed response's per-component outcomes ([`Composition`]).
 //!
-//! OTLP export is deliberately not wired yet: the ids we propagate are the
-//! W3C ones, so adding an exporter later changes no header.
+//! * [`otel`]: span export over OTLP/HTTP, off unless an endpoint is
+//!   configured ([`init_with_traces`] installs its layer). With it on, the
+//!   request span continues the caller's `traceparent` and the ids logged
+//!   and propagated are the exported spans' own.
 
 pub mod metrics;
+pub mod otel;
 
 use std::fmt;
 use std::sync::Arc;
@@ -54,13 +57,39 @@ pub enum LogFormat {
 /// (e.g. `info,bff_resilience=debug`). Calling it twice is harmless: the
 /// second call keeps the first subscriber, which is what tests want.
 pub fn init(format: LogFormat, default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
+    init_with_traces(format, default_filter, None);
+}
+
+/// [`init`], plus span export through `traces` when given. `RUST_LOG`
+/// filters the log lines only: the exported spans are the BFF's own
+/// `info` spans (request, component, downstream, attempt) whatever the log
+/// level, never the HTTP client's inside the exporter.
+pub fn init_with_traces(format: LogFormat, default_filter: &str, traces: Option<&otel::Export>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _, Registry};
+    type Boxed = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Pretty => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    let logs: Boxed = match format {
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_filter(filter).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_filter(filter)
+            .boxed(),
     };
+    let mut layers = vec![logs];
+    if let Some(traces) = traces {
+        let ours = tracing_subscriber::filter::filter_fn(|meta| {
+            *meta.level() <= tracing::Level::INFO
+                && !["hyper", "reqwest", "h2", "opentelemetry", "tower"]
+                    .iter()
+                    .any(|machinery| meta.target().starts_with(machinery))
+        });
+        layers.push(traces.layer().with_filter(ours).boxed());
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Installs a subscriber for tests: output goes through the test harness's
@@ -211,7 +240,11 @@ impl RequestContext {
         if let Ok(id) = HeaderValue::from_str(&self.request_id) {
             headers.push((REQUEST_ID, id));
         }
-        if let Ok(parent) = HeaderValue::from_str(&self.trace.child().to_header()) {
+        // With export on, the current span (a downstream attempt) is the
+        // parent the service should hang its spans under; without it, a
+        // fresh span id under the same trace.
+        let parent = exported_span(&tracing::Span::current()).unwrap_or_else(|| self.trace.child());
+        if let Ok(parent) = HeaderValue::from_str(&parent.to_header()) {
             headers.push((TRACEPARENT, parent));
         }
         if let Some(state) = &self.tracestate {
@@ -336,15 +369,20 @@ impl Composition {
 /// composed response, whether it was degraded and which components failed
 /// and why.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
-    let context = RequestContext::from_headers(request.headers());
+    let mut context = RequestContext::from_headers(request.headers());
     let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
         method = %method,
         route = tracing::field::Empty,
+        status = tracing::field::Empty,
         request_id = %context.request_id,
-        trace_id = %context.trace.trace_id(),
+        trace_id = tracing::field::Empty,
     );
+    continue_trace(&span, request.headers(), &mut context);
+    span.record("trace_id", context.trace.trace_id());
     let request_id = HeaderValue::from_str(&context.request_id).ok();
     let calls = Arc::clone(&context.downstream_calls);
     request.extensions_mut().insert(context);
@@ -363,6 +401,11 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     let composition = response.extensions().get::<Composition>();
     record(&method, &route, status, code, elapsed, downstream_calls, composition);
     span.record("route", &*route);
+    name_exported_span(&span, || format!("{method} {route}"));
+    span.record("status", status);
+    if response.extensions().get::<ErrorCode>().is_some_and(|code| code.is_server_fault()) {
+        span.record("otel.status_code", "error");
+    }
     span.in_scope(|| match composition {
         Some(composition) => tracing::info!(
             status,
@@ -385,6 +428,59 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, id);
     }
     response
+}
+
+/// With trace export on, makes `span` the child of the caller's
+/// `traceparent` (when it sent a valid one) and points `context` at the
+/// exported span, so the ids in the log, on the wire and in the trace
+/// backend are the same. Without export, `context` stays as parsed.
+fn continue_trace(span: &tracing::Span, headers: &HeaderMap, context: &mut RequestContext) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let caller = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
+    if let Some(caller) = caller {
+        let remote = opentelemetry::trace::SpanContext::new(
+            opentelemetry::trace::TraceId::from(caller.trace_id),
+            opentelemetry::trace::SpanId::from(caller.span_id),
+            if caller.sampled {
+                opentelemetry::trace::TraceFlags::SAMPLED
+            } else {
+                opentelemetry::trace::TraceFlags::default()
+            },
+            true,
+            opentelemetry::trace::TraceState::default(),
+        );
+        // Fails only when no export layer is installed: nothing to continue.
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+    if let Some(exported) = exported_span(span) {
+        context.trace = exported;
+    }
+}
+
+/// Renames the exported span of `span` (the server span gets its route
+/// once routing has matched it); nothing when export is off.
+fn name_exported_span(span: &tracing::Span, name: impl FnOnce() -> String) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context();
+    let exported = cx.span();
+    if exported.span_context().is_valid() {
+        exported.update_name(name());
+    }
+}
+
+/// The trace context of `span` as exported, if trace export is on.
+fn exported_span(span: &tracing::Span) -> Option<TraceContext> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context();
+    let exported = cx.span().span_context().clone();
+    exported.is_valid().then(|| TraceContext {
+        trace_id: u128::from_be_bytes(exported.trace_id().to_bytes()),
+        span_id: u64::from_be_bytes(exported.span_id().to_bytes()),
+        sampled: exported.is_sampled(),
+    })
 }
 
 /// One request's metrics. Every label is from a closed set.

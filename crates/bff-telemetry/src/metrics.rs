@@ -35,6 +35,7 @@
 //! | `bff_token_exchanges_total` | counter | `result` | service tokens: `cached`, `exchanged`, `error` |
 //! | `bff_ratelimit_decisions_total` | counter | `decision`, `source` | quota checks: `allowed` or `limited`, decided in `redis` or `local` (fallback) |
 //! | `bff_redis_breaker_state` | gauge | | Redis's breaker as of its last command: 0 closed, 1 half-open, 2 open |
+//! | `bff_trace_spans_total` | counter | `outcome` | spans `exported`, `dropped` (export queue full) or lost in a failed export (`export_failed`) |
 
 use std::sync::OnceLock;
 
@@ -79,6 +80,9 @@ pub const TOKEN_EXCHANGES: &str = "bff_token_exchanges_total";
 pub const RATE_LIMIT: &str = "bff_ratelimit_decisions_total";
 /// Redis's breaker: 0 closed, 1 half-open, 2 open.
 pub const REDIS_BREAKER: &str = "bff_redis_breaker_state";
+
+/// Finished spans by what became of them (trace export on only).
+pub const TRACE_SPANS: &str = "bff_trace_spans_total";
 
 /// Buckets of every `_seconds` histogram: from 5 ms (a cache hit) to 10 s
 /// (past every deadline), finest around the 100–500 ms screen budgets.
@@ -216,6 +220,11 @@ fn describe() {
         RATE_LIMIT,
         Unit::Count,
         "Rate-limit decisions: allowed or limited, decided in Redis or locally (fallback)."
+    );
+    describe_counter!(
+        TRACE_SPANS,
+        Unit::Count,
+        "Finished spans: exported, dropped because the export queue was full, or lost in a failed export."
     );
     describe_gauge!(
         REDIS_BREAKER,

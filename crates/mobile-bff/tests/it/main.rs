@@ -13,6 +13,7 @@ mod pacts;
 mod product_page;
 mod resilience;
 mod token_exchange;
+mod traces;
 
 #[tokio::test]
 async fn conforms_to_the_shell() {

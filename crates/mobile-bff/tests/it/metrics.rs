@@ -1,14 +1,13 @@
 //! The metrics an on-call engineer reads (`GET /metrics` on the admin
 //! listener): a degraded component shows up in them, and ids never do.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bff_testkit::metrics::{samples, sum};
 use serde_json::json;
 use services_mock::{Fleet, Service};
 
-use crate::helpers::{spawn_app, spawn_app_with, status_of};
+use crate::helpers::{Binary, spawn_app, spawn_app_with, status_of};
 
 async fn scrape(http: &reqwest::Client, admin_base: &str) -> String {
     let reply = http.get(format!("{admin_base}/metrics")).send().await.expect("the admin listener answers");
@@ -84,7 +83,7 @@ async fn a_slow_optional_dependency_shows_in_the_degraded_rate_the_dependency_an
 #[tokio::test]
 async fn a_thousand_distinct_ids_add_no_series() {
     let fleet = Fleet::for_bff(mobile_bff::ENTRY).await.expect("mocks");
-    let bff = Bff::start(&fleet);
+    let bff = Binary::start(&fleet, &[]);
     let http = reqwest::Client::new();
     let token =
         fleet.identity().user_token(mobile_bff::ENTRY, "u-1", Duration::from_secs(300)).expect("a token");
@@ -181,55 +180,6 @@ async fn a_thousand_distinct_ids_add_no_series() {
     assert_eq!(http_series(&after), http_series(&first), "1,000 more ids, the same request series");
     let unknown = [("route", "/v1/product-page/{id}"), ("status", "404")];
     assert_eq!(sum(&text, "bff_http_requests_total", &unknown), 1_010.0, "all counted, under one route");
-}
-
-/// The real `mobile-bff` binary, pointed at `fleet`, with its own admin
-/// listener: a process of its own, so a recorder of its own.
-struct Bff {
-    child: Child,
-    base: String,
-    admin_base: String,
-}
-
-impl Bff {
-    fn start(fleet: &Fleet) -> Bff {
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port()
-        };
-        let (port, admin_port) = (free(), free());
-        let child = Command::new(env!("CARGO_BIN_EXE_mobile-bff"))
-            .envs(bff_testkit::wire_env(fleet, mobile_bff::ENTRY, port))
-            .env("MOBILE_BFF__SERVER__ADMIN_PORT", admin_port.to_string())
-            // A hedge is sent when a call is slower than usual: its series
-            // (from a closed set too) would appear whenever timing says.
-            .env("MOBILE_BFF__DOWNSTREAM__SERVICES__RECOMMENDATIONS__HEDGE__ENABLED", "false")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        let bff = Bff {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            admin_base: format!("http://127.0.0.1:{admin_port}"),
-        };
-        for _ in 0..200 {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok();
-            if up {
-                return bff;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("mobile-bff did not start");
-    }
-}
-
-impl Drop for Bff {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `Server-Timing` (when configured): each component of the answer, in
