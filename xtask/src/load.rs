@@ -10,6 +10,14 @@
 //! logs go to `target/load/`. `--bin-dir DIR` runs mobile-bff and
 //! services-mock from DIR instead (a build of an older commit, for
 //! "before" figures).
+//!
+//! `cargo xtask load bench <scenario>... | all | custom ...` runs the load
+//! scenarios (`bff_load::bench`: latency, throughput, errors, degraded rate,
+//! calls and CPU per request) the same way, pinned, one fresh BFF per
+//! scenario, `peak` first when the others need it; reports go to
+//! `target/load/reports/` (JSON, SVG, HTML). `--update-performance`
+//! rewrites PERFORMANCE.md's load section from those reports and copies the
+//! pictures to `docs/load/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,6 +30,9 @@ use crate::stack::MOCKS;
 use crate::{cargo, root, target_dir};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().is_some_and(|a| a == "bench") {
+        return bench(&args[1..]);
+    }
     let mut passed = Vec::new();
     let mut bin_dir = None;
     let mut args = args.iter();
@@ -146,5 +157,192 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if !broken.is_empty() {
         bail!("bounds broken: {}", broken.join(", "));
     }
+    Ok(())
+}
+
+/// The markers around the generated part of PERFORMANCE.md.
+const BEGIN: &str =
+    "<!-- cargo xtask load bench --update-performance: generated from target/load/reports, do not edit -->";
+const END: &str = "<!-- end of generated load reports -->";
+
+/// `cargo xtask load bench ...`.
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    let mut passed = Vec::new();
+    let (mut bin_dir, mut update, mut client, mut peak) = (None, false, "mobile".to_owned(), None::<f64>);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bin-dir" => bin_dir = Some(PathBuf::from(args.next().context("--bin-dir needs a directory")?)),
+            "--update-performance" => update = true,
+            "--client" => {
+                client = args.next().context("--client needs a name")?.clone();
+                passed.extend(["--client".to_owned(), client.clone()]);
+            }
+            "--peak" => {
+                peak = Some(args.next().context("--peak needs a rate")?.parse().context("--peak")?);
+            }
+            _ => passed.push(arg.clone()),
+        }
+    }
+    let mut packages = vec!["services-mock", "bff-load"];
+    packages.extend(bff_registry::BFFS.iter().map(|b| b.name));
+    let mut build = cargo();
+    build.current_dir(root()).args(["build", "--release", "--bins"]);
+    for package in &packages {
+        build.args(["-p", package]);
+    }
+    if !build.status().context("running cargo build --release")?.success() {
+        bail!("cargo build --release failed");
+    }
+    let release = target_dir().join("release");
+    let bins = bin_dir.unwrap_or_else(|| release.clone());
+    let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !pinned {
+        eprintln!("load: fewer than 2 cores or no taskset: running unpinned (figures not comparable)");
+    }
+    let on_core = |core: &str, binary: PathBuf| {
+        if pinned {
+            let mut command = Command::new("taskset");
+            command.args(["-c", core]).arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        }
+    };
+    // Scenario names, in `all`'s order (peak first), each against a fresh BFF.
+    let known: Vec<String> = {
+        let help =
+            Command::new(release.join("bff-load")).args(["bench", "--help"]).output().context("bff-load")?;
+        let text = String::from_utf8_lossy(&help.stdout).into_owned();
+        let line =
+            text.lines().find(|l| l.starts_with("scenarios:")).context("bff-load lists its scenarios")?;
+        line.trim_start_matches("scenarios:").split_whitespace().map(str::to_owned).collect()
+    };
+    let (mut scenarios, mut flags) = (Vec::new(), Vec::new());
+    for arg in passed {
+        if arg == "all" {
+            scenarios.extend(known.iter().cloned());
+        } else if known.contains(&arg) || arg == "custom" {
+            scenarios.push(arg);
+        } else {
+            flags.push(arg);
+        }
+    }
+    if scenarios.is_empty() {
+        bail!("name a load scenario, `all` or `custom` (one of: {})", known.join(", "));
+    }
+    let relative = scenarios.iter().any(|s| !["peak", "custom"].contains(&s.as_str()));
+    if relative && peak.is_none() && !scenarios.iter().any(|s| s == "peak") {
+        scenarios.insert(0, "peak".to_owned());
+    }
+    let reports = target_dir().join("load").join("reports");
+    std::fs::create_dir_all(&reports).context("creating target/load/reports")?;
+    let logs = target_dir().join("load");
+    let log = |name: &str| -> anyhow::Result<std::fs::File> {
+        std::fs::File::create(logs.join(format!("{name}.log")))
+            .with_context(|| format!("creating {name}.log"))
+    };
+    let stop = AtomicBool::new(false);
+    let mut mocks = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        let child = on_core("1", bins.join("services-mock"))
+            .arg("all")
+            .stdout(log("services-mock")?)
+            .stderr(log("services-mock.err")?)
+            .spawn()
+            .context("starting the mocks")?;
+        mocks.push(Running { name: "services-mock".to_owned(), child });
+        for (name, port) in MOCKS {
+            wait_healthy(name, *port, &mut mocks, &stop)?;
+        }
+        for scenario in &scenarios {
+            let entry_name = if scenario == "custom" { client.as_str() } else { "mobile" };
+            let entry =
+                bff_registry::find(entry_name).with_context(|| format!("no BFF for client {entry_name}"))?;
+            let env = if scenario == "custom" {
+                String::new()
+            } else {
+                let out = Command::new(release.join("bff-load")).args(["bench-env", scenario]).output()?;
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            };
+            let mut command = on_core("0", bins.join(entry.name));
+            command.env_remove("REDIS_URL").env("RUST_LOG", "warn");
+            for (key, value) in env.lines().filter_map(|l| l.split_once('=')) {
+                command.env(key, value);
+            }
+            let child = command
+                .stdout(log(&format!("{}-{scenario}", entry.name))?)
+                .stderr(log(&format!("{}-{scenario}.err", entry.name))?)
+                .spawn()
+                .with_context(|| format!("starting {}", entry.name))?;
+            let pid = child.id();
+            let mut bff = vec![Running { name: entry.name.to_owned(), child }];
+            let mut run = on_core("1", release.join("bff-load"));
+            run.args(["bench", scenario]).args(&flags).args(["--bff-pid", &pid.to_string()]);
+            run.arg("--out").arg(&reports);
+            if let Some(peak) = peak {
+                run.args(["--peak", &format!("{peak:.0}")]);
+            }
+            let outcome = wait_healthy(entry.name, entry.port, &mut bff, &stop).and_then(|()| {
+                run.stderr(std::process::Stdio::inherit()).output().context("running bff-load")
+            });
+            shutdown(&mut bff);
+            let output = outcome?;
+            if !output.status.success() {
+                bail!("bff-load bench {scenario} failed");
+            }
+            if scenario == "peak" {
+                let text = std::fs::read_to_string(reports.join("peak.json")).context("the peak report")?;
+                let report: serde_json::Value = serde_json::from_str(&text).context("the peak report")?;
+                peak = report["result"]["goodput_per_s"].as_f64();
+            }
+        }
+        Ok(())
+    })();
+    shutdown(&mut mocks);
+    result?;
+    let table = Command::new(release.join("bff-load")).arg("bench-table").arg(&reports).output()?;
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    println!("\n{table}");
+    println!("reports (JSON, SVG, HTML): {}", reports.display());
+    if update {
+        update_performance(&reports, &table)?;
+        println!("PERFORMANCE.md and docs/load/ updated");
+    }
+    Ok(())
+}
+
+/// Rewrites PERFORMANCE.md between the markers with `table` and the
+/// pictures, copied to `docs/load/`.
+fn update_performance(reports: &std::path::Path, table: &str) -> anyhow::Result<()> {
+    let docs = root().join("docs").join("load");
+    std::fs::create_dir_all(&docs).context("creating docs/load")?;
+    let mut pictures = String::new();
+    for entry in std::fs::read_dir(reports).context("reading the reports")? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "svg") {
+            let name = path.file_name().context("a file name")?.to_string_lossy().into_owned();
+            std::fs::copy(&path, docs.join(&name)).with_context(|| format!("copying {name}"))?;
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&docs)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
+    names.sort();
+    for name in names {
+        pictures.push_str(&format!("![{}](docs/load/{name})\n", name.trim_end_matches(".svg")));
+    }
+    let path = root().join("PERFORMANCE.md");
+    let text = std::fs::read_to_string(&path).context("reading PERFORMANCE.md")?;
+    let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        bail!("PERFORMANCE.md has no generated section (the markers `{BEGIN}` and `{END}`)");
+    };
+    let generated = format!(
+        "{BEGIN}\n\n{table}\n<details><summary>Pictures: latency over time and histogram, per scenario</summary>\n\n{pictures}\n</details>\n\n"
+    );
+    let updated = format!("{}{generated}{}", &text[..begin], &text[end..]);
+    std::fs::write(&path, updated).context("writing PERFORMANCE.md")?;
     Ok(())
 }

@@ -16,8 +16,14 @@
 //!   in-process; the `bff-load` binary runs them against real processes
 //!   (release builds, pinned to cores) for the figures.
 //!
+//! * [`bench`]: latency and throughput under open- or closed-loop load,
+//!   with HDR percentiles and the named load scenarios (`bff-load bench`,
+//!   `cargo xtask load bench`); [`report`] draws them.
+//!
 //! A tool, not a library a BFF is built from: it uses `anyhow`.
 
+pub mod bench;
+pub mod report;
 pub mod scenario;
 
 use std::collections::BTreeMap;

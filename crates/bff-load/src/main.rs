@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bff-load [<scenario>... | all] [--bff URL] [--clients N] [--seconds S] [--bff-pid PID]
+//! bff-load bench <load scenario>... | all | custom [...]     (see `bff-load bench --help`)
 //! ```
 //!
 //! Plays each named scenario (see `bff_load::scenario`; `cold-burst` too)
@@ -15,6 +16,8 @@
 //! The screen's timeouts and deadline are read from mobile-bff's own
 //! defaults, so the bounds follow the configuration the BFF runs with
 //! (start it without overrides).
+
+mod cli_bench;
 
 use std::time::Duration;
 
@@ -33,7 +36,8 @@ scenarios: blip-50ms blip-200ms brownout hard-down flapping slow-optional cold-b
   --clients N    concurrent clients, each sending its next request when answered (32)
   --seconds S    run each fault scenario at least S seconds (the fault still starts at 1 s)
   --bff-pid PID  also report the BFF's CPU time per 1,000 requests, from /proc
-cold-burst needs a BFF that has served nothing yet: start one, then run it first.";
+cold-burst needs a BFF that has served nothing yet: start one, then run it first.
+load scenarios (latency, throughput, reports): bff-load bench --help";
 
 struct Options {
     scenarios: Vec<String>,
@@ -117,6 +121,17 @@ struct Row {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => return cli_bench::run(&args[1..]).await,
+        Some("bench-env") => return cli_bench::env(args.get(1).context("bench-env <scenario>")?),
+        Some("bench-table") => {
+            let dir = args.get(1).context("bench-table <dir>")?;
+            print!("{}", cli_bench::table_of(std::path::Path::new(dir))?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let options = options()?;
     let entry = mobile_entry()?;
     let config = mobile_bff::bff().defaults();

@@ -24,6 +24,8 @@
 //!
 //! The scenarios run one at a time (they measure a shared machine).
 
+mod bench;
+
 use bff_load::scenario::{Scenario, Subject};
 use bff_load::{Mocks, Target};
 use bff_testkit::TestApp;
