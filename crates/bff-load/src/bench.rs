@@ -15,7 +15,8 @@
 //!   component and reason, and latency over time.
 //! * [`BenchScenario`]: the named scenarios (healthy, a slow optional
 //!   dependency, 1% slow calls with hedging on and off, a critical
-//!   dependency down, twice the peak, added latency at half the peak).
+//!   dependency down, twice the peak with the default concurrency limit and
+//!   with one sized to the machine, added latency at half the peak).
 //! * [`report`]: the JSON report and a picture (SVG: percentiles over time
 //!   and the latency histogram), and an HTML page holding both.
 //!
@@ -452,12 +453,15 @@ impl BenchScenario {
     pub fn all() -> Vec<BenchScenario> {
         let home = vec!["/v1/home".to_owned()];
         let products: Vec<String> = (1..=8).map(|n| format!("/v1/product-page/p-{n}")).collect();
-        let base = |name, about, paths: &Vec<String>, of_peak| BenchScenario {
+        // Closed loop: 64 clients. Open loop: up to 256 in flight, so the
+        // queue forms at the BFF (as with many independent devices), not in
+        // the load tool's connection pool.
+        let base = |name, about, paths: &Vec<String>, of_peak: Option<f64>| BenchScenario {
             name,
             about,
             paths: paths.clone(),
             of_peak,
-            connections: 64,
+            connections: if of_peak.is_some() { 256 } else { 64 },
             faults: Vec::new(),
             bff_env: Vec::new(),
             injected_ms: None,
@@ -478,10 +482,12 @@ impl BenchScenario {
                 )
             },
             BenchScenario {
-                faults: vec![("recommendations", json!({"latencyMs": 2000}))],
+                // Shipping: optional and not cached (recommendations would be
+                // served from the cache and show nothing).
+                faults: vec![("shipping", json!({"latencyMs": 2000}))],
                 ..base(
                     "slow-optional",
-                    "/v1/home at half the peak, recommendations (optional) 2 s slow: degraded, not slow",
+                    "/v1/home at half the peak, shipping (optional, uncached) 2 s slow: degraded, not slow",
                     &home,
                     Some(0.5),
                 )
@@ -521,7 +527,17 @@ impl BenchScenario {
                 connections: 1024,
                 ..base(
                     "overload-2x",
-                    "/v1/home offered at twice the peak: goodput and what is shed",
+                    "/v1/home offered at twice the peak, default limit (512 at once): goodput and what is shed",
+                    &home,
+                    Some(2.0),
+                )
+            },
+            BenchScenario {
+                connections: 1024,
+                bff_env: vec![("MOBILE_BFF__SERVER__MAX_CONCURRENT_REQUESTS", "96")],
+                ..base(
+                    "overload-2x-limit-96",
+                    "/v1/home offered at twice the peak, at most 96 at once (about peak x 35 ms): the rest shed",
                     &home,
                     Some(2.0),
                 )

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use services_mock::Service;
 use services_mock::identity::{DEFAULT_ISSUER, Identity};
 
-pub(crate) const USAGE: &str = "usage: bff-load bench <scenario>... | all | custom [options]
+const USAGE: &str = "usage: bff-load bench <scenario>... | all | custom [options]
        bff-load bench-env <scenario>        the BFF's environment for a scenario (KEY=VALUE lines)
        bff-load bench-table <dir>           PERFORMANCE.md's table from the JSON reports in <dir>
 
-scenarios: peak healthy added-latency slow-optional hedging-off hedging-on critical-down overload-2x
+scenarios: {scenarios}
   --peak R         the peak (req/s) the open-loop scenarios are relative to (else `peak` must run first)
   --seconds S      how long each runs (10)
   --bff URL        the BFF (http://127.0.0.1:<its port>)     --admin URL   its admin listener (port + 1000)
@@ -29,6 +29,12 @@ custom runs (one screen of any client; a token or session is made for it):
   --path P         a path to ask; repeat for several (/v1/home)
   --rate R         open loop at R req/s   |   --closed   closed loop (finds the peak)
   --connections C  in flight at most / clients (64)";
+
+/// The usage text, with the scenario names from the code.
+pub(crate) fn usage() -> String {
+    let names: Vec<&str> = BenchScenario::all().iter().map(|s| s.name).collect();
+    USAGE.replace("{scenarios}", &names.join(" "))
+}
 
 #[derive(Debug)]
 struct Options {
@@ -66,7 +72,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value =
-            |name: &str| args.next().cloned().with_context(|| format!("{name} needs a value\n{USAGE}"));
+            |name: &str| args.next().cloned().with_context(|| format!("{name} needs a value\n{}", usage()));
         match arg.as_str() {
             "--peak" => options.peak = Some(value("--peak")?.parse().context("--peak")?),
             "--seconds" => options.seconds = value("--seconds")?.parse().context("--seconds")?,
@@ -83,17 +89,17 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.connections = Some(value("--connections")?.parse().context("--connections")?)
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 std::process::exit(0);
             }
             "all" => options.scenarios.extend(BenchScenario::all().iter().map(|s| s.name.to_owned())),
             "custom" => options.scenarios.push("custom".to_owned()),
             name if BenchScenario::named(name).is_some() => options.scenarios.push(name.to_owned()),
-            other => bail!("unknown argument `{other}`\n{USAGE}"),
+            other => bail!("unknown argument `{other}`\n{}", usage()),
         }
     }
     if options.scenarios.is_empty() {
-        bail!("name a scenario, `all` or `custom`\n{USAGE}");
+        bail!("name a scenario, `all` or `custom`\n{}", usage());
     }
     Ok(options)
 }
@@ -405,6 +411,14 @@ pub(crate) fn table(reports: &[Value]) -> String {
                 return Some(format!(
                     "* `{name}`: the BFF adds {} ms at p50 and {} ms at p99 over its slowest dependency ({} ms).",
                     added["p50"], added["p99"], added["over"]
+                ));
+            }
+            if report["calls"]["agree"] == json!(false) {
+                return Some(format!(
+                    "* `{name}`: the BFF counted {} calls per request, the mocks received {}: the BFF counts an \
+                     attempt when it starts it, and when a critical part fails the other parts are cancelled, \
+                     most before their request reaches the service.",
+                    report["calls"]["bff_per_request"], report["calls"]["mocks_per_request"]
                 ));
             }
             let calls = report.get("calls_to")?;

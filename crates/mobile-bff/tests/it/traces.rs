@@ -238,6 +238,56 @@ async fn one_home_request_exports_its_span_tree_under_the_callers_trace() {
     }
 }
 
+/// A fault switched on in a mock shows in the next request's trace: the
+/// component's span and its attempt's say what happened.
+#[tokio::test]
+async fn a_failing_dependency_shows_in_the_trace_of_the_next_request() {
+    let receiver = Receiver::start().await;
+    let fleet = Fleet::for_bff(mobile_bff::ENTRY).await.expect("mocks");
+    let bff = Binary::start(
+        &fleet,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".to_owned()),
+        ],
+    );
+    fleet.set_faults(Service::Shipping, serde_json::json!({"errorRatio": 1.0})).await.expect("faults");
+    let token =
+        fleet.identity().user_token(mobile_bff::ENTRY, "u-1", Duration::from_secs(300)).expect("a token");
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let reply = reqwest::Client::new()
+        .get(format!("{}/v1/home", bff.base))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .expect("the BFF answers");
+    assert_eq!(reply.status(), 200, "shipping is optional");
+    let wanted = unhex(trace_id);
+    let mut spans = Vec::new();
+    for _ in 0..200 {
+        spans = receiver.spans(&wanted);
+        if spans.iter().any(|(_, s)| s.kind == SpanKind::Server as i32) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let tree = draw(&spans);
+    let shipping = spans
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.name == "component" && attribute(s, "component").as_deref() == Some("shipping"))
+        .unwrap_or_else(|| panic!("a shipping component span:\n{tree}"));
+    assert_eq!(attribute(shipping, "outcome").as_deref(), Some("unavailable"), "{tree}");
+    let attempts: Vec<&Span> = spans
+        .iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.name == "attempt" && attribute(s, "dependency").as_deref() == Some("shipping"))
+        .collect();
+    assert!(!attempts.is_empty(), "{tree}");
+    assert!(attempts.iter().all(|a| attribute(a, "outcome").as_deref() == Some("unavailable")), "{tree}");
+}
+
 /// A collector that never answers: requests are still answered, the queue
 /// stays bounded and what did not fit is counted as dropped.
 #[tokio::test]
