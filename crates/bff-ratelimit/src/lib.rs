@@ -196,8 +196,19 @@ impl Limiter {
         let decision = self.decide(key).await;
         let verdict = if decision.allowed { "allowed" } else { "limited" };
         let source = if decision.shared { "redis" } else { "local" };
-        metrics::counter!(bff_telemetry::metrics::RATE_LIMIT, "decision" => verdict, "source" => source)
-            .increment(1);
+        // Callers with a quota of their own (configured: a closed set) are
+        // labelled by id; everyone on the default quota shares `default`.
+        let caller = match self.config.overrides.get_key_value(key) {
+            Some((configured, _)) => configured.clone(),
+            None => "default".to_owned(),
+        };
+        metrics::counter!(
+            bff_telemetry::metrics::RATE_LIMIT,
+            "caller" => caller,
+            "decision" => verdict,
+            "source" => source
+        )
+        .increment(1);
         decision
     }
 

@@ -151,11 +151,20 @@ impl SharedRedis {
                 .map_err(|error| tracing::warn!(%error, "Redis unavailable; running without Redis"))
                 .ok()
         });
-        SharedRedis {
-            connection,
-            breaker: std::sync::Arc::new(CircuitBreaker::new(config.breaker.clone())),
-            timeout: Duration::from_millis(config.timeout_ms),
+        let breaker = std::sync::Arc::new(CircuitBreaker::new(config.breaker.clone()));
+        if connection.is_some() {
+            // Read at each scrape too: an open period that ends while no
+            // command runs shows as half-open.
+            let watched = std::sync::Arc::downgrade(&breaker);
+            bff_telemetry::metrics::refresh_before_render(move || match watched.upgrade() {
+                Some(breaker) => {
+                    metrics::gauge!(bff_telemetry::metrics::REDIS_BREAKER).set(breaker.state().as_gauge());
+                    true
+                }
+                None => false,
+            });
         }
+        SharedRedis { connection, breaker, timeout: Duration::from_millis(config.timeout_ms) }
     }
 
     /// Redis switched off: every [`SharedRedis::run`] answers `None`.

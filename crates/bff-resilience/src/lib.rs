@@ -50,8 +50,8 @@ mod bulkhead;
 mod deadline;
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -204,7 +204,7 @@ pub struct Dependency {
     label: metrics::SharedString,
     timeout: Duration,
     max_wait: Duration,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
     bulkhead: Bulkhead,
     retry: RetryPolicy,
     hedge: HedgePolicy,
@@ -249,12 +249,29 @@ impl Dependency {
         let retry_percent = policy.retry.budget_percent.clamp(0.0, 1000.0);
         let hedge_percent = policy.hedge.budget_percent.clamp(0.0, 1.0);
         let name = name.into();
+        let label = metrics::SharedString::from(name.clone());
+        let breaker = Arc::new(CircuitBreaker::new(policy.breaker.clone()));
+        // The state gauge is read at each scrape, not only at calls: an
+        // open period that ends while nothing calls shows as half-open, and
+        // a guard that never called shows as closed from the start.
+        // (The handle is looked up at each scrape: a guard made before the
+        // recorder was installed still reports.)
+        let watched = Arc::downgrade(&breaker);
+        let dependency = label.clone();
+        bff_telemetry::metrics::refresh_before_render(move || match watched.upgrade() {
+            Some(breaker) => {
+                metrics::gauge!(BREAKER_STATE, "dependency" => dependency.clone())
+                    .set(breaker.state().as_gauge());
+                true
+            }
+            None => false,
+        });
         Dependency {
-            label: metrics::SharedString::from(name.clone()),
+            label,
             name,
             timeout: Duration::from_millis(policy.timeout_ms),
             max_wait: Duration::from_millis(policy.max_wait_ms),
-            breaker: CircuitBreaker::new(policy.breaker.clone()),
+            breaker,
             bulkhead: Bulkhead::new(policy.max_concurrent),
             retry: policy.retry.clone(),
             hedge: policy.hedge.clone(),
@@ -686,6 +703,41 @@ mod tests {
         let result = dependency.call(deadline_in(1000), Idempotency::NonIdempotent, slow).await;
         assert!(result.is_err());
         assert_eq!(dependency.breaker().state(), BreakerState::Open);
+    }
+
+    /// The breaker gauge is read at each scrape: closed from the start,
+    /// open after a failure, half-open once the open period has passed,
+    /// though nothing called in between.
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_gauge_follows_the_breaker_between_calls() {
+        let policy = DependencyPolicy {
+            breaker: BreakerConfig {
+                consecutive_failures: 1,
+                sustained_ms: 0,
+                open_ms: 1_000,
+                jitter: 0.0,
+                ..BreakerConfig::default()
+            },
+            ..DependencyPolicy::with_timeout_ms(100)
+        };
+        let dependency = Dependency::new("gauge-watched", &policy);
+        let gauge = || {
+            let text = bff_telemetry::metrics::render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("bff_dependency_breaker_state{dependency=\"gauge-watched\"}"))
+                .map(str::to_owned);
+            line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        };
+        assert_eq!(gauge(), Some(0.0), "closed before any call");
+        let failing = |_| async { Err::<(), _>(Failure::new(ReasonCode::Unavailable)) };
+        let _ = dependency.call(deadline_in(1000), Idempotency::NonIdempotent, failing).await;
+        assert_eq!(gauge(), Some(2.0), "open after the failure");
+        tokio::time::advance(Duration::from_millis(1_500)).await;
+        assert_eq!(gauge(), Some(1.0), "half-open once the open period is over, with no call");
+        drop(dependency);
+        // The refresher of a dropped guard is forgotten (no panic, no update).
+        let _ = bff_telemetry::metrics::render();
     }
 
     #[tokio::test(start_paused = true)]

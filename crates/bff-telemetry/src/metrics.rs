@@ -25,7 +25,7 @@
 //! | `bff_downstream_calls_per_request` | histogram | `route` | the fan-out factor (attempts, retries and hedges included) |
 //! | `bff_dependency_calls_total` | counter | `dependency`, `outcome` | a dependency's outcomes (`ok`, `timeout`, `unavailable`, `rate_limited`, `invalid_data`, `not_found`, `circuit_open`, `bulkhead_full`) |
 //! | `bff_dependency_call_duration_seconds` | histogram | `dependency` | a guarded call's duration, retries and hedges included |
-//! | `bff_dependency_breaker_state` | gauge | `dependency` | 0 closed, 1 half-open, 2 open (as of the last call) |
+//! | `bff_dependency_breaker_state` | gauge | `dependency` | 0 closed, 1 half-open (a probe may pass), 2 open; read at each scrape |
 //! | `bff_dependency_in_flight` | gauge | `dependency` | bulkhead occupancy |
 //! | `bff_dependency_retries_total` | counter | `dependency`, `budget` | retries sent (`spent`) or refused by the budget (`refused`) |
 //! | `bff_dependency_hedges_total` | counter | `dependency` | hedges sent |
@@ -33,8 +33,8 @@
 //! | `bff_cache_coalesced_waiters_total` | counter | `component` | misses that waited for another request's call instead of making their own |
 //! | `bff_cache_rejected_entries_total` | counter | | Redis entries that failed authentication (treated as misses) |
 //! | `bff_token_exchanges_total` | counter | `result` | service tokens: `cached`, `exchanged`, `error` |
-//! | `bff_ratelimit_decisions_total` | counter | `decision`, `source` | quota checks: `allowed` or `limited`, decided in `redis` or `local` (fallback) |
-//! | `bff_redis_breaker_state` | gauge | | Redis's breaker as of its last command: 0 closed, 1 half-open, 2 open |
+//! | `bff_ratelimit_decisions_total` | counter | `caller`, `decision`, `source` | quota checks per partner with a quota of its own (`default` for the rest): `allowed` or `limited`, decided in `redis` or `local` (fallback) |
+//! | `bff_redis_breaker_state` | gauge | | Redis's breaker (when Redis is configured), read at each scrape: 0 closed, 1 half-open, 2 open |
 //! | `bff_trace_spans_total` | counter | `outcome` | spans `exported`, `dropped` (export queue full) or lost in a failed export (`export_failed`) |
 
 use std::sync::OnceLock;
@@ -146,9 +146,27 @@ pub fn install() {
     handle();
 }
 
+/// Something that brings a gauge up to date; `false` once what it reads is
+/// gone (it is then forgotten).
+type Refresh = Box<dyn Fn() -> bool + Send + Sync>;
+
+fn refreshers() -> &'static std::sync::Mutex<Vec<Refresh>> {
+    static REFRESHERS: OnceLock<std::sync::Mutex<Vec<Refresh>>> = OnceLock::new();
+    REFRESHERS.get_or_init(Default::default)
+}
+
+/// Registers `refresh`, run before every rendering, for gauges whose value
+/// changes with time rather than with events (a breaker's open period
+/// ending while nothing calls). It returns `false` once what it reads is
+/// gone (a weak reference that no longer upgrades), and is then dropped.
+pub fn refresh_before_render(refresh: impl Fn() -> bool + Send + Sync + 'static) {
+    refreshers().lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(refresh));
+}
+
 /// The exposition, in the Prometheus text format (version 0.0.4).
 pub fn render() -> String {
     let handle = handle();
+    refreshers().lock().unwrap_or_else(|p| p.into_inner()).retain(|refresh| refresh());
     // Drains histograms' recent samples into their buckets.
     handle.run_upkeep();
     handle.render()
@@ -191,7 +209,7 @@ fn describe() {
     describe_gauge!(
         BREAKER_STATE,
         Unit::Count,
-        "A dependency's circuit breaker as of its last call: 0 closed, 1 half-open, 2 open."
+        "A dependency's circuit breaker, read at each scrape: 0 closed, 1 half-open (a probe may pass), 2 open."
     );
     describe_gauge!(DEPENDENCY_IN_FLIGHT, Unit::Count, "Calls to a dependency holding a bulkhead slot now.");
     describe_counter!(
@@ -219,7 +237,7 @@ fn describe() {
     describe_counter!(
         RATE_LIMIT,
         Unit::Count,
-        "Rate-limit decisions: allowed or limited, decided in Redis or locally (fallback)."
+        "Rate-limit decisions by caller (configured quotas; default for the rest): allowed or limited, decided in Redis or locally (fallback)."
     );
     describe_counter!(
         TRACE_SPANS,
@@ -229,6 +247,6 @@ fn describe() {
     describe_gauge!(
         REDIS_BREAKER,
         Unit::Count,
-        "Redis's circuit breaker as of its last command: 0 closed, 1 half-open, 2 open."
+        "Redis's circuit breaker (when Redis is configured), read at each scrape: 0 closed, 1 half-open, 2 open."
     );
 }

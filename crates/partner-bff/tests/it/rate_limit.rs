@@ -60,9 +60,19 @@ async fn the_request_after_the_quota_is_429_with_retry_after_and_ratelimit_heade
     assert!((1..=12).contains(&retry_after), "one request frees up every 12 s: {retry_after}");
     assert_eq!(remaining(&refused), 0);
 
-    // Another partner has its own quota.
+    // Another partner has its own quota, and its own series (it has a
+    // configured quota); acme, on the default quota, counts under `default`.
     let globex = client_credentials(&app, "partner-globex", "globex-dev-secret").await;
+    let allowed_globex = [("caller", "partner-globex"), ("decision", "allowed")];
+    let before =
+        bff_testkit::metrics::sum(&metrics(&app).await, "bff_ratelimit_decisions_total", &allowed_globex);
     assert_eq!(product(&app, &globex, "p-1").await.status, 200);
+    let text = metrics(&app).await;
+    let after = bff_testkit::metrics::sum(&text, "bff_ratelimit_decisions_total", &allowed_globex);
+    assert!(after >= before + 1.0, "globex's decision has its own series: {before} -> {after}");
+    let acme_limited = [("caller", "default"), ("decision", "limited"), ("source", "redis")];
+    assert!(bff_testkit::metrics::sum(&text, "bff_ratelimit_decisions_total", &acme_limited) >= 1.0);
+    assert!(!text.contains("caller=\"partner-acme\""), "no series for a partner without a quota of its own");
 }
 
 #[tokio::test]
