@@ -436,10 +436,11 @@ impl Dependency {
             () = tokio::time::sleep(delay) => {}
         }
         if !self.hedge_budget.withdraw() {
+            metrics::counter!(HEDGES, "dependency" => self.label.clone(), "budget" => "refused").increment(1);
             return first.await;
         }
         self.hedges.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(HEDGES, "dependency" => self.label.clone()).increment(1);
+        metrics::counter!(HEDGES, "dependency" => self.label.clone(), "budget" => "spent").increment(1);
         tally.hedged = true;
         let second = self.attempt(deadline, call, number, true);
         tokio::pin!(second);
@@ -870,5 +871,42 @@ mod tests {
         assert_eq!(value, 22, "the hedge (call 22) answered first");
         assert!(started.elapsed() < Duration::from_millis(100));
         assert_eq!(dependency.stats().hedges, 1);
+    }
+
+    /// With the hedge budget empty, a slow call is not hedged, and the
+    /// refusal is counted where an operator sees it.
+    #[tokio::test(start_paused = true)]
+    async fn a_hedge_the_budget_refuses_is_not_sent_and_is_counted() {
+        bff_telemetry::metrics::install();
+        let policy = DependencyPolicy {
+            hedge: HedgePolicy {
+                enabled: true,
+                min_samples: 10,
+                min_delay_ms: 15,
+                budget_percent: 0.0,
+                ..HedgePolicy::default()
+            },
+            ..DependencyPolicy::with_timeout_ms(10_000)
+        };
+        let dependency = Dependency::new("tail-refused", &policy);
+        let calls = AtomicU32::new(0);
+        let call = |_| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(Duration::from_millis(if n == 21 { 500 } else { 10 })).await;
+            Ok::<_, Failure>(n)
+        };
+        for _ in 0..20 {
+            dependency.call(deadline_in(60_000), Idempotency::Idempotent, call).await.expect("fast");
+        }
+        let value = dependency.call(deadline_in(60_000), Idempotency::Idempotent, call).await.expect("slow");
+        assert_eq!(value, 21, "the slow call itself answered: no hedge");
+        assert_eq!(dependency.stats().hedges, 0);
+        let text = bff_telemetry::metrics::render();
+        let refused = text.lines().find(|l| {
+            l.starts_with("bff_dependency_hedges_total{")
+                && l.contains("dependency=\"tail-refused\"")
+                && l.contains("budget=\"refused\"")
+        });
+        assert_eq!(refused.and_then(|l| l.rsplit(' ').next()), Some("1"), "{text}");
     }
 }

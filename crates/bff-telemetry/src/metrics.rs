@@ -28,7 +28,7 @@
 //! | `bff_dependency_breaker_state` | gauge | `dependency` | 0 closed, 1 half-open (a probe may pass), 2 open; read at each scrape |
 //! | `bff_dependency_in_flight` | gauge | `dependency` | bulkhead occupancy |
 //! | `bff_dependency_retries_total` | counter | `dependency`, `budget` | retries sent (`spent`) or refused by the budget (`refused`) |
-//! | `bff_dependency_hedges_total` | counter | `dependency` | hedges sent |
+//! | `bff_dependency_hedges_total` | counter | `dependency`, `budget` | hedges sent (`spent`) or not sent because the hedge budget was empty (`refused`) |
 //! | `bff_cache_lookups_total` | counter | `component`, `result` | cached parts: `fresh`, `stale` (served while refreshing), `miss` (called), `stale_if_error`, `error` |
 //! | `bff_cache_coalesced_waiters_total` | counter | `component` | misses that waited for another request's call instead of making their own |
 //! | `bff_cache_rejected_entries_total` | counter | | Redis entries that failed authentication (treated as misses) |
@@ -66,7 +66,7 @@ pub const BREAKER_STATE: &str = "bff_dependency_breaker_state";
 pub const DEPENDENCY_IN_FLIGHT: &str = "bff_dependency_in_flight";
 /// Retries to a dependency, spent or refused by the retry budget.
 pub const RETRIES: &str = "bff_dependency_retries_total";
-/// Hedged attempts sent to a dependency.
+/// Hedges to a dependency, sent or refused by the hedge budget.
 pub const HEDGES: &str = "bff_dependency_hedges_total";
 /// Lookups of cached parts, by component and result.
 pub const CACHE_LOOKUPS: &str = "bff_cache_lookups_total";
@@ -217,7 +217,11 @@ fn describe() {
         Unit::Count,
         "Retries to a dependency: spent, or refused by the retry budget."
     );
-    describe_counter!(HEDGES, Unit::Count, "Hedged attempts sent to a dependency.");
+    describe_counter!(
+        HEDGES,
+        Unit::Count,
+        "Hedges to a dependency: sent (spent), or not sent because the hedge budget was empty (refused)."
+    );
     describe_counter!(
         CACHE_LOOKUPS,
         Unit::Count,
