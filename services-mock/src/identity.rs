@@ -321,7 +321,15 @@ pub struct Identity {
     /// [`Identity::register_redirect_uri`]).
     registered: Mutex<Vec<(String, String)>>,
     pub(crate) devices: crate::device::Devices,
+    /// Tokens already verified, by (token, audience): the mocks see the
+    /// same service tokens over and over, and a load test should measure
+    /// the BFF, not the mocks' signature checks. Bounded (cleared when
+    /// full); an entry is never used from its `exp` on.
+    verified: Mutex<HashMap<(String, String), UserClaims>>,
 }
+
+/// How many verified tokens the mocks remember.
+const VERIFIED_ENTRIES: usize = 10_000;
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -363,6 +371,7 @@ impl Identity {
             codes: Mutex::default(),
             registered: Mutex::default(),
             devices: Default::default(),
+            verified: Mutex::default(),
         })
     }
 
@@ -475,6 +484,26 @@ impl Identity {
     /// Verifies a token issued here for `audience`: signature (by `kid`),
     /// issuer, audience, expiry.
     pub fn verify(&self, token: &str, audience: &str) -> Result<UserClaims, String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let key = (token.to_owned(), audience.to_owned());
+        if let Some(claims) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && now < claims.exp
+        {
+            return Ok(claims.clone());
+        }
+        let claims = self.verify_in_full(token, audience)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_ENTRIES {
+            verified.clear();
+        }
+        verified.insert(key, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_in_full(&self, token: &str, audience: &str) -> Result<UserClaims, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
         if header.alg != Algorithm::ES256 {
             return Err(format!("algorithm {:?} not accepted", header.alg));

@@ -76,6 +76,12 @@ pub struct AuthConfig {
     /// BFF). Off: a token good at several BFFs is a token that one of them
     /// could replay at another.
     pub allow_multiple_audiences: bool,
+    /// How many verified tokens to remember (0: verify every request's
+    /// signature). A remembered token skips the signature check until its
+    /// `exp` (never past it, leeway or not), and every one is forgotten
+    /// when the key set is fetched again (rotation, revocation). Keyed by a
+    /// SHA-256 of the token: the token itself is not kept.
+    pub verified_cache_entries: u64,
     /// How this BFF exchanges callers' tokens for service tokens.
     pub exchange: ExchangeConfig,
 }
@@ -139,6 +145,7 @@ impl Default for AuthConfig {
             // The mock issues 900 s tokens and `cargo xtask token` 3600 s.
             max_token_lifetime_secs: 3_600,
             allow_multiple_audiences: false,
+            verified_cache_entries: 10_000,
             exchange: ExchangeConfig::default(),
         }
     }

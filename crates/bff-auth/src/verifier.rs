@@ -54,6 +54,28 @@ pub struct JwtVerifier {
     /// When the last refresh was attempted; held across the fetch so
     /// concurrent misses wait for one refresh instead of each starting one.
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Tokens already verified, by SHA-256 of the token (`None`: off).
+    verified: Option<moka::future::Cache<[u8; 32], Arc<Verified>>>,
+    /// Bumped by every successful JWKS fetch: a remembered verification
+    /// made under another generation of keys is not trusted.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// A token whose signature and claims were checked: what it gives, until when.
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    /// The token's `exp` (Unix seconds): never served at or after it.
+    exp: u64,
+    /// The key set it was verified with.
+    generation: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -89,12 +111,22 @@ impl JwtVerifier {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| AuthError::Config(vec![format!("JWKS client: {e}")]))?;
+        // Entries also expire after the longest lifetime a token may have,
+        // so memory is returned even for tokens never seen again.
+        let verified = (config.verified_cache_entries > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(config.verified_cache_entries)
+                .time_to_live(Duration::from_secs(config.max_token_lifetime_secs.max(1)))
+                .build()
+        });
         Ok(JwtVerifier {
             config,
             algorithms,
             http,
             keys: RwLock::new(Arc::default()),
             last_refresh: tokio::sync::Mutex::new(None),
+            verified,
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -162,12 +194,53 @@ impl JwtVerifier {
         if let Ok(mut slot) = self.keys.write() {
             *slot = Arc::new(keys);
         }
+        // A key may have been rotated away or revoked: forget every
+        // verification made with the previous set.
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(verified) = &self.verified {
+            verified.invalidate_all();
+        }
         tracing::info!(keys = count, "JWKS loaded");
         Ok(count)
     }
 
-    /// Verifies `token` and returns its caller.
+    /// Verifies `token` and returns its caller. A token verified before
+    /// (same bytes, same key set, before its `exp`) is answered from memory
+    /// without checking its signature again; any other is verified in full,
+    /// and only successes are remembered.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        use sha2::Digest as _;
+        let Some(verified) = &self.verified else { return self.verify_in_full(token).await };
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return self.verify_in_full(token).await;
+        }
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        if let Some(known) = verified.get(&key).await
+            && known.generation == generation
+            && unix_now() < known.exp
+        {
+            metrics::counter!(bff_telemetry::metrics::TOKEN_VERIFICATIONS, "result" => "cached").increment(1);
+            return Ok(known.caller.clone());
+        }
+        let (caller, exp) = self.verify_with_expiry(token).await?;
+        verified.insert(key, Arc::new(Verified { caller: caller.clone(), exp, generation })).await;
+        Ok(caller)
+    }
+
+    async fn verify_in_full(&self, token: &str) -> Result<Caller, AuthError> {
+        self.verify_with_expiry(token).await.map(|(caller, _)| caller)
+    }
+
+    /// The whole check, counted; the caller and the token's `exp`.
+    async fn verify_with_expiry(&self, token: &str) -> Result<(Caller, u64), AuthError> {
+        let result = self.check(token).await;
+        let outcome = if result.is_ok() { "verified" } else { "refused" };
+        metrics::counter!(bff_telemetry::metrics::TOKEN_VERIFICATIONS, "result" => outcome).increment(1);
+        result
+    }
+
+    async fn check(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed(format!("length {}", token.len())));
         }
@@ -230,14 +303,14 @@ impl JwtVerifier {
         if claims.sub.is_empty() {
             return Err(AuthError::MissingClaim("sub".to_owned()));
         }
-        self.check_lifetime(&claims)?;
+        let exp = self.check_lifetime(&claims)?;
         if let Some(serde_json::Value::Array(audiences)) = claims.other.get("aud")
             && audiences.len() > 1
             && !self.config.allow_multiple_audiences
         {
             return Err(AuthError::SeveralAudiences(audiences.len()));
         }
-        Ok(Caller {
+        let caller = Caller {
             subject: claims.sub,
             client_id: claims.client_id,
             scopes: claims.scope.unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
@@ -252,7 +325,8 @@ impl JwtVerifier {
                     _ => None,
                 })
                 .collect(),
-        })
+        };
+        Ok((caller, exp))
     }
 }
 
@@ -260,7 +334,8 @@ impl JwtVerifier {
     /// Refuses a token meant to live longer than `max_token_lifetime_secs`:
     /// from its `iat` when it has one, and from now in any case (a token
     /// without `iat` cannot dodge the cap). The leeway applies to the second.
-    fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
+    /// Returns the token's `exp`.
+    fn check_lifetime(&self, claims: &Claims) -> Result<u64, AuthError> {
         let max_secs = self.config.max_token_lifetime_secs;
         let seconds = |name: &str| claims.other.get(name).and_then(serde_json::Value::as_u64);
         let Some(exp) = seconds("exp") else {
@@ -275,7 +350,7 @@ impl JwtVerifier {
         if issued > max_secs || remaining > max_secs + self.config.leeway_secs {
             return Err(AuthError::TooLongLived { lifetime_secs: issued.max(remaining), max_secs });
         }
-        Ok(())
+        Ok(exp)
     }
 }
 

@@ -215,11 +215,17 @@ impl Plan {
     /// 2 MiB worker stack.
     pub async fn run<P: Parts>(&self, parts: P) -> Result<P::Output, ApiError> {
         Box::pin(parts.resolve_all()).await.map_err(|critical| {
-            tracing::warn!(
-                component = critical.component,
-                reason = %critical.failure.reason,
-                "critical component failed; failing the request"
-            );
+            // Something that does not exist is an answer (a 404), not a
+            // failure: a client asking for it must not write a WARN line.
+            if critical.failure.reason == bff_error::ReasonCode::NotFound {
+                tracing::debug!(component = critical.component, "critical component not found");
+            } else {
+                tracing::warn!(
+                    component = critical.component,
+                    reason = %critical.failure.reason,
+                    "critical component failed; failing the request"
+                );
+            }
             ApiError::from_failure(critical.failure)
         })
     }

@@ -32,6 +32,7 @@
 //! | `bff_cache_lookups_total` | counter | `component`, `result` | cached parts: `fresh`, `stale` (served while refreshing), `miss` (called), `stale_if_error`, `error` |
 //! | `bff_cache_coalesced_waiters_total` | counter | `component` | misses that waited for another request's call instead of making their own |
 //! | `bff_cache_rejected_entries_total` | counter | | Redis entries that failed authentication (treated as misses) |
+//! | `bff_auth_token_verifications_total` | counter | `result` | callers' access tokens: `verified` in full, answered from the `cached` verification, or `refused` |
 //! | `bff_token_exchanges_total` | counter | `result` | service tokens: `cached`, `exchanged`, `error` |
 //! | `bff_ratelimit_decisions_total` | counter | `caller`, `decision`, `source` | quota checks per partner with a quota of its own (`default` for the rest): `allowed` or `limited`, decided in `redis` or `local` (fallback) |
 //! | `bff_redis_breaker_state` | gauge | | Redis's breaker (when Redis is configured), read at each scrape: 0 closed, 1 half-open, 2 open |
@@ -76,6 +77,8 @@ pub const CACHE_COALESCED: &str = "bff_cache_coalesced_waiters_total";
 pub const CACHE_REJECTED: &str = "bff_cache_rejected_entries_total";
 /// Service tokens asked for, by result.
 pub const TOKEN_EXCHANGES: &str = "bff_token_exchanges_total";
+/// Callers' access tokens checked, by result.
+pub const TOKEN_VERIFICATIONS: &str = "bff_auth_token_verifications_total";
 /// Rate-limit decisions, by decision and where they were made.
 pub const RATE_LIMIT: &str = "bff_ratelimit_decisions_total";
 /// Redis's breaker: 0 closed, 1 half-open, 2 open.
@@ -236,6 +239,11 @@ fn describe() {
         CACHE_REJECTED,
         Unit::Count,
         "Redis cache entries that failed authentication, treated as misses."
+    );
+    describe_counter!(
+        TOKEN_VERIFICATIONS,
+        Unit::Count,
+        "Callers' access tokens: verified in full, answered from a cached verification, or refused."
     );
     describe_counter!(TOKEN_EXCHANGES, Unit::Count, "Service tokens asked for: cached, exchanged or error.");
     describe_counter!(

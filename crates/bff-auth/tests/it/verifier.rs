@@ -145,3 +145,90 @@ async fn a_token_for_several_audiences_is_refused_unless_allowed() {
     let token = identity.sign(&shared).expect("sign");
     assert!(verifier(&server).verify(&token).await.is_ok());
 }
+
+/// `bff_auth_token_verifications_total{result}` so far (the recorder is
+/// shared by this binary's tests: compare growth).
+fn verifications(result: &str) -> f64 {
+    let text = bff_telemetry::metrics::render();
+    let prefix = format!("bff_auth_token_verifications_total{{result=\"{result}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)?.parse().ok()).unwrap_or(0.0)
+}
+
+/// A token seen before is answered from memory (same caller), and a forged
+/// copy of it is not: other bytes, a full check, a bad signature.
+#[tokio::test]
+async fn a_verified_token_is_remembered_and_a_forged_copy_is_not() {
+    bff_telemetry::metrics::install();
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let verifier = verifier(&server);
+    verifier.refresh().await.expect("keys, as at start-up");
+    let token = identity.sign(&claims(&identity)).expect("sign");
+    let first = verifier.verify(&token).await.expect("valid");
+    let cached_before = verifications("cached");
+    let again = verifier.verify(&token).await.expect("still valid");
+    assert_eq!(again, first);
+    assert!(
+        verifications("cached") >= cached_before + 1.0,
+        "the second check is answered from memory: {}",
+        bff_telemetry::metrics::render()
+    );
+
+    let (rest, signature) = token.rsplit_once('.').expect("a JWT");
+    let mut bad = signature.chars().collect::<Vec<_>>();
+    bad[5] = if bad[5] == 'A' { 'B' } else { 'A' };
+    let forged = format!("{rest}.{}", bad.into_iter().collect::<String>());
+    assert!(matches!(verifier.verify(&forged).await, Err(AuthError::BadSignature)));
+}
+
+/// A remembered token is never accepted from its `exp` on.
+#[tokio::test]
+async fn a_remembered_token_expires_at_its_exp() {
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let config = AuthConfig {
+        jwks_url: format!("{}/jwks.json", server.uri()),
+        leeway_secs: 0,
+        ..AuthConfig::local("mobile-bff")
+    };
+    let verifier = JwtVerifier::new(config).expect("valid settings");
+    verifier.refresh().await.expect("keys, as at start-up");
+    let mut short = claims(&identity);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    short.exp = now + 1;
+    let token = identity.sign(&short).expect("sign");
+    verifier.verify(&token).await.expect("valid now");
+    verifier.verify(&token).await.expect("remembered");
+    // A full check accepts the second of `exp` itself; from the next one
+    // on, only a cache that ignored `exp` would still say yes.
+    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+        < now + 2
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let after = verifier.verify(&token).await;
+    assert!(matches!(after, Err(AuthError::Expired)), "expired, though remembered: {after:?}");
+}
+
+/// Rotating a key away (or revoking it) and fetching the key set again
+/// forgets every verification made with it.
+#[tokio::test]
+async fn a_key_rotated_away_takes_its_remembered_tokens_with_it() {
+    let identity = identity();
+    let server = jwks_server(&identity).await;
+    let verifier = verifier(&server);
+    let token = identity.sign(&claims(&identity)).expect("sign");
+    verifier.verify(&token).await.expect("valid");
+    // The provider now publishes another key only.
+    let mut rotated = serde_json::to_value(identity.jwks()).expect("json");
+    for key in rotated["keys"].as_array_mut().expect("keys") {
+        key["kid"] = "dev-es256-next".into();
+    }
+    server.reset().await;
+    wiremock::Mock::given(wiremock::matchers::path("/jwks.json"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(rotated))
+        .mount(&server)
+        .await;
+    verifier.refresh().await.expect("the new key set");
+    assert!(matches!(verifier.verify(&token).await, Err(AuthError::UnknownKey(_))), "not served from memory");
+}

@@ -155,8 +155,18 @@ async fn a_thousand_distinct_ids_add_no_series() {
                 }
                 "degraded" => ["true", "false"].contains(&value),
                 "budget" => ["spent", "refused"].contains(&value),
-                "result" => ["fresh", "stale", "miss", "stale_if_error", "error", "cached", "exchanged"]
-                    .contains(&value),
+                "result" => [
+                    "fresh",
+                    "stale",
+                    "miss",
+                    "stale_if_error",
+                    "error",
+                    "cached",
+                    "exchanged",
+                    "verified",
+                    "refused",
+                ]
+                .contains(&value),
                 "decision" => ["allowed", "limited"].contains(&value),
                 "source" => ["redis", "local"].contains(&value),
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
