@@ -65,14 +65,36 @@ pub fn init(format: LogFormat, default_filter: &str) {
 /// `info` spans (request, component, downstream, attempt) whatever the log
 /// level, never the HTTP client's inside the exporter.
 pub fn init_with_traces(format: LogFormat, default_filter: &str, traces: Option<&otel::Export>) {
+    install(format, default_filter, traces, std::io::stdout);
+}
+
+/// [`init`] with the lines written to `writer` instead of stdout: for
+/// benchmarks and guards that must pay for logging as deployed without
+/// printing it (`std::io::sink`).
+pub fn init_to_writer<W>(format: LogFormat, default_filter: &str, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    install(format, default_filter, None, writer);
+}
+
+fn install<W>(format: LogFormat, default_filter: &str, traces: Option<&otel::Export>, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _, Registry};
     type Boxed = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs: Boxed = match format {
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).with_filter(filter).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_target(false)
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)

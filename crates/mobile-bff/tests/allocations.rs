@@ -10,6 +10,7 @@
 //! * mobile-bff runs alone on this thread, in a current-thread runtime, and
 //!   only this thread's allocations are counted (`allocation-counter`), so
 //!   neither the client nor the mocks are in the figure;
+//! * logs are on as deployed (JSON at `info`), written to a sink;
 //! * after a warm-up (tokens exchanged, parts cached, connections open),
 //!   `REQUESTS` sequential requests per screen are counted, and the
 //!   allocations per request must stay within `TOLERANCE` of
@@ -38,6 +39,9 @@ const TOLERANCE: f64 = 0.02;
 const SCREENS: [&str; 2] = ["/v1/home", "/v1/product-page/p-1"];
 
 fn main() {
+    // Logs as deployed (JSON lines at `info`: the access log of every
+    // request), written nowhere: their cost is part of a request's.
+    bff_telemetry::init_to_writer(bff_telemetry::LogFormat::Json, "info", std::io::sink);
     let baseline_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/allocations-baseline.json");
     let measured = measure_screens();
     let update = std::env::var("ALLOCATIONS_BASELINE").is_ok_and(|v| v == "update");
