@@ -167,6 +167,14 @@ const END: &str = "<!-- end of generated load reports -->";
 
 /// `cargo xtask load bench ...`.
 fn bench(args: &[String]) -> anyhow::Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        let status = cargo()
+            .current_dir(root())
+            .args(["run", "-q", "--release", "-p", "bff-load", "--", "bench", "--help"])
+            .status()
+            .context("running bff-load")?;
+        return if status.success() { Ok(()) } else { bail!("bff-load failed") };
+    }
     let mut passed = Vec::new();
     let (mut bin_dir, mut update, mut client, mut peak) = (None, false, "mobile".to_owned(), None::<f64>);
     let mut args = args.iter();

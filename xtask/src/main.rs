@@ -14,7 +14,10 @@
 //! * `compose [--check]`: regenerate `docker-compose.yml` from the registry.
 //! * `new-bff <name> --port <p> --auth <mode>`: scaffold a BFF (see `new_bff.rs`).
 //! * `load [<scenario>... | all]`: the fault scenarios on release builds
-//!   pinned to cores, for figures (see `load.rs`).
+//!   pinned to cores, for figures; `load bench ...` the load scenarios (see
+//!   `load.rs`).
+//! * `profile`: a CPU profile of mobile-bff under load, as a flame graph
+//!   (see `profile.rs`).
 //!
 //! Which BFFs exist comes from one place, `crates/bff-registry`.
 
@@ -23,6 +26,7 @@ mod dev;
 mod fuzz_api;
 mod load;
 mod new_bff;
+mod profile;
 mod smoke;
 mod stack;
 mod test;
@@ -59,7 +63,13 @@ commands:
   load [<scenario>... | all] [--clients N] [--seconds S] [--bin-dir DIR]
                                         the fault scenarios (RELIABILITY.md) on release builds, mobile-bff
                                         pinned to core 0, mocks and load to core 1; --bin-dir runs the
-                                        BFF and mocks built elsewhere (an older commit: 'before' figures)";
+                                        BFF and mocks built elsewhere (an older commit: 'before' figures)
+  load bench [<scenario>... | all | custom ...] [--seconds S] [--peak R] [--update-performance]
+                                        the load scenarios (latency, throughput, CPU per request; JSON,
+                                        SVG and HTML reports); `cargo xtask load bench --help` for more
+  profile [--path P] [--rate R] [--seconds S]
+                                        perf profile of mobile-bff (pinned) under open-loop load:
+                                        target/profile/flamegraph.svg and the top symbols";
 
 fn main() -> ExitCode {
     match run() {
@@ -83,6 +93,7 @@ fn run() -> anyhow::Result<()> {
         Some("new-bff") => new_bff::run(&args[1..]),
         Some("load") => load::run(&args[1..]),
         Some("fuzz-api") => fuzz_api::run(&args[1..]),
+        Some("profile") => profile::run(&args[1..]),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -60,7 +60,7 @@ impl Slot {
     /// The part's `component` span: one per component in a trace, with its
     /// budget, outcome and, for a cached part, how the cache served it.
     fn span(&self) -> tracing::Span {
-        tracing::info_span!(
+        tracing::debug_span!(
             "component",
             component = self.name,
             critical = self.critical,

@@ -337,7 +337,7 @@ impl Dependency {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "downstream",
             dependency = %self.name,
             budget_ms = deadline.remaining().min(self.timeout).as_millis() as u64,
@@ -497,7 +497,7 @@ impl Dependency {
         // one cut short by the request's deadline is the request's.
         let cut_short = remaining < self.timeout;
         let timed_out = |verdict: Verdict| if cut_short { Verdict::Neutral } else { verdict };
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "attempt",
             otel.kind = "client",
             dependency = %self.name,

@@ -62,8 +62,8 @@ pub fn init(format: LogFormat, default_filter: &str) {
 
 /// [`init`], plus span export through `traces` when given. `RUST_LOG`
 /// filters the log lines only: the exported spans are the BFF's own
-/// `info` spans (request, component, downstream, attempt) whatever the log
-/// level, never the HTTP client's inside the exporter.
+/// (request at INFO; component, downstream and attempt at DEBUG) whatever
+/// the log level, never the HTTP client's inside the exporter.
 pub fn init_with_traces(format: LogFormat, default_filter: &str, traces: Option<&otel::Export>) {
     install(format, default_filter, traces, std::io::stdout);
 }
@@ -103,8 +103,13 @@ where
     };
     let mut layers = vec![logs];
     if let Some(traces) = traces {
+        // Spans down to DEBUG (the component, downstream and attempt
+        // spans are DEBUG, so that with export off and logs at INFO they
+        // are never built: span creation was on the hot path), events down
+        // to INFO.
         let ours = tracing_subscriber::filter::filter_fn(|meta| {
-            *meta.level() <= tracing::Level::INFO
+            let level = if meta.is_span() { tracing::Level::DEBUG } else { tracing::Level::INFO };
+            *meta.level() <= level
                 && !["hyper", "reqwest", "h2", "opentelemetry", "tower"]
                     .iter()
                     .any(|machinery| meta.target().starts_with(machinery))
