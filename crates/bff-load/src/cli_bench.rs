@@ -437,11 +437,12 @@ pub(crate) fn table(reports: &[Value]) -> String {
 }
 
 /// `bff-load bench-table <dir>`: the table of the reports in `dir`, in the
-/// scenarios' order.
+/// scenarios' order, the last `custom` run last.
 pub(crate) fn table_of(dir: &Path) -> anyhow::Result<String> {
     let mut reports = Vec::new();
-    for scenario in BenchScenario::all() {
-        let path = dir.join(format!("{}.json", scenario.name));
+    let names = BenchScenario::all().into_iter().map(|s| s.name).chain(["custom"]);
+    for name in names {
+        let path = dir.join(format!("{name}.json"));
         if let Ok(text) = std::fs::read_to_string(&path) {
             reports.push(
                 serde_json::from_str::<Value>(&text)
