@@ -246,6 +246,13 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     let reports = target_dir().join("load").join("reports");
     std::fs::create_dir_all(&reports).context("creating target/load/reports")?;
+    // A custom run is one-off: its report must not linger into a later
+    // table (or PERFORMANCE.md) made of named scenarios.
+    if !scenarios.iter().any(|s| s == "custom") {
+        for extension in ["json", "svg", "html"] {
+            let _ = std::fs::remove_file(reports.join(format!("custom.{extension}")));
+        }
+    }
     let logs = target_dir().join("load");
     let log = |name: &str| -> anyhow::Result<std::fs::File> {
         std::fs::File::create(logs.join(format!("{name}.log")))
