@@ -52,20 +52,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let release = target_dir().join("release");
     let bins = bin_dir.unwrap_or_else(|| release.clone());
-    let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
-        && Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !pinned {
-        eprintln!("load: fewer than 2 cores or no taskset: running unpinned (figures not comparable)");
-    }
-    let on_core = |core: &str, binary: PathBuf| {
-        if pinned {
-            let mut command = Command::new("taskset");
-            command.args(["-c", core]).arg(binary);
-            command
-        } else {
-            Command::new(binary)
-        }
-    };
+    let cores = Cores::detect();
+    let on_core = |core: &str, binary: PathBuf| cores.command(core, binary);
     // Scenario names go one per run, each against a fresh BFF; the rest
     // (--clients, --seconds) goes to every run.
     let list = Command::new(release.join("bff-load")).arg("--list").output().context("bff-load --list")?;
@@ -94,16 +82,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut broken = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let child = on_core("1", bins.join("services-mock"))
-            .arg("all")
-            .stdout(log("services-mock")?)
-            .stderr(log("services-mock.err")?)
-            .spawn()
-            .context("starting the mocks")?;
-        mocks.push(Running { name: "services-mock".to_owned(), child });
-        for (name, port) in MOCKS {
-            wait_healthy(name, *port, &mut mocks, &stop)?;
-        }
+        start_mocks(on_core("1", bins.join("services-mock")), &log, &mut mocks, &stop)?;
         let mobile = bff_registry::find("mobile").context("no mobile BFF in the registry")?;
         for scenario in &scenarios {
             let child = on_core("0", bins.join(mobile.name))
@@ -204,20 +183,8 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     let release = target_dir().join("release");
     let bins = bin_dir.unwrap_or_else(|| release.clone());
-    let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
-        && Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !pinned {
-        eprintln!("load: fewer than 2 cores or no taskset: running unpinned (figures not comparable)");
-    }
-    let on_core = |core: &str, binary: PathBuf| {
-        if pinned {
-            let mut command = Command::new("taskset");
-            command.args(["-c", core]).arg(binary);
-            command
-        } else {
-            Command::new(binary)
-        }
-    };
+    let cores = Cores::detect();
+    let on_core = |core: &str, binary: PathBuf| cores.command(core, binary);
     // Scenario names, in `all`'s order (peak first), each against a fresh BFF.
     let known: Vec<String> = {
         let help =
@@ -261,16 +228,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let stop = AtomicBool::new(false);
     let mut mocks = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let child = on_core("1", bins.join("services-mock"))
-            .arg("all")
-            .stdout(log("services-mock")?)
-            .stderr(log("services-mock.err")?)
-            .spawn()
-            .context("starting the mocks")?;
-        mocks.push(Running { name: "services-mock".to_owned(), child });
-        for (name, port) in MOCKS {
-            wait_healthy(name, *port, &mut mocks, &stop)?;
-        }
+        start_mocks(on_core("1", bins.join("services-mock")), &log, &mut mocks, &stop)?;
         for scenario in &scenarios {
             let entry_name = if scenario == "custom" { client.as_str() } else { "mobile" };
             let entry =
@@ -359,5 +317,60 @@ fn update_performance(reports: &std::path::Path, table: &str) -> anyhow::Result<
     );
     let updated = format!("{}{generated}{}", &text[..begin], &text[end..]);
     std::fs::write(&path, updated).context("writing PERFORMANCE.md")?;
+    Ok(())
+}
+
+/// Where the measured processes run: the BFF alone on core 0, the mocks
+/// and the load on core 1 (`taskset`), when the machine allows it.
+pub(crate) struct Cores {
+    pinned: bool,
+}
+
+impl Cores {
+    /// Pinned when there are 2 cores or more and `taskset`; says so when not.
+    pub(crate) fn detect() -> Cores {
+        let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+            && Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !pinned {
+            eprintln!("load: fewer than 2 cores or no taskset: running unpinned (figures not comparable)");
+        }
+        Cores { pinned }
+    }
+
+    /// Pinned always (the caller checked for `taskset`).
+    pub(crate) fn pinned() -> Cores {
+        Cores { pinned: true }
+    }
+
+    /// `binary` to run on `core`.
+    pub(crate) fn command(&self, core: &str, binary: PathBuf) -> Command {
+        if self.pinned {
+            let mut command = Command::new("taskset");
+            command.args(["-c", core]).arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        }
+    }
+}
+
+/// Starts every mock (`mocks` is `services-mock` as it should run), logging
+/// to `log("services-mock")`, and waits until each answers.
+pub(crate) fn start_mocks(
+    mut mocks: Command,
+    log: &dyn Fn(&str) -> anyhow::Result<std::fs::File>,
+    running: &mut Vec<Running>,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let child = mocks
+        .arg("all")
+        .stdout(log("services-mock")?)
+        .stderr(log("services-mock.err")?)
+        .spawn()
+        .context("starting the mocks")?;
+    running.push(Running { name: "services-mock".to_owned(), child });
+    for (name, port) in MOCKS {
+        wait_healthy(name, *port, running, stop)?;
+    }
     Ok(())
 }

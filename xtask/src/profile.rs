@@ -24,7 +24,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context as _, bail};
 
 use crate::dev::{Running, shutdown, wait_healthy};
-use crate::stack::MOCKS;
+use crate::load::{Cores, start_mocks};
 use crate::{cargo, root, target_dir};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -62,24 +62,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let bins = out.join("release");
     let log = |name: &str| std::fs::File::create(out.join(format!("{name}.log"))).context("a log file");
-    let on_core = |core: &str, binary: PathBuf| {
-        let mut command = Command::new("taskset");
-        command.args(["-c", core]).arg(binary);
-        command
-    };
+    let cores = Cores::pinned();
+    let on_core = |core: &str, binary: PathBuf| cores.command(core, binary);
     let stop = AtomicBool::new(false);
     let mut processes = Vec::new();
     let result = (|| -> anyhow::Result<()> {
-        let mocks = on_core("1", bins.join("services-mock"))
-            .arg("all")
-            .stdout(log("services-mock")?)
-            .stderr(log("services-mock.err")?)
-            .spawn()
-            .context("starting the mocks")?;
-        processes.push(Running { name: "services-mock".to_owned(), child: mocks });
-        for (name, port) in MOCKS {
-            wait_healthy(name, *port, &mut processes, &stop)?;
-        }
+        start_mocks(on_core("1", bins.join("services-mock")), &log, &mut processes, &stop)?;
         let mobile = bff_registry::find("mobile").context("no mobile BFF in the registry")?;
         let bff = on_core("0", bins.join(mobile.name))
             .env_remove("REDIS_URL")

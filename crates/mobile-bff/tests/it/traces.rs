@@ -48,6 +48,21 @@ impl Receiver {
         Receiver { endpoint, received }
     }
 
+    /// The spans of the trace `trace_id` (hex), once its server span has
+    /// arrived (it ends last, after every other; 5 s at most).
+    async fn trace(&self, trace_id: &str) -> Vec<(String, Span)> {
+        let wanted = unhex(trace_id);
+        let mut spans = Vec::new();
+        for _ in 0..200 {
+            spans = self.spans(&wanted);
+            if spans.iter().any(|(_, s)| s.kind == SpanKind::Server as i32) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        spans
+    }
+
     /// Spans of `trace_id` received so far, with the service that sent them.
     fn spans(&self, trace_id: &[u8]) -> Vec<(String, Span)> {
         let received = self.received.lock().expect("lock");
@@ -156,16 +171,7 @@ async fn one_home_request_exports_its_span_tree_under_the_callers_trace() {
         })
         .expect("the envelope lists its components");
 
-    // Wait for the server span: it ends last, after every other.
-    let wanted = unhex(trace_id);
-    let mut spans = Vec::new();
-    for _ in 0..200 {
-        spans = receiver.spans(&wanted);
-        if spans.iter().any(|(_, s)| s.kind == SpanKind::Server as i32) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let spans = receiver.trace(trace_id).await;
     let tree = draw(&spans);
     assert!(spans.iter().all(|(service, _)| service == "mobile-bff"), "service.name:\n{tree}");
 
@@ -263,15 +269,7 @@ async fn a_failing_dependency_shows_in_the_trace_of_the_next_request() {
         .await
         .expect("the BFF answers");
     assert_eq!(reply.status(), 200, "shipping is optional");
-    let wanted = unhex(trace_id);
-    let mut spans = Vec::new();
-    for _ in 0..200 {
-        spans = receiver.spans(&wanted);
-        if spans.iter().any(|(_, s)| s.kind == SpanKind::Server as i32) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let spans = receiver.trace(trace_id).await;
     let tree = draw(&spans);
     let shipping = spans
         .iter()
