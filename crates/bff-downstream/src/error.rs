@@ -19,8 +19,10 @@ pub enum DownstreamError {
         /// The guard's verdict.
         failure: Failure,
     },
-    /// Connecting, sending or reading failed.
-    #[error("{service}: transport error: {source}")]
+    /// Connecting, sending or reading failed. The text carries the whole
+    /// cause chain: reqwest's own line ("error sending request for url")
+    /// does not say whether the connection was refused, reset or closed.
+    #[error("{service}: transport error: {}", causes(source))]
     Transport {
         /// The service called.
         service: Service,
@@ -128,4 +130,16 @@ impl Classify for DownstreamError {
             }
         }
     }
+}
+
+/// An error and its sources, joined with ": ".
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }

@@ -138,6 +138,20 @@ async fn a_body_cut_short_is_unavailable() {
 }
 
 #[tokio::test]
+async fn a_refused_connection_says_so_in_the_log_text() {
+    // A port nobody listens on (bound, then released).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    drop(listener);
+    let error = catalog(&base).catalog.product(cx(), "p-1").await.expect_err("nobody listens");
+    assert!(matches!(error, DownstreamError::Transport { .. }), "{error}");
+    // reqwest's own text stops at "error sending request for url (...)":
+    // the cause chain is what tells on-call refused from reset from closed.
+    assert!(error.to_string().contains("refused"), "{error}");
+    assert_eq!(error.failure().reason, ReasonCode::Unavailable);
+}
+
+#[tokio::test]
 async fn a_well_formed_answer_still_parses_after_all_that() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
