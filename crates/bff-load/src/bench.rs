@@ -14,7 +14,7 @@
 //!   goodput, errors by status and problem code, the degraded rate by
 //!   component and reason, and latency over time.
 //! * [`BenchScenario`]: the named scenarios (healthy, a slow optional
-//!   dependency, 1% slow calls with hedging on and off, a critical
+//!   dependency, 2% slow calls with hedging on and off, a critical
 //!   dependency down, twice the peak with the default concurrency limit and
 //!   with one sized to the machine, added latency at half the peak).
 //! * [`report`]: the JSON report and a picture (SVG: percentiles over time
@@ -467,7 +467,8 @@ impl BenchScenario {
             injected_ms: None,
             count_calls_to: None,
         };
-        let one_percent_slow = json!({"slowRatio": 0.01, "slowMs": 100});
+        // #11's tail case: 2% of recommendation calls 100 ms slow.
+        let two_percent_slow = json!({"slowRatio": 0.02, "slowMs": 100});
         vec![
             base("peak", "closed loop, 64 clients: the most /v1/home answers per second", &home, None),
             base("healthy", "/v1/home at half the peak, healthy mocks", &home, Some(0.5)),
@@ -493,23 +494,32 @@ impl BenchScenario {
                 )
             },
             BenchScenario {
-                faults: vec![("recommendations", one_percent_slow.clone())],
-                bff_env: vec![("MOBILE_BFF__DOWNSTREAM__SERVICES__RECOMMENDATIONS__HEDGE__ENABLED", "false")],
                 count_calls_to: Some("recommendations"),
                 ..base(
-                    "hedging-off",
-                    "product pages at a quarter of the peak, 1% of recommendation calls +100 ms, no hedging",
+                    "product-page",
+                    "product pages at a quarter of the peak, healthy: the tail hedging is measured against",
                     &products,
                     Some(0.25),
                 )
             },
             BenchScenario {
-                faults: vec![("recommendations", one_percent_slow)],
+                faults: vec![("recommendations", two_percent_slow.clone())],
+                bff_env: vec![("MOBILE_BFF__DOWNSTREAM__SERVICES__RECOMMENDATIONS__HEDGE__ENABLED", "false")],
+                count_calls_to: Some("recommendations"),
+                ..base(
+                    "hedging-off",
+                    "product pages at a quarter of the peak, 2% of recommendation calls +100 ms, no hedging",
+                    &products,
+                    Some(0.25),
+                )
+            },
+            BenchScenario {
+                faults: vec![("recommendations", two_percent_slow)],
                 bff_env: vec![("MOBILE_BFF__DOWNSTREAM__SERVICES__RECOMMENDATIONS__HEDGE__ENABLED", "true")],
                 count_calls_to: Some("recommendations"),
                 ..base(
                     "hedging-on",
-                    "product pages at a quarter of the peak, 1% of recommendation calls +100 ms, hedged",
+                    "product pages at a quarter of the peak, 2% of recommendation calls +100 ms, hedged",
                     &products,
                     Some(0.25),
                 )
