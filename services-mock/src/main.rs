@@ -18,6 +18,10 @@ use services_mock::seed::Seed;
 use services_mock::{Service, run};
 use tokio::sync::watch;
 
+// The BFFs' allocator, so a load test's mocks cost what they would.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage:
   services-mock [all] [--host H] [--issuer URL]
   services-mock serve <service> [--host H] [--port P] [--issuer URL]

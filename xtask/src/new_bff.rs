@@ -265,6 +265,7 @@ bff-downstream.workspace = true
 bff-error.workspace = true
 bff-registry.workspace = true
 bff-server.workspace = true
+mimalloc.workspace = true
 serde.workspace = true
 utoipa.workspace = true
 utoipa-axum.workspace = true
@@ -323,6 +324,10 @@ pub fn bff() -> Bff {
 "##;
 
 const MAIN_RS: &str = r##"//! The {{name}} binary: `{{name}} --help` lists its commands.
+
+// The allocator every BFF binary uses: PERFORMANCE.md says why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     {{ident}}::bff().main()

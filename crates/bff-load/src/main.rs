@@ -3,6 +3,7 @@
 //! ```text
 //! bff-load [<scenario>... | all] [--bff URL] [--clients N] [--seconds S] [--bff-pid PID]
 //! bff-load bench <load scenario>... | all | custom [...]     (see `bff-load bench --help`)
+//! bff-load hold --bff-pid PID [--connections N]              (memory under many open connections)
 //! ```
 //!
 //! Plays each named scenario (see `bff_load::scenario`; `cold-burst` too)
@@ -18,6 +19,7 @@
 //! (start it without overrides).
 
 mod cli_bench;
+mod cli_hold;
 
 use std::time::Duration;
 
@@ -37,7 +39,8 @@ scenarios: blip-50ms blip-200ms brownout hard-down flapping slow-optional cold-b
   --seconds S    run each fault scenario at least S seconds (the fault still starts at 1 s)
   --bff-pid PID  also report the BFF's CPU time per 1,000 requests, from /proc
 cold-burst needs a BFF that has served nothing yet: start one, then run it first.
-load scenarios (latency, throughput, reports): bff-load bench --help";
+load scenarios (latency, throughput, reports): bff-load bench --help
+memory under many open connections: bff-load hold --help";
 
 struct Options {
     scenarios: Vec<String>,
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => return cli_bench::run(&args[1..]).await,
+        Some("hold") => return cli_hold::run(&args[1..]).await,
         Some("bench-env") => return cli_bench::env(args.get(1).context("bench-env <scenario>")?),
         Some("bench-table") => {
             let dir = args.get(1).context("bench-table <dir>")?;

@@ -1,5 +1,9 @@
 //! The tv-bff binary: `tv-bff --help` lists its commands.
 
+// The allocator every BFF binary uses: PERFORMANCE.md says why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tv_bff::bff().main()
 }
