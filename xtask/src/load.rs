@@ -33,6 +33,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if args.first().is_some_and(|a| a == "bench") {
         return bench(&args[1..]);
     }
+    if args.first().is_some_and(|a| a == "hold") {
+        return hold(&args[1..]);
+    }
     let mut passed = Vec::new();
     let mut bin_dir = None;
     let mut args = args.iter();
@@ -139,6 +142,64 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cargo xtask load hold [--connections N]`: mobile-bff's resident memory
+/// idle and holding N open connections (`bff-load hold`), once with the
+/// default `server.max_connections` and once with the cap above N, so both
+/// the bound and the cost per connection show. Release build, the BFF on
+/// core 0 and the tool on core 1; no mocks (`/healthz` needs none).
+fn hold(args: &[String]) -> anyhow::Result<()> {
+    let mut connections = 10_000usize;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--connections" => {
+                connections =
+                    args.next().context("--connections needs a number")?.parse().context("--connections")?
+            }
+            other => bail!("unknown argument `{other}` (cargo xtask load hold [--connections N])"),
+        }
+    }
+    let mobile = bff_registry::find("mobile").context("the registry has no mobile BFF")?;
+    let built = cargo()
+        .current_dir(root())
+        .args(["build", "--release", "-p", "bff-load", "-p", mobile.name])
+        .status()
+        .context("running cargo build --release")?;
+    if !built.success() {
+        bail!("cargo build --release failed");
+    }
+    let release = target_dir().join("release");
+    let cores = Cores::detect();
+    let stop = AtomicBool::new(false);
+    let default_cap = bff_server::config::ServerConfig::default().max_connections;
+    for cap in [default_cap, connections + 100] {
+        println!("== mobile-bff, server.max_connections = {cap}, {connections} connections");
+        let child = cores
+            .command("0", release.join(mobile.name))
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "warn")
+            .env("MOBILE_BFF__SERVER__MAX_CONNECTIONS", cap.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting mobile-bff")?;
+        let pid = child.id().to_string();
+        let mut bff = vec![Running { name: mobile.name.to_owned(), child }];
+        let outcome = wait_healthy(mobile.name, mobile.port, &mut bff, &stop).and_then(|()| {
+            cores
+                .command("1", release.join("bff-load"))
+                .args(["hold", "--bff-pid", &pid, "--connections", &connections.to_string()])
+                .args(["--bff", &format!("127.0.0.1:{}", mobile.port)])
+                .status()
+                .context("running bff-load hold")
+        });
+        shutdown(&mut bff);
+        if !outcome?.success() {
+            bail!("bff-load hold failed");
+        }
+    }
+    Ok(())
+}
+
 /// The markers around the generated part of PERFORMANCE.md.
 const BEGIN: &str =
     "<!-- cargo xtask load bench --update-performance: generated from target/load/reports, do not edit -->";
@@ -229,6 +290,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let mut mocks = Vec::new();
     let result = (|| -> anyhow::Result<()> {
         start_mocks(on_core("1", bins.join("services-mock")), &log, &mut mocks, &stop)?;
+        let mocks_pid = mocks.first().map(|m| m.child.id().to_string()).context("the mocks' process")?;
         for scenario in &scenarios {
             let entry_name = if scenario == "custom" { client.as_str() } else { "mobile" };
             let entry =
@@ -253,6 +315,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             let mut bff = vec![Running { name: entry.name.to_owned(), child }];
             let mut run = on_core("1", release.join("bff-load"));
             run.args(["bench", scenario]).args(&flags).args(["--bff-pid", &pid.to_string()]);
+            run.args(["--mocks-pid", &mocks_pid]);
             run.arg("--out").arg(&reports);
             if let Some(peak) = peak {
                 run.args(["--peak", &format!("{peak:.0}")]);
@@ -362,6 +425,15 @@ pub(crate) fn start_mocks(
     running: &mut Vec<Running>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
+    // A port already answering is another services-mock (`cargo xtask dev`,
+    // a run left over): ours would fail to bind, theirs would answer, and
+    // their calls and CPU would be reported as ours.
+    for (name, port) in MOCKS {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+            bail!("port {port} ({name}) is already served: stop the other stack (`cargo xtask dev`?) first");
+        }
+    }
     let child = mocks
         .arg("all")
         .stdout(log("services-mock")?)

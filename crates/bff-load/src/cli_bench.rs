@@ -23,6 +23,7 @@ scenarios: {scenarios}
   --seconds S      how long each runs (10)
   --bff URL        the BFF (http://127.0.0.1:<its port>)     --admin URL   its admin listener (port + 1000)
   --bff-pid PID    report the BFF's CPU time per request, from /proc
+  --mocks-pid PID  report the mocks' CPU time per call they answered, from /proc
   --out DIR        where the JSON, SVG and HTML reports go (load-reports)
 custom runs (one screen of any client; a token or session is made for it):
   --client NAME    mobile, web, partner, admin, tv (mobile)   --user ID   the caller (u-1, staff s-1)
@@ -44,6 +45,7 @@ struct Options {
     bff: Option<String>,
     admin: Option<String>,
     pid: Option<u32>,
+    mocks_pid: Option<u32>,
     out: PathBuf,
     client: String,
     user: Option<String>,
@@ -61,6 +63,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         bff: None,
         admin: None,
         pid: None,
+        mocks_pid: None,
         out: PathBuf::from("load-reports"),
         client: "mobile".to_owned(),
         user: None,
@@ -79,6 +82,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--bff" => options.bff = Some(value("--bff")?),
             "--admin" => options.admin = Some(value("--admin")?),
             "--bff-pid" => options.pid = Some(value("--bff-pid")?.parse().context("--bff-pid")?),
+            "--mocks-pid" => options.mocks_pid = Some(value("--mocks-pid")?.parse().context("--mocks-pid")?),
             "--out" => options.out = PathBuf::from(value("--out")?),
             "--client" => options.client = value("--client")?,
             "--user" => options.user = Some(value("--user")?),
@@ -265,10 +269,15 @@ async fn play(
     let (mocks_before, by_before) = mock_calls(&http).await?;
     let bff_before = bff_calls(&http, admin).await;
     let cpu_before = options.pid.map(crate::cpu_time).transpose()?;
+    let mocks_cpu_before = options.mocks_pid.map(crate::cpu_time).transpose()?;
     eprintln!("{}: {}", scenario.name, scenario.about);
     let duration = Duration::from_secs(options.seconds.max(1));
     let answers = bench::drive(target, mode, connections, duration).await;
     let cpu = match (options.pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(crate::cpu_time(pid)?.saturating_sub(before)),
+        _ => None,
+    };
+    let mocks_cpu = match (options.mocks_pid, mocks_cpu_before) {
         (Some(pid), Some(before)) => Some(crate::cpu_time(pid)?.saturating_sub(before)),
         _ => None,
     };
@@ -314,6 +323,13 @@ async fn play(
             "bff_ms": round(cpu.as_secs_f64() * 1000.0),
             "us_per_request": round(cpu.as_secs_f64() * 1e6 / requests),
             "method": "utime+stime of the BFF from /proc/<pid>/stat over the run (10 ms ticks)",
+        });
+    }
+    if let Some(cpu) = mocks_cpu {
+        report["mocks_cpu"] = json!({
+            "ms": round(cpu.as_secs_f64() * 1000.0),
+            "us_per_call": round(cpu.as_secs_f64() * 1e6 / mock_total.max(1.0)),
+            "method": "utime+stime of the mocks' process from /proc/<pid>/stat over the run, per call they answered",
         });
     }
     if let Some(injected) = scenario.injected_ms {
@@ -373,8 +389,8 @@ fn line(report: &Value) -> String {
 /// The markdown table of `reports`, as PERFORMANCE.md shows it.
 pub(crate) fn table(reports: &[Value]) -> String {
     let mut out = String::from(
-        "| scenario | load | req/s (ok/s) | p50 | p90 | p99 | p99.9 | max | not 200 | degraded | calls/req mocks · BFF | BFF CPU µs/req |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | load | req/s (ok/s) | p50 | p90 | p99 | p99.9 | max | not 200 | degraded | calls/req mocks · BFF | BFF CPU µs/req | mocks CPU µs/call |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for report in reports {
         let r = &report["result"];
@@ -405,8 +421,10 @@ pub(crate) fn table(reports: &[Value]) -> String {
         let calls =
             format!("{} · {}", report["calls"]["mocks_per_request"], report["calls"]["bff_per_request"]);
         let cpu = report["cpu"]["us_per_request"].as_f64().map_or("–".to_owned(), |us| format!("{us:.0}"));
+        let mocks_cpu =
+            report["mocks_cpu"]["us_per_call"].as_f64().map_or("–".to_owned(), |us| format!("{us:.0}"));
         out.push_str(&format!(
-            "| {} | {load} | {:.0} ({:.0}) | {} | {} | {} | {} | {} | {errors} | {degraded} | {calls} | {cpu} |\n",
+            "| {} | {load} | {:.0} ({:.0}) | {} | {} | {} | {} | {} | {errors} | {degraded} | {calls} | {cpu} | {mocks_cpu} |\n",
             report["scenario"].as_str().unwrap_or(""),
             r["throughput_per_s"].as_f64().unwrap_or_default(),
             r["goodput_per_s"].as_f64().unwrap_or_default(),
