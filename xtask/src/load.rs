@@ -171,17 +171,17 @@ fn hold(args: &[String]) -> anyhow::Result<()> {
     let release = target_dir().join("release");
     let cores = Cores::detect();
     let stop = AtomicBool::new(false);
-    let default_cap = bff_server::config::ServerConfig::default().max_connections;
-    for cap in [default_cap, connections + 100] {
-        println!("== mobile-bff, server.max_connections = {cap}, {connections} connections");
-        let child = cores
-            .command("0", release.join(mobile.name))
-            .env_remove("REDIS_URL")
-            .env("RUST_LOG", "warn")
-            .env("MOBILE_BFF__SERVER__MAX_CONNECTIONS", cap.to_string())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("starting mobile-bff")?;
+    for cap in [None, Some(connections + 100)] {
+        let mut command = cores.command("0", release.join(mobile.name));
+        command.env_remove("REDIS_URL").env("RUST_LOG", "warn").stdout(std::process::Stdio::null());
+        match cap {
+            Some(cap) => {
+                println!("== mobile-bff, server.max_connections = {cap}: {connections} connections");
+                command.env("MOBILE_BFF__SERVER__MAX_CONNECTIONS", cap.to_string());
+            }
+            None => println!("== mobile-bff, the default server.max_connections: {connections} connections"),
+        }
+        let child = command.spawn().context("starting mobile-bff")?;
         let pid = child.id().to_string();
         let mut bff = vec![Running { name: mobile.name.to_owned(), child }];
         let outcome = wait_healthy(mobile.name, mobile.port, &mut bff, &stop).and_then(|()| {
