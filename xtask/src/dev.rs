@@ -95,6 +95,16 @@ pub(crate) fn wait_healthy(
     }
 }
 
+/// Fails when something already answers on `port`: a process started for
+/// it would fail to bind while the other one passed its health checks in
+/// its place (and, under load, was measured as it).
+pub(crate) fn ensure_free(name: &str, port: u16) -> anyhow::Result<()> {
+    if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
+        bail!("port {port} ({name}) is already served: stop the other stack (`cargo xtask dev`?) first");
+    }
+    Ok(())
+}
+
 fn healthz(port: u16) -> bool {
     let Ok(mut stream) =
         TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))

@@ -25,7 +25,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context as _, bail};
 
-use crate::dev::{Running, shutdown, wait_healthy};
+use crate::dev::{Running, ensure_free, shutdown, wait_healthy};
 use crate::stack::MOCKS;
 use crate::{cargo, root, target_dir};
 
@@ -160,6 +160,7 @@ fn hold(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let mobile = bff_registry::find("mobile").context("the registry has no mobile BFF")?;
+    ensure_free(mobile.name, mobile.port)?;
     let built = cargo()
         .current_dir(root())
         .args(["build", "--release", "-p", "bff-load", "-p", mobile.name])
@@ -425,14 +426,10 @@ pub(crate) fn start_mocks(
     running: &mut Vec<Running>,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    // A port already answering is another services-mock (`cargo xtask dev`,
-    // a run left over): ours would fail to bind, theirs would answer, and
-    // their calls and CPU would be reported as ours.
+    // Another services-mock (`cargo xtask dev`, a run left over) would
+    // answer for ours, and its calls and CPU be reported as ours.
     for (name, port) in MOCKS {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
-        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
-            bail!("port {port} ({name}) is already served: stop the other stack (`cargo xtask dev`?) first");
-        }
+        ensure_free(name, *port)?;
     }
     let child = mocks
         .arg("all")

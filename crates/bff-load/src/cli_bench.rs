@@ -273,14 +273,8 @@ async fn play(
     eprintln!("{}: {}", scenario.name, scenario.about);
     let duration = Duration::from_secs(options.seconds.max(1));
     let answers = bench::drive(target, mode, connections, duration).await;
-    let cpu = match (options.pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(crate::cpu_time(pid)?.saturating_sub(before)),
-        _ => None,
-    };
-    let mocks_cpu = match (options.mocks_pid, mocks_cpu_before) {
-        (Some(pid), Some(before)) => Some(crate::cpu_time(pid)?.saturating_sub(before)),
-        _ => None,
-    };
+    let cpu = cpu_since(options.pid, cpu_before)?;
+    let mocks_cpu = cpu_since(options.mocks_pid, mocks_cpu_before)?;
     let (mocks_after, by_after) = mock_calls(&http).await?;
     let bff_after = bff_calls(&http, admin).await;
     for (service, _) in &scenario.faults {
@@ -355,6 +349,14 @@ async fn play(
     write(&options.out, scenario.name, &report, &summary)?;
     eprintln!("{}", line(&report));
     Ok(report)
+}
+
+/// The CPU time `pid` used since it had used `before` (both or neither).
+fn cpu_since(pid: Option<u32>, before: Option<Duration>) -> anyhow::Result<Option<Duration>> {
+    match (pid, before) {
+        (Some(pid), Some(before)) => Ok(Some(crate::cpu_time(pid)?.saturating_sub(before))),
+        _ => Ok(None),
+    }
 }
 
 fn write(dir: &Path, name: &str, report: &Value, summary: &Summary) -> anyhow::Result<()> {

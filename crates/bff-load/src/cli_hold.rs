@@ -70,7 +70,7 @@ pub(crate) async fn run(args: &[String]) -> anyhow::Result<()> {
             match outcome.context("an opening task")? {
                 Ok(Some(stream)) => held.push(stream),
                 Ok(None) => refused += 1,
-                Err(error) => bail!("opening connection {}: {error:#}", opened + held.len()),
+                Err(error) => bail!("opening a connection: {error:#}"),
             }
         }
         opened += batch;
