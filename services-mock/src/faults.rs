@@ -47,6 +47,10 @@ pub struct Faults {
     /// Every this-many-th request is slow by `slowMs` (deterministic;
     /// counted from this `PUT`), on top of `slowRatio`.
     pub slow_every: u64,
+    /// Writes (any method but `GET`) are done, then answered this many
+    /// milliseconds late: the write happened, its answer is late or lost
+    /// (the caller may time out). For tests of "did my order go through?".
+    pub after_write_ms: u64,
     /// Only these routes misbehave (`"GET /.well-known/jwks.json"`, as
     /// `/__stats` names them); empty means every route.
     pub routes: Vec<String>,
@@ -71,7 +75,7 @@ impl Faults {
         if self.error_status.is_some_and(|status| !(400..=599).contains(&status)) {
             problems.push("errorStatus must be a 4xx or 5xx status".to_owned());
         }
-        if self.latency_ms + self.jitter_ms + self.slow_ms > 600_000 {
+        if self.latency_ms + self.jitter_ms + self.slow_ms + self.after_write_ms > 600_000 {
             problems.push("total injected latency must stay under 10 minutes".to_owned());
         }
         problems
@@ -328,7 +332,12 @@ pub async fn inject(State(control): State<Control>, request: Request, next: Next
     if roll < faults.drop_ratio + faults.rate_limit_ratio + faults.error_ratio {
         return injected_error(&faults);
     }
-    next.run(request).await
+    let write = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    if write && faults.after_write_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.after_write_ms)).await;
+    }
+    response
 }
 
 /// The injected error response: `errorStatus`, 503 by default.

@@ -44,13 +44,26 @@ impl Fleet {
     }
 
     /// Starts the identity provider and `services`; the others are not
-    /// running ([`Fleet::url`] of one is empty).
+    /// running ([`Fleet::url`] of one is empty). Placed orders are kept in
+    /// memory.
     pub async fn start_only(services: &[Service]) -> anyhow::Result<Fleet> {
+        Fleet::start_with_data(services, None).await
+    }
+
+    /// [`Fleet::start_only`], with the orders service keeping its orders in
+    /// `data_dir` (a later fleet on the same directory finds them).
+    pub async fn start_with_data(
+        services: &[Service],
+        data_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<Fleet> {
         let identity = Arc::new(Identity::new(DEFAULT_ISSUER)?);
         let mut mocks = BTreeMap::new();
         let wanted = Service::ALL.into_iter().filter(|s| *s == Service::Identity || services.contains(s));
         for service in wanted {
-            let mut state = MockState::new(DEFAULT_ISSUER)?;
+            let mut state = match service {
+                Service::Orders => MockState::with_data_dir(DEFAULT_ISSUER, data_dir)?,
+                _ => MockState::new(DEFAULT_ISSUER)?,
+            };
             state.identity = Arc::clone(&identity);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;

@@ -18,6 +18,7 @@ pub mod device;
 pub mod faults;
 pub mod fleet;
 pub mod identity;
+pub mod orders;
 pub mod provider_states;
 pub mod seed;
 pub mod services;
@@ -135,8 +136,12 @@ pub struct MockState {
     /// The identity provider's keys (every mock has them: later issues make
     /// services validate the tokens they receive).
     pub identity: Arc<Identity>,
-    /// Writes seen, by `Idempotency-Key` (the cart's).
+    /// Cart writes seen, by `Idempotency-Key`.
     pub writes: services::Writes,
+    /// Carts as changed by writes (the seed's until then).
+    pub carts: services::Carts,
+    /// Orders placed (the orders service's; durable with a data directory).
+    pub orders: Arc<orders::OrderStore>,
 }
 
 impl FromRef<MockState> for Control {
@@ -153,7 +158,18 @@ impl MockState {
             seed: Seed::shared(),
             identity: Arc::new(Identity::new(issuer)?),
             writes: services::Writes::default(),
+            carts: services::Carts::default(),
+            orders: Arc::new(orders::OrderStore::in_memory()),
         })
+    }
+
+    /// Fresh state whose orders are kept in `data_dir` (see [`orders`]).
+    pub fn with_data_dir(issuer: &str, data_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut state = MockState::new(issuer)?;
+        if let Some(dir) = data_dir {
+            state.orders = Arc::new(orders::OrderStore::open(dir)?);
+        }
+        Ok(state)
     }
 }
 
@@ -229,17 +245,24 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
-/// Binds `addr` and serves `service` on it (the binary's `serve` command).
+/// Binds `addr` and serves `service` on it (the binary's `serve` command);
+/// the orders service keeps its orders in `data_dir` when given.
 pub async fn run(
     service: Service,
     addr: SocketAddr,
     issuer: &str,
+    data_dir: Option<&std::path::Path>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("{service}: cannot bind {addr}: {e}"))?;
     tracing::info!(%service, addr = %listener.local_addr()?, "mock listening");
-    serve(listener, app(service, MockState::new(issuer)?), shutdown).await?;
+    let state = if service == Service::Orders {
+        MockState::with_data_dir(issuer, data_dir)?
+    } else {
+        MockState::new(issuer)?
+    };
+    serve(listener, app(service, state), shutdown).await?;
     Ok(())
 }

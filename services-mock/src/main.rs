@@ -1,8 +1,8 @@
 //! `services-mock`: run the mock services.
 //!
 //! ```text
-//! services-mock [all] [--host H]                   every mock on its default port
-//! services-mock serve <service> [--host H] [--port P] [--issuer URL]
+//! services-mock [all] [--host H] [--data-dir D]    every mock on its default port
+//! services-mock serve <service> [--host H] [--port P] [--issuer URL] [--data-dir D]
 //! services-mock token --client <bff> --user u-1 [--ttl-secs N] [--issuer URL]
 //! services-mock token --service catalog [--user u-1]   (a service token)
 //! services-mock ids                                seeded users and products
@@ -23,8 +23,10 @@ use tokio::sync::watch;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
-  services-mock [all] [--host H] [--issuer URL]
-  services-mock serve <service> [--host H] [--port P] [--issuer URL]
+  services-mock [all] [--host H] [--issuer URL] [--data-dir D]
+  services-mock serve <service> [--host H] [--port P] [--issuer URL] [--data-dir D]
+                      --data-dir D: the orders service keeps placed orders (and their
+                      Idempotency-Keys) in D/orders.jsonl; without it, in memory only
   services-mock token --client <bff> --user <id> [--ttl-secs N] [--issuer URL]
                       <bff> is a BFF of the registry, by name or short name (mobile, web, partner, admin, ...):
                       bearer, staff and client-credentials BFFs get a token signed with the development key;
@@ -170,10 +172,10 @@ async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let services: Vec<(Service, u16)> = if command == "all" {
-        args.check_flags(&["host", "issuer"])?;
+        args.check_flags(&["host", "issuer", "data-dir"])?;
         Service::ALL.iter().map(|s| (*s, s.default_port())).collect()
     } else {
-        args.check_flags(&["host", "port", "issuer"])?;
+        args.check_flags(&["host", "port", "issuer", "data-dir"])?;
         let name = args.positional.get(1).with_context(|| format!("serve needs a service\n{USAGE}"))?;
         let service: Service = name.parse().map_err(anyhow::Error::msg)?;
         let port = match args.flag("port") {
@@ -182,14 +184,19 @@ async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
         };
         vec![(service, port)]
     };
+    let data_dir = args.flag("data-dir").map(std::path::PathBuf::from);
+    if data_dir.is_none() && services.iter().any(|(s, _)| *s == Service::Orders) {
+        tracing::info!("no --data-dir: placed orders are kept in memory only");
+    }
     for (service, port) in services {
         let mut stop = stop_rx.clone();
         let issuer = issuer.clone();
+        let data_dir = data_dir.clone();
         tasks.spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             };
-            run(service, SocketAddr::new(host, port), &issuer, shutdown).await
+            run(service, SocketAddr::new(host, port), &issuer, data_dir.as_deref(), shutdown).await
         });
     }
     tokio::select! {

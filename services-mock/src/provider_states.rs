@@ -14,7 +14,7 @@
 //! * `product p-1 exists`, `product p-5 is on sale`, `product p-999 does not exist`
 //! * `user u-1 exists`
 //! * `user u-2 has 2 items in the cart` (cart lines), `user u-3 has an empty cart`
-//! * `user u-2 has orders`
+//! * `user u-2 has orders`, `order o-u-2-1 exists`, `order ord-999999 does not exist`
 
 use axum::Json;
 use axum::extract::State;
@@ -48,6 +48,9 @@ pub async fn change(State(state): State<MockState>, body: axum::body::Bytes) -> 
     };
     if change.action == "teardown" {
         state.control.faults.clear();
+        // Writes of one interaction must not change what the next one reads.
+        state.carts.reset();
+        state.writes.reset();
         return Json(json!({})).into_response();
     }
     match check(state.seed, &change.state) {
@@ -81,6 +84,14 @@ pub fn check(seed: &Seed, state: &str) -> Result<(), String> {
             false => Err(format!("the seed has no category {id}")),
         },
         ["user", id, "exists"] => user(id).map(|_| ()),
+        ["order", id, "exists"] => match seeded_order(seed, id) {
+            true => Ok(()),
+            false => Err(format!("the seed has no order {id} (seeded ids are o-<user>-<k>)")),
+        },
+        ["order", id, "does", "not", "exist"] => match seeded_order(seed, id) {
+            true => Err(format!("the seed has an order {id}")),
+            false => Ok(()),
+        },
         ["user", id, "has", "orders"] => match seed.order_count(user(id)?) {
             0 => Err(format!("user {id} has no orders")),
             _ => Ok(()),
@@ -97,10 +108,18 @@ pub fn check(seed: &Seed, state: &str) -> Result<(), String> {
             }
         }
         _ => Err("unknown state; known: `product <id> exists`, `product <id> is on sale`, `product <id> does not exist`, `category <id> exists`, \
-                  `user <id> exists`, `user <id> has orders`, `user <id> has an empty cart`, \
+                  `user <id> exists`, `user <id> has orders`, `order <id> exists`, `order <id> does not exist`, `user <id> has an empty cart`, \
                   `user <id> has <n> items in the cart`"
             .to_owned()),
     }
+}
+
+/// Whether `id` is a seeded order: `o-<user>-<k>` with `k` at most the
+/// user's order count.
+fn seeded_order(seed: &Seed, id: &str) -> bool {
+    let Some((user, k)) = id.strip_prefix("o-").and_then(|rest| rest.rsplit_once('-')) else { return false };
+    let (Some(user), Ok(k)) = (seed.user(user), k.parse::<usize>()) else { return false };
+    (1..=seed.order_count(user)).contains(&k)
 }
 
 #[cfg(test)]
@@ -122,5 +141,8 @@ mod tests {
         assert!(check(seed, "product p-999 exists").is_err_and(|e| e.contains("no product p-999")));
         assert!(check(seed, "user u-1 has 2 items in the cart").is_err_and(|e| e.contains("3 cart lines")));
         assert!(check(seed, "the moon is full").is_err_and(|e| e.starts_with("unknown state")));
+        assert_eq!(check(seed, "order o-u-2-1 exists"), Ok(()));
+        assert!(check(seed, "order o-u-2-2 exists").is_err());
+        assert_eq!(check(seed, "order ord-999999 does not exist"), Ok(()));
     }
 }

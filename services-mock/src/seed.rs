@@ -3,13 +3,13 @@
 //! random generator, so a reader can predict any value.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Number of seeded products: `p-1` ..= `p-48`.
 pub const PRODUCT_COUNT: usize = 48;
 
 /// An amount of money in minor units.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Money {
     /// Minor units (cents).

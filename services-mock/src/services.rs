@@ -31,7 +31,7 @@ const STAFF_ROLES: &[&str] = &["admin", "support"];
 /// A `403` unless the token's subject is `user` or staff: u-1's cart token
 /// must not read `/carts/u-2`. (No subject: the route is not behind the
 /// token check, as in a unit test of the router.)
-fn refuse_unless_owner(caller: Option<Extension<Subject>>, user: &str) -> Option<Response> {
+pub(crate) fn refuse_unless_owner(caller: Option<Extension<Subject>>, user: &str) -> Option<Response> {
     let Extension(caller) = caller?;
     if caller.sub == user || caller.roles.iter().any(|role| STAFF_ROLES.contains(&role.as_str())) {
         return None;
@@ -53,12 +53,15 @@ pub(crate) fn routes(service: Service) -> Router {
         Service::Inventory => Router::new().route("/stock/{id}", get(stock)),
         Service::Cart => Router::new()
             .route("/carts/{user}", get(cart))
-            .route("/carts/{user}/items", axum::routing::post(add_item)),
+            .route("/carts/{user}/items", axum::routing::post(add_item))
+            .route("/carts/{user}/items/{product}", axum::routing::patch(set_quantity).delete(remove_item)),
         Service::Recommendations => Router::new().route("/recommendations", get(recommendations)),
         Service::Promotions => Router::new().route("/promotions", get(promotions)),
         Service::Shipping => Router::new().route("/estimates", get(estimate)),
         Service::Reviews => Router::new().route("/reviews/{id}/summary", get(reviews)),
-        Service::Orders => Router::new().route("/orders", get(orders)),
+        Service::Orders => Router::new()
+            .route("/orders", get(crate::orders::list).post(crate::orders::place))
+            .route("/orders/{id}", get(crate::orders::get_one)),
     }
 }
 
@@ -78,6 +81,8 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
         Service::Cart => {
             schemas.insert("GET /carts/{user}", schema_for!(CartBody));
             schemas.insert("POST /carts/{user}/items", schema_for!(CartBody));
+            schemas.insert("PATCH /carts/{user}/items/{product}", schema_for!(CartBody));
+            schemas.insert("DELETE /carts/{user}/items/{product}", schema_for!(CartBody));
         }
         Service::Recommendations => {
             drop(schemas.insert("GET /recommendations", schema_for!(RecommendationsBody)))
@@ -85,7 +90,11 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
         Service::Promotions => drop(schemas.insert("GET /promotions", schema_for!(PromotionsBody))),
         Service::Shipping => drop(schemas.insert("GET /estimates", schema_for!(EstimateBody))),
         Service::Reviews => drop(schemas.insert("GET /reviews/{id}/summary", schema_for!(ReviewsBody))),
-        Service::Orders => drop(schemas.insert("GET /orders", schema_for!(OrdersBody))),
+        Service::Orders => {
+            schemas.insert("GET /orders", schema_for!(crate::orders::OrdersBody));
+            schemas.insert("GET /orders/{id}", schema_for!(crate::orders::OrderBody));
+            schemas.insert("POST /orders", schema_for!(crate::orders::OrderBody));
+        }
     }
     schemas
 }
@@ -291,8 +300,66 @@ pub struct CartItemBody {
     unit_price: Money,
 }
 
-/// Bad data: a negative total. Lines are priced in the user's market
-/// currency (the seed's price list amounts, relabelled).
+/// A cart's lines as the cart service keeps them: `(productId, quantity)`.
+type Lines = Vec<(String, u32)>;
+
+/// Every cart the mock has changed, by user; a user's first write starts
+/// from the seeded cart. In memory: a restart of the mock restores the seed
+/// (carts are not what the durability tests are about; orders are).
+#[derive(Debug, Clone, Default)]
+pub struct Carts(Arc<Mutex<HashMap<String, Lines>>>);
+
+impl Carts {
+    fn lines(&self, seed: &crate::seed::Seed, user: &crate::seed::SeedUser) -> Lines {
+        let carts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        carts.get(&user.id).cloned().unwrap_or_else(|| {
+            user.cart
+                .iter()
+                .map(|(index, quantity)| (seed.nth_product(*index).id.clone(), *quantity))
+                .collect()
+        })
+    }
+
+    fn set(&self, user: &str, lines: Lines) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(user.to_owned(), lines);
+    }
+
+    /// Back to the seed (a Pact provider state's teardown).
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// The cart of `user` with `lines`, priced in the user's market currency
+/// (the seed's price list amounts, relabelled). Bad data: a negative total.
+fn cart_body(state: &MockState, user: &crate::seed::SeedUser, lines: &Lines) -> CartBody {
+    let items: Vec<CartItemBody> = lines
+        .iter()
+        .filter_map(|(id, quantity)| {
+            let product = state.seed.product(id)?;
+            Some(CartItemBody {
+                product_id: product.id.clone(),
+                name: product.name.clone(),
+                quantity: *quantity,
+                unit_price: Money {
+                    amount_minor: product.price.amount_minor,
+                    currency: user.currency.to_owned(),
+                },
+            })
+        })
+        .collect();
+    let mut total: i64 = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
+    if state.control.faults.bad_data() {
+        total = -total - 1;
+    }
+    CartBody {
+        user_id: user.id.clone(),
+        items,
+        total: Money { amount_minor: total, currency: user.currency.to_owned() },
+    }
+}
+
+/// `GET /carts/{user}`.
 async fn cart(
     State(state): State<MockState>,
     caller: Option<Extension<Subject>>,
@@ -302,32 +369,7 @@ async fn cart(
         return refused;
     }
     let Some(user) = state.seed.user(&user_id) else { return not_found("cart") };
-    let items: Vec<CartItemBody> = user
-        .cart
-        .iter()
-        .map(|(index, quantity)| {
-            let product = state.seed.nth_product(*index);
-            CartItemBody {
-                product_id: product.id.clone(),
-                name: product.name.clone(),
-                quantity: *quantity,
-                unit_price: Money {
-                    amount_minor: product.price.amount_minor,
-                    currency: user.currency.to_owned(),
-                },
-            }
-        })
-        .collect();
-    let mut total: i64 = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
-    if state.control.faults.bad_data() {
-        total = -total - 1;
-    }
-    Json(CartBody {
-        user_id: user.id.clone(),
-        items,
-        total: Money { amount_minor: total, currency: user.currency.to_owned() },
-    })
-    .into_response()
+    Json(cart_body(&state, user, &state.carts.lines(state.seed, user))).into_response()
 }
 
 /// Body of `POST /carts/{user}/items`.
@@ -338,9 +380,17 @@ struct AddItem {
     quantity: u32,
 }
 
-/// Cart writes by `Idempotency-Key` (scoped by user): the request body and
-/// the answer given, so a repeat gets the same answer. Bounded: past
-/// [`Writes::CAPACITY`] keys the oldest half is forgotten (a mock, not a store).
+/// Body of `PATCH /carts/{user}/items/{productId}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SetQuantity {
+    quantity: u32,
+}
+
+/// Cart writes by `Idempotency-Key` (scoped by user): what the request
+/// was and the answer given, so a repeat gets the same answer. Bounded:
+/// past [`Writes::CAPACITY`] keys the oldest half is forgotten (a mock,
+/// not a store).
 #[derive(Debug, Clone, Default)]
 pub struct Writes(Arc<Mutex<WriteLog>>);
 
@@ -353,6 +403,14 @@ struct WriteLog {
 impl Writes {
     /// Keys remembered at most.
     pub const CAPACITY: usize = 10_000;
+
+    /// Forgets every key (a Pact provider state's teardown: interactions
+    /// may use the same example key for different writes).
+    pub fn reset(&self) {
+        let mut log = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        log.answers.clear();
+        log.order.clear();
+    }
 
     fn lookup(&self, key: &str) -> Option<(Vec<u8>, Vec<u8>)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).answers.get(key).cloned()
@@ -372,11 +430,64 @@ impl Writes {
     }
 }
 
-/// Adds a line and answers the cart with it (`201`). Needs an
-/// `Idempotency-Key` (`400` without): a repeat of the same key and body is
-/// answered with the first answer (and `idempotency-replayed: true`), the
-/// same key with another body is `422`. The mock does not persist the line
-/// itself: the next `GET` shows the seeded cart again.
+/// One cart write: needs an `Idempotency-Key` (`400` without); a repeat of
+/// the same key and request (method, path and body) is answered with the
+/// first answer and `idempotency-replayed: true`, the same key for another
+/// request is `422`. `change` edits the lines or refuses; a success answers
+/// the whole cart (`201` for an added line, `200` otherwise).
+async fn cart_write(
+    state: MockState,
+    caller: Option<Extension<Subject>>,
+    user_id: &str,
+    headers: &axum::http::HeaderMap,
+    request: Vec<u8>,
+    created: StatusCode,
+    change: impl FnOnce(&mut Lines) -> Result<(), (StatusCode, &'static str)>,
+) -> Response {
+    if let Some(refused) = refuse_unless_owner(caller, user_id) {
+        return refused;
+    }
+    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
+        return error_body(StatusCode::BAD_REQUEST, "cart writes need an Idempotency-Key");
+    };
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    let scoped = format!("{user_id}:{key}");
+    // One lock from lookup to remember would serialize every cart; a mock
+    // can afford the race (the BFF in front holds the key while in flight).
+    if let Some((earlier, answer)) = state.writes.lookup(&scoped) {
+        if earlier != request {
+            return error_body(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was used for a different request",
+            );
+        }
+        let mut replay = (created, json, answer).into_response();
+        replay.headers_mut().insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
+        return replay;
+    }
+    let Some(user) = state.seed.user(user_id) else { return not_found("user") };
+    let mut lines = state.carts.lines(state.seed, user);
+    if let Err((status, why)) = change(&mut lines) {
+        return error_body(status, why);
+    }
+    let cart = cart_body(&state, user, &lines);
+    let Ok(answer) = serde_json::to_vec(&cart) else {
+        return error_body(StatusCode::INTERNAL_SERVER_ERROR, "cannot serialize the cart");
+    };
+    state.carts.set(user_id, lines);
+    state.writes.remember(scoped, request, answer.clone());
+    (created, json, answer).into_response()
+}
+
+/// The fingerprint of a write: method, path and body.
+fn fingerprint(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!("{method} {path}\n").into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// `POST /carts/{user}/items`: adds the product (or adds to its line's
+/// quantity) and answers the cart (`201`). An unknown product is `404`.
 async fn add_item(
     State(state): State<MockState>,
     caller: Option<Extension<Subject>>,
@@ -384,69 +495,70 @@ async fn add_item(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(refused) = refuse_unless_owner(caller, &user_id) {
-        return refused;
-    }
-    let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
-        return error_body(StatusCode::BAD_REQUEST, "cart writes need an Idempotency-Key");
-    };
-    let scoped = format!("{user_id}:{key}");
-    if let Some((request, answer)) = state.writes.lookup(&scoped) {
-        if request != body.as_ref() {
-            return error_body(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "this Idempotency-Key was used for a different request",
-            );
+    let parsed = serde_json::from_slice::<AddItem>(&body);
+    let request = fingerprint("POST", &user_id, &body);
+    let seed = state.seed;
+    cart_write(state, caller, &user_id, &headers, request, StatusCode::CREATED, |lines| {
+        let Ok(item) = parsed else {
+            return Err((StatusCode::BAD_REQUEST, "expected {productId, quantity}"));
+        };
+        if seed.product(&item.product_id).is_none() {
+            return Err((StatusCode::NOT_FOUND, "product not found"));
         }
-        let mut replay =
-            (StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], answer)
-                .into_response();
-        replay.headers_mut().insert("idempotency-replayed", axum::http::HeaderValue::from_static("true"));
-        return replay;
-    }
-    let Ok(item) = serde_json::from_slice::<AddItem>(&body) else {
-        return error_body(StatusCode::BAD_REQUEST, "expected {productId, quantity}");
-    };
-    let (Some(user), Some(product)) = (state.seed.user(&user_id), state.seed.product(&item.product_id))
-    else {
-        return not_found("user or product");
-    };
-    if item.quantity == 0 {
-        return error_body(StatusCode::BAD_REQUEST, "quantity must be at least 1");
-    }
-    let mut items: Vec<CartItemBody> = user
-        .cart
-        .iter()
-        .map(|(index, quantity)| {
-            let seeded = state.seed.nth_product(*index);
-            CartItemBody {
-                product_id: seeded.id.clone(),
-                name: seeded.name.clone(),
-                quantity: *quantity,
-                unit_price: Money {
-                    amount_minor: seeded.price.amount_minor,
-                    currency: user.currency.to_owned(),
-                },
-            }
-        })
-        .collect();
-    items.push(CartItemBody {
-        product_id: product.id.clone(),
-        name: product.name.clone(),
-        quantity: item.quantity,
-        unit_price: Money { amount_minor: product.price.amount_minor, currency: user.currency.to_owned() },
-    });
-    let total = items.iter().map(|i| i.unit_price.amount_minor * i64::from(i.quantity)).sum();
-    let cart = CartBody {
-        user_id: user.id.clone(),
-        items,
-        total: Money { amount_minor: total, currency: user.currency.to_owned() },
-    };
-    let Ok(answer) = serde_json::to_vec(&cart) else {
-        return error_body(StatusCode::INTERNAL_SERVER_ERROR, "cannot serialize the cart");
-    };
-    state.writes.remember(scoped, body.to_vec(), answer.clone());
-    (StatusCode::CREATED, [(axum::http::header::CONTENT_TYPE, "application/json")], answer).into_response()
+        if !(1..=99).contains(&item.quantity) {
+            return Err((StatusCode::BAD_REQUEST, "quantity must be 1 to 99"));
+        }
+        match lines.iter_mut().find(|(id, _)| *id == item.product_id) {
+            Some((_, quantity)) => *quantity = (*quantity + item.quantity).min(99),
+            None => lines.push((item.product_id, item.quantity)),
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `PATCH /carts/{user}/items/{productId}` (`{"quantity": n}`): sets a
+/// line's quantity; a product not in the cart is `404`.
+async fn set_quantity(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Path((user_id, product_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let parsed = serde_json::from_slice::<SetQuantity>(&body);
+    let request = fingerprint("PATCH", &format!("{user_id}/{product_id}"), &body);
+    cart_write(state, caller, &user_id, &headers, request, StatusCode::OK, |lines| {
+        let Ok(change) = parsed else {
+            return Err((StatusCode::BAD_REQUEST, "expected {quantity}"));
+        };
+        if !(1..=99).contains(&change.quantity) {
+            return Err((StatusCode::BAD_REQUEST, "quantity must be 1 to 99"));
+        }
+        match lines.iter_mut().find(|(id, _)| *id == product_id) {
+            Some((_, quantity)) => *quantity = change.quantity,
+            None => return Err((StatusCode::NOT_FOUND, "cart line not found")),
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `DELETE /carts/{user}/items/{productId}`: removes a line; a product not
+/// in the cart is `404`.
+async fn remove_item(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Path((user_id, product_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let request = fingerprint("DELETE", &format!("{user_id}/{product_id}"), &[]);
+    cart_write(state, caller, &user_id, &headers, request, StatusCode::OK, |lines| {
+        let before = lines.len();
+        lines.retain(|(id, _)| *id != product_id);
+        if lines.len() == before { Err((StatusCode::NOT_FOUND, "cart line not found")) } else { Ok(()) }
+    })
+    .await
 }
 
 /// Query of `GET /recommendations`.
@@ -615,50 +727,4 @@ async fn reviews(State(state): State<MockState>, Path(id): Path<String>) -> Resp
     let average_rating = if state.control.faults.bad_data() { 7.5 } else { product.average_rating };
     Json(ReviewsBody { product_id: product.id.clone(), average_rating, count: product.review_count })
         .into_response()
-}
-
-/// `GET /orders`.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrdersBody {
-    user_id: String,
-    orders: Vec<OrderBody>,
-}
-
-/// One past order.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderBody {
-    id: String,
-    placed_at: String,
-    status: String,
-    item_count: u32,
-    total: Money,
-}
-
-/// A user's orders ([`crate::seed::Seed::order_count`] of them). Bad data: negative totals.
-async fn orders(
-    State(state): State<MockState>,
-    caller: Option<Extension<Subject>>,
-    Query(query): Query<UserQuery>,
-) -> Response {
-    if let Some(refused) = refuse_unless_owner(caller, &query.user) {
-        return refused;
-    }
-    let Some(user) = state.seed.user(&query.user) else { return not_found("user") };
-    let n = state.seed.order_count(user) + 1;
-    let sign = if state.control.faults.bad_data() { -1 } else { 1 };
-    let orders = (1..n)
-        .map(|k| OrderBody {
-            id: format!("o-{n}-{k}"),
-            placed_at: format!("2026-{:02}-{:02}T10:00:00Z", (k % 12) + 1, (k * 3 % 28) + 1),
-            status: if k == n - 1 { "shipped" } else { "delivered" }.to_owned(),
-            item_count: (k % 3 + 1) as u32,
-            total: Money {
-                amount_minor: sign * state.seed.nth_product(k * 11).price.amount_minor,
-                currency: user.currency.to_owned(),
-            },
-        })
-        .collect();
-    Json(OrdersBody { user_id: user.id.clone(), orders }).into_response()
 }

@@ -55,8 +55,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()> {
     let bin = bin_dir();
-    let mocks =
-        Command::new(bin.join("services-mock")).arg("all").spawn().context("starting services-mock")?;
+    // Orders placed locally survive a restart of the stack (and keep their
+    // Idempotency-Keys): `rm -r target/mock-data` starts afresh.
+    let data = crate::target_dir().join("mock-data");
+    let mocks = Command::new(bin.join("services-mock"))
+        .arg("all")
+        .arg("--data-dir")
+        .arg(&data)
+        .spawn()
+        .context("starting services-mock")?;
     running.push(Running { name: "services-mock".to_owned(), child: mocks });
     for (name, port) in MOCKS {
         wait_healthy(name, *port, running, stop)?;
@@ -142,6 +149,8 @@ fn print_table() {
     for bff in BFFS {
         println!("  {:<16} {:<24} {}", bff.name, format!("http://127.0.0.1:{}", bff.port), bff.routes);
     }
+    println!();
+    println!("  placed orders are kept in {}", crate::target_dir().join("mock-data").display());
     println!();
     println!("  try:");
     for bff in BFFS {

@@ -119,10 +119,10 @@ pub async fn user(
         email,
         tier: profile.tier,
         locale: profile.locale,
+        // The service lists newest first.
         recent_orders: orders
             .orders
             .iter()
-            .rev()
             .take(10)
             .map(|o| OrderVm {
                 id: o.id.clone(),

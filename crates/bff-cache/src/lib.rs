@@ -482,6 +482,29 @@ impl Cache {
         Some([nonce.as_slice(), &sealed].concat())
     }
 
+    /// Seals `plain` with this cache's first encryption key, bound to
+    /// `context` (associated data): for other per-user records the BFF
+    /// keeps in Redis (a write's stored answer). Opened by [`Cache::open`].
+    pub fn seal(&self, context: &str, plain: &[u8]) -> Option<Vec<u8>> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = self
+            .inner
+            .ciphers
+            .first()?
+            .encrypt(&nonce, Payload { msg: plain, aad: context.as_bytes() })
+            .ok()?;
+        Some([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Opens what [`Cache::seal`] sealed for `context`, with any configured
+    /// key; `None` when none opens it (forged, moved, or an old key).
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, sealed) = (sealed.len() >= 12).then(|| sealed.split_at(12))?;
+        self.inner.ciphers.iter().find_map(|cipher| {
+            cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: context.as_bytes() }).ok()
+        })
+    }
+
     /// Marks `key` as being refreshed; `false` if a refresh already runs.
     fn begin_refresh(&self, key: &str) -> bool {
         self.inner.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned())

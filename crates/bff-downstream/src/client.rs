@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Cart, Categories, Orders, Price, Product, ProductList, Promotions, Recommendations, ReviewSummary,
-    ShippingEstimate, Stock, UserProfile, Validate,
+    Cart, Categories, OrderDetail, Orders, Price, Product, ProductList, Promotions, Recommendations,
+    ReviewSummary, ShippingEstimate, Stock, UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
 
@@ -77,7 +77,8 @@ impl Endpoint {
     /// `POST base/segments...` with a JSON body: a write, so it is sent at
     /// most once (never retried, never hedged), under the same guard. The
     /// caller's `Idempotency-Key`, when given, is forwarded: it is what makes
-    /// the *caller's* retry safe, at the service that owns the write.
+    /// the *caller's* retry safe, at the service that owns the write. A
+    /// write whose answer is lost is [`DownstreamError::OutcomeUnknown`].
     pub async fn post<B, T>(
         &self,
         cx: &CallCtx,
@@ -92,8 +93,53 @@ impl Endpoint {
         let service = self.service;
         let json = serde_json::to_vec(body)
             .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
+        self.write(cx, Method::POST, segments, Some(json), idempotency_key).await
+    }
+
+    /// `PATCH base/segments...` with a JSON body: a write, as [`Endpoint::post`].
+    pub async fn patch<B, T>(
+        &self,
+        cx: &CallCtx,
+        segments: &[&str],
+        body: &B,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, DownstreamError>
+    where
+        B: Serialize,
+        T: DeserializeOwned + Validate,
+    {
+        let service = self.service;
+        let json = serde_json::to_vec(body)
+            .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
+        self.write(cx, Method::PATCH, segments, Some(json), idempotency_key).await
+    }
+
+    /// `DELETE base/segments...`: a write, as [`Endpoint::post`].
+    pub async fn delete<T>(
+        &self,
+        cx: &CallCtx,
+        segments: &[&str],
+        idempotency_key: Option<&str>,
+    ) -> Result<T, DownstreamError>
+    where
+        T: DeserializeOwned + Validate,
+    {
+        self.write(cx, Method::DELETE, segments, None, idempotency_key).await
+    }
+
+    async fn write<T>(
+        &self,
+        cx: &CallCtx,
+        method: Method,
+        segments: &[&str],
+        json: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, DownstreamError>
+    where
+        T: DeserializeOwned + Validate,
+    {
         let payload = Payload { json, idempotency_key: idempotency_key.map(str::to_owned) };
-        self.call(cx, Method::POST, segments, &[], Some(payload), Idempotency::NonIdempotent).await
+        self.call(cx, method, segments, &[], Some(payload), Idempotency::NonIdempotent).await
     }
 
     async fn call<T>(
@@ -116,7 +162,19 @@ impl Endpoint {
             let attempt = |budget| {
                 self.send::<T>(inner, cx, method.clone(), url.clone(), body.clone(), token.clone(), budget)
             };
+            let write = idempotency == Idempotency::NonIdempotent;
             inner.guard.call(cx.deadline(), idempotency, attempt).await.map_err(|error| match error {
+                // A write cut by its timeout, or whose connection broke after
+                // it was sent, may have happened: say so, so the caller retries
+                // with the same key rather than giving up or writing twice.
+                GuardError::Rejected(failure) if write && failure.reason == ReasonCode::Timeout => {
+                    DownstreamError::OutcomeUnknown { service, cause: "no answer in time".to_owned() }
+                }
+                GuardError::Failed(DownstreamError::Transport { source, .. })
+                    if write && !source.is_connect() =>
+                {
+                    DownstreamError::OutcomeUnknown { service, cause: crate::error::causes(&source) }
+                }
                 GuardError::Rejected(failure) => DownstreamError::Rejected { service, failure },
                 GuardError::Failed(error) => error,
             })
@@ -192,10 +250,13 @@ impl Endpoint {
         T: DeserializeOwned + Validate,
     {
         let service = self.service;
+        let method_is_write = body.is_some();
         let mut request =
             inner.http.request(method, url).timeout(budget).header(header::ACCEPT, "application/json");
         if let Some(Payload { json, idempotency_key }) = body {
-            request = request.header(header::CONTENT_TYPE, "application/json").body(json);
+            if let Some(json) = json {
+                request = request.header(header::CONTENT_TYPE, "application/json").body(json);
+            }
             if let Some(key) = idempotency_key {
                 request = request.header("idempotency-key", key);
             }
@@ -215,6 +276,12 @@ impl Endpoint {
         match response.status() {
             status if status.is_success() => {}
             StatusCode::NOT_FOUND => return Err(DownstreamError::NotFound { service }),
+            // The service's owner check: to this caller, the entity does not exist.
+            StatusCode::FORBIDDEN => return Err(DownstreamError::Forbidden { service }),
+            // The service's idempotency check: the key was used for another request.
+            StatusCode::UNPROCESSABLE_ENTITY if method_is_write => {
+                return Err(DownstreamError::KeyReused { service });
+            }
             StatusCode::TOO_MANY_REQUESTS => {
                 let retry_after = response
                     .headers()
@@ -266,10 +333,10 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// The body of a write, and its `Idempotency-Key`.
+/// The body of a write (none for a `DELETE`), and its `Idempotency-Key`.
 #[derive(Debug, Clone)]
 struct Payload {
-    json: Vec<u8>,
+    json: Option<Vec<u8>>,
     idempotency_key: Option<String>,
 }
 
@@ -385,7 +452,7 @@ impl CartClient {
     /// `POST /carts/{userId}/items` with the caller's `Idempotency-Key`:
     /// adds a line; returns the cart. A write: never retried here. The cart
     /// service answers a repeated key with the first answer; a key reused
-    /// for another line is [`DownstreamError::KeyReused`], an unknown
+    /// for another request is [`DownstreamError::KeyReused`], an unknown
     /// product [`DownstreamError::NotFound`].
     pub async fn add_item(
         &self,
@@ -396,13 +463,33 @@ impl CartClient {
         idempotency_key: &str,
     ) -> Result<Cart, DownstreamError> {
         let body = serde_json::json!({ "productId": product_id, "quantity": quantity });
-        self.endpoint.post(&cx, &["carts", user_id, "items"], &body, Some(idempotency_key)).await.map_err(
-            |error| match error {
-                // The cart service's contract: 422 means the key was used for another line.
-                DownstreamError::Status { service, status: 422 } => DownstreamError::KeyReused { service },
-                other => other,
-            },
-        )
+        self.endpoint.post(&cx, &["carts", user_id, "items"], &body, Some(idempotency_key)).await
+    }
+
+    /// `PATCH /carts/{userId}/items/{productId}`: sets a line's quantity;
+    /// returns the cart. A product not in the cart is [`DownstreamError::NotFound`].
+    pub async fn set_quantity(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        product_id: &str,
+        quantity: u32,
+        idempotency_key: &str,
+    ) -> Result<Cart, DownstreamError> {
+        let body = serde_json::json!({ "quantity": quantity });
+        self.endpoint.patch(&cx, &["carts", user_id, "items", product_id], &body, Some(idempotency_key)).await
+    }
+
+    /// `DELETE /carts/{userId}/items/{productId}`: removes a line; returns
+    /// the cart. A product not in the cart is [`DownstreamError::NotFound`].
+    pub async fn remove_item(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        product_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Cart, DownstreamError> {
+        self.endpoint.delete(&cx, &["carts", user_id, "items", product_id], Some(idempotency_key)).await
     }
 }
 
@@ -467,9 +554,76 @@ impl ReviewsClient {
 }
 
 impl OrdersClient {
-    /// `GET /orders?user=..`: the user's past orders.
+    /// `GET /orders?user=..`: the first page of the user's orders, newest first.
     pub async fn for_user(&self, cx: CallCtx, user_id: &str) -> Result<Orders, DownstreamError> {
         self.endpoint.get(&cx, &["orders"], &[("user", user_id)]).await
+    }
+
+    /// `GET /orders?user=..&limit=..[&cursor=..]`: one page of the user's
+    /// orders, newest first; `cursor` is the service's `nextCursor`.
+    pub async fn page(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        limit: u8,
+        cursor: Option<&str>,
+    ) -> Result<Orders, DownstreamError> {
+        let limit = limit.to_string();
+        let mut query = vec![("user", user_id), ("limit", limit.as_str())];
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor));
+        }
+        self.endpoint.get(&cx, &["orders"], &query).await
+    }
+
+    /// `GET /orders/{id}`: one order with its lines. Another user's order
+    /// is [`DownstreamError::Forbidden`] (the service's owner check), an
+    /// unknown one [`DownstreamError::NotFound`].
+    pub async fn order(&self, cx: CallCtx, order_id: &str) -> Result<OrderDetail, DownstreamError> {
+        self.endpoint.get(&cx, &["orders", order_id], &[]).await
+    }
+
+    /// `GET /orders/{id}`, for `user_id` only: another user's order is
+    /// [`DownstreamError::NotFound`], exactly like an unknown one (OWASP
+    /// API1). The service refuses it itself; this checks the owner again,
+    /// so a service that forgets cannot become a leak.
+    pub async fn order_of(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        order_id: &str,
+    ) -> Result<OrderDetail, DownstreamError> {
+        let service = self.endpoint.service;
+        match self.order(cx, order_id).await {
+            Err(DownstreamError::Forbidden { .. }) => Err(DownstreamError::NotFound { service }),
+            Ok(order) if order.user_id != user_id => {
+                tracing::warn!(dependency = %service, "the service returned another user's order; not shown");
+                Err(DownstreamError::NotFound { service })
+            }
+            other => other,
+        }
+    }
+
+    /// `POST /orders` with the caller's `Idempotency-Key`: places an order
+    /// of `lines` (`(productId, quantity)`) for `user_id`. The service keeps
+    /// the key durably: a repeat is answered with the first order, a key
+    /// reused for other lines is [`DownstreamError::KeyReused`]. A lost
+    /// answer is [`DownstreamError::OutcomeUnknown`].
+    pub async fn place(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        lines: &[(&str, u32)],
+        idempotency_key: &str,
+    ) -> Result<OrderDetail, DownstreamError> {
+        let items: Vec<serde_json::Value> = lines
+            .iter()
+            .map(
+                |(product_id, quantity)| serde_json::json!({ "productId": product_id, "quantity": quantity }),
+            )
+            .collect();
+        let body = serde_json::json!({ "userId": user_id, "items": items });
+        self.endpoint.post(&cx, &["orders"], &body, Some(idempotency_key)).await
     }
 }
 

@@ -85,6 +85,25 @@ pub enum DownstreamError {
         /// The service that refused.
         service: Service,
     },
+    /// The service refused this caller access to the entity (it answered
+    /// `403`: e.g. another user's order). To the caller, such an entity
+    /// does not exist: answered like an unknown id, never counted against
+    /// the service's health.
+    #[error("{service}: refused the caller access")]
+    Forbidden {
+        /// The service that refused.
+        service: Service,
+    },
+    /// A write was sent, but whether it took effect is unknown: its answer
+    /// did not come back in time, or the connection broke after sending.
+    /// The caller should retry with the same `Idempotency-Key`.
+    #[error("{service}: write sent, outcome unknown ({cause})")]
+    OutcomeUnknown {
+        /// The service written to.
+        service: Service,
+        /// What happened, for logs.
+        cause: String,
+    },
     /// The service is not on this BFF's egress list: nothing was sent.
     #[error("{service}: not on this BFF's egress list (a programming error: declare it in the registry)")]
     NotOnEgressList {
@@ -111,6 +130,12 @@ impl Classify for DownstreamError {
             DownstreamError::KeyReused { .. } => {
                 Failure::refused(ReasonCode::Unavailable, ErrorCode::IdempotencyKeyReused)
             }
+            DownstreamError::Forbidden { .. } => Failure::refused(ReasonCode::NotFound, ErrorCode::NotFound),
+            DownstreamError::OutcomeUnknown { .. } => Failure {
+                reason: ReasonCode::Timeout,
+                retry_after: None,
+                refusal: Some(ErrorCode::WriteOutcomeUnknown),
+            },
             DownstreamError::Credentials { source, .. } => source.failure(),
             DownstreamError::NotOnEgressList { .. } | DownstreamError::Config(_) => {
                 Failure::new(ReasonCode::Unavailable)
@@ -133,7 +158,7 @@ impl Classify for DownstreamError {
 }
 
 /// An error and its sources, joined with ": ".
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(cause) = next {

@@ -114,8 +114,12 @@ impl Validate for UserProfile {
 pub struct CartLine {
     /// The product id.
     pub product_id: String,
+    /// The product's name.
+    pub name: String,
     /// How many; at least 1.
     pub quantity: u32,
+    /// Price of one, in the cart's currency.
+    pub unit_price: Money,
 }
 
 /// A user's cart (cart service). Totals are the cart service's truth; the
@@ -134,6 +138,7 @@ impl Validate for Cart {
         if let Some(line) = self.items.iter().find(|line| line.quantity == 0) {
             return Err(format!("line {} has quantity 0", line.product_id));
         }
+        self.items.iter().try_for_each(|line| line.unit_price.validate())?;
         self.total.validate()
     }
 }
@@ -374,12 +379,15 @@ pub struct Order {
     pub total: Money,
 }
 
-/// A user's order history, newest first.
+/// A page of a user's order history, newest first.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Orders {
     /// The orders.
     pub orders: Vec<Order>,
+    /// The service's cursor for the next page; absent on the last one.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 impl Validate for Orders {
@@ -388,6 +396,51 @@ impl Validate for Orders {
             non_empty("id", &order.id)?;
             order.total.validate()
         })
+    }
+}
+
+/// One line of a placed order.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// The product id.
+    pub product_id: String,
+    /// Its name when ordered.
+    pub name: String,
+    /// How many; at least 1.
+    pub quantity: u32,
+    /// Price of one, when ordered.
+    pub unit_price: Money,
+}
+
+/// One order with its lines (orders service): what `GET /orders/{id}`
+/// and `POST /orders` answer. Never cached: it is a user's, and a write's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetail {
+    /// Order id.
+    pub id: String,
+    /// Whose order it is: the BFF checks it against the caller.
+    pub user_id: String,
+    /// When it was placed (RFC 3339).
+    pub placed_at: String,
+    /// `placed`, `shipped`, `delivered`, ...
+    pub status: String,
+    /// The lines.
+    pub items: Vec<OrderLine>,
+    /// What is paid.
+    pub total: Money,
+}
+
+impl Validate for OrderDetail {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)?;
+        non_empty("userId", &self.user_id)?;
+        if let Some(line) = self.items.iter().find(|line| line.quantity == 0) {
+            return Err(format!("line {} has quantity 0", line.product_id));
+        }
+        self.items.iter().try_for_each(|line| line.unit_price.validate())?;
+        self.total.validate()
     }
 }
 

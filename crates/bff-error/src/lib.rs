@@ -47,6 +47,9 @@ pub enum ErrorCode {
     IdempotencyKeyMissing,
     /// The `Idempotency-Key` was already used for a different request (422).
     IdempotencyKeyReused,
+    /// A request with this `Idempotency-Key` is still being processed: wait
+    /// `Retry-After` and send the same request again (409).
+    IdempotencyInFlight,
     /// The route or the addressed resource does not exist (404).
     NotFound,
     /// The caller exceeded its rate limit; `Retry-After` says when to come back (429).
@@ -59,11 +62,16 @@ pub enum ErrorCode {
     Overloaded,
     /// A bug on our side. Never carries details (500).
     Internal,
+    /// A write was sent but its answer did not come back in time (or the
+    /// connection broke after sending): it may or may not have happened.
+    /// Retry with the **same** `Idempotency-Key`, which makes the retry
+    /// safe (504).
+    WriteOutcomeUnknown,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::AuthInvalidToken,
         ErrorCode::AuthForbidden,
         ErrorCode::RequestInvalid,
@@ -71,12 +79,14 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::IdempotencyKeyMissing,
         ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyInFlight,
         ErrorCode::NotFound,
         ErrorCode::RateLimited,
         ErrorCode::DependencyUnavailable,
         ErrorCode::DependencyTimeout,
         ErrorCode::Overloaded,
         ErrorCode::Internal,
+        ErrorCode::WriteOutcomeUnknown,
     ];
 
     /// The machine code as it appears in the `code` member of a problem body.
@@ -89,12 +99,14 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "request.method_not_allowed",
             ErrorCode::IdempotencyKeyMissing => "idempotency.key_missing",
             ErrorCode::IdempotencyKeyReused => "idempotency.key_reused",
+            ErrorCode::IdempotencyInFlight => "idempotency.in_flight",
             ErrorCode::NotFound => "resource.not_found",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::DependencyUnavailable => "dependency.unavailable",
             ErrorCode::DependencyTimeout => "dependency.timeout",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::WriteOutcomeUnknown => "write.outcome_unknown",
         }
     }
 
@@ -108,10 +120,11 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::IdempotencyInFlight => StatusCode::CONFLICT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DependencyUnavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::DependencyTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::DependencyTimeout | ErrorCode::WriteOutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,12 +139,16 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "The method is not allowed on this resource",
             ErrorCode::IdempotencyKeyMissing => "An Idempotency-Key header is required",
             ErrorCode::IdempotencyKeyReused => "The Idempotency-Key was already used for a different request",
+            ErrorCode::IdempotencyInFlight => "A request with this Idempotency-Key is still in progress",
             ErrorCode::NotFound => "The resource does not exist",
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::DependencyUnavailable => "A required part of the response is unavailable",
             ErrorCode::DependencyTimeout => "A required part of the response timed out",
             ErrorCode::Overloaded => "The service is overloaded",
             ErrorCode::Internal => "Internal error",
+            ErrorCode::WriteOutcomeUnknown => {
+                "The write may or may not have happened: retry with the same Idempotency-Key"
+            }
         }
     }
 }
@@ -145,6 +162,35 @@ impl ErrorCode {
     /// The BFF or what it depends on failed (the caller did nothing wrong).
     pub fn is_server_fault(self) -> bool {
         self.status().is_server_error()
+    }
+
+    /// Whether a write answered with this code is *settled*: the same
+    /// request, sent again with the same `Idempotency-Key`, must get this
+    /// same answer (the IETF Idempotency-Key draft's stored response).
+    /// True only for what the service that owns the write decided about
+    /// the request (no such product, the key reused for another request).
+    /// False for a request refused before anything ran (invalid, too
+    /// large: as at Stripe, fixing the request may reuse the key), for
+    /// what depends on the moment (credentials, rate, a request still in
+    /// flight) and for every server fault and unknown outcome: those
+    /// release the key, and the retry runs.
+    pub const fn settles_write(self) -> bool {
+        match self {
+            ErrorCode::NotFound | ErrorCode::IdempotencyKeyReused => true,
+            ErrorCode::RequestInvalid
+            | ErrorCode::RequestTooLarge
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::IdempotencyKeyMissing
+            | ErrorCode::AuthInvalidToken
+            | ErrorCode::AuthForbidden
+            | ErrorCode::IdempotencyInFlight
+            | ErrorCode::RateLimited
+            | ErrorCode::DependencyUnavailable
+            | ErrorCode::DependencyTimeout
+            | ErrorCode::Overloaded
+            | ErrorCode::Internal
+            | ErrorCode::WriteOutcomeUnknown => false,
+        }
     }
 }
 
@@ -469,6 +515,21 @@ mod tests {
     fn a_refusal_is_answered_with_its_own_code_whatever_the_reason() {
         let refused = Failure::refused(ReasonCode::Unavailable, ErrorCode::IdempotencyKeyReused);
         assert_eq!(ApiError::from_failure(refused).code(), ErrorCode::IdempotencyKeyReused);
+    }
+
+    #[test]
+    fn no_server_fault_and_no_denial_settles_a_write() {
+        for code in ErrorCode::ALL {
+            if code.is_server_fault() || code.is_denial() {
+                assert!(!code.settles_write(), "{code} would pin a transient failure to its key");
+            }
+        }
+        assert!(ErrorCode::NotFound.settles_write());
+        assert!(!ErrorCode::IdempotencyInFlight.settles_write());
+        assert!(
+            !ErrorCode::RequestInvalid.settles_write(),
+            "nothing ran: the fixed request may reuse the key"
+        );
     }
 
     #[test]

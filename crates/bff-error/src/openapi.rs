@@ -131,6 +131,13 @@ responses! {
     /// 422: the `Idempotency-Key` was used before for a different request.
     KeyReused: "The `Idempotency-Key` was already used for a different request: use a new key per distinct write.",
         [IdempotencyKeyReused];
+    /// 409: a request with the same `Idempotency-Key` is still in flight.
+    InFlight: "A request with this `Idempotency-Key` is still being processed: send the same request again after `Retry-After` seconds.",
+        [IdempotencyInFlight],
+        "Retry-After" => retry_after_header();
+    /// 504 on a write: the outcome is unknown; retry with the same key.
+    WriteTimeout: "A part the response cannot do without did not answer in time; for a write, `write.outcome_unknown`: it may have happened, so retry with the same `Idempotency-Key`.",
+        [DependencyTimeout, WriteOutcomeUnknown];
     /// 401: missing, expired or forged credentials; carries `WWW-Authenticate`.
     Unauthenticated: "Credentials are missing, expired or not trusted.", [AuthInvalidToken],
         "WWW-Authenticate" => HeaderBuilder::new().schema(Some(string()))

@@ -204,8 +204,9 @@ pub const BFFS: &[Bff] = &[
             "promotions",
             "shipping",
             "reviews",
+            "orders",
         ],
-        routes: "GET /v1/home, GET /v1/product-page/{id}",
+        routes: "GET /v1/home, GET /v1/product-page/{id}, GET /v1/cart, POST /v1/orders, GET /v1/orders",
         smoke: Smoke { path: "/v1/home", caller: "u-1", expect: r#""degraded":false"# },
         local_env: &[("SERVER__SERVER_TIMING", "true")],
         ..Bff::DEFAULTS

@@ -99,6 +99,15 @@ pub struct ServerConfig {
     /// tells callers how the screen is made; the local stack turns it on
     /// for web and mobile.
     pub server_timing: bool,
+    /// How long a write's answer is kept for replays of its
+    /// `Idempotency-Key`, in seconds (24 h: a client retrying after a day
+    /// has lost track, and should ask rather than replay).
+    pub idempotency_key_ttl_secs: u64,
+    /// How long a write holds its `Idempotency-Key` while it runs, in
+    /// milliseconds: concurrent repeats get `409` meanwhile. If the
+    /// instance dies mid-write, retries get `409` until it ends. Keep it
+    /// above the longest write (the BFF's deadline).
+    pub idempotency_lease_ms: u64,
     /// Log format: `pretty` locally, `json` in deployment.
     pub log_format: LogFormat,
     /// `development` or `production` (also `BFF_ENV`). Unset, a BFF that
@@ -151,6 +160,8 @@ impl Default for ServerConfig {
             max_connections: 4096,
             environment: None,
             server_timing: false,
+            idempotency_key_ttl_secs: 86_400,
+            idempotency_lease_ms: 10_000,
             log_format: LogFormat::Pretty,
         }
     }
@@ -169,6 +180,8 @@ impl Validate for ServerConfig {
             ("header_read_timeout_ms", self.header_read_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("request_timeout_ms", self.request_timeout_ms),
+            ("idempotency_key_ttl_secs", self.idempotency_key_ttl_secs),
+            ("idempotency_lease_ms", self.idempotency_lease_ms),
         ] {
             if value == 0 {
                 problems.push(format!("{key} must be greater than 0"));

@@ -120,9 +120,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 /// digits, `-`, `_`, `.` or `:` (a UUID fits). Missing is
 /// `400 idempotency.key_missing`; malformed is `400 request.invalid`.
 ///
-/// The BFF forwards it to the service that owns the write, which replays
-/// the first answer for a repeated key and refuses a key reused for a
-/// different request (`422`); the BFF itself keeps no write state.
+/// Declaring it on an operation (`params(IdempotencyKey)`) makes the shell
+/// enforce the key for that operation (`crate::idempotency`: replays,
+/// `409` while in flight, `422` for another request); the handler forwards
+/// it to the service that owns the write, which keeps it too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(pub String);
 

@@ -28,6 +28,8 @@
 //! Layer order around a BFF's screens, innermost first (the outer edge is
 //! in [`crate::edge`]; `ARCHITECTURE.md` has the whole inventory):
 //!
+//! 0. writes that declare an `Idempotency-Key`: the key is claimed, a
+//!    settled answer stored and replayed (see `idempotency`);
 //! 1. the BFF's [`Bff::inside_auth`] hooks: they see the authenticated caller;
 //! 2. the scopes each operation's security requirement lists in the
 //!    document (`403 auth.forbidden` without them; see `scopes`);
@@ -450,6 +452,18 @@ impl<X: Section> Bff<X> {
         let readiness = backbone.readiness();
         let (routes, doc) = self.routes();
         let mut screens = routes.screens;
+        // Innermost: a key is claimed only for a request every other check
+        // let through (see `idempotency`).
+        let idempotency = crate::idempotency::Idempotency::from_document(
+            &doc,
+            self.entry.name,
+            backbone.redis.clone(),
+            backbone.cache.clone(),
+            &config.server,
+        );
+        if !idempotency.is_empty() {
+            screens = screens.route_layer(crate::idempotency::GuardWritesLayer(idempotency));
+        }
         for hook in &self.inside_auth {
             screens = hook(&config.own, &backbone)?(screens);
         }

@@ -61,6 +61,10 @@ pub enum Read {
     Cart,
     /// `cart.add_item("u-2", "p-1", 1, key)`: a write with an `Idempotency-Key`.
     AddItem,
+    /// `cart.set_quantity("u-2", "p-2", 3, key)`: a write to a line in the cart.
+    SetQuantity,
+    /// `cart.remove_item("u-2", "p-11", key)`: a write removing a line.
+    RemoveItem,
     /// `catalog.product("p-1")`.
     Product,
     /// `catalog.product("p-999")`: the BFF relies on `404` meaning "no such product".
@@ -98,6 +102,16 @@ pub enum Read {
     ReviewSummary,
     /// `orders.for_user("u-2")` (`u-1` has none).
     Orders,
+    /// `orders.page("u-2", 10, None)`: a page, newest first, with the
+    /// service's cursor when more remain.
+    OrdersPage,
+    /// `orders.order("o-u-2-1")`: one order with its lines.
+    Order,
+    /// `orders.order("ord-999999")`: the BFF relies on `404` meaning "no such order".
+    OrderMissing,
+    /// `orders.place("u-2", [("p-1", 1)], key)`: placing an order, a write
+    /// with an `Idempotency-Key`.
+    PlaceOrder,
 }
 
 impl Read {
@@ -105,7 +119,7 @@ impl Read {
     pub fn service(self) -> Service {
         match self {
             Read::Profile { .. } => Service::User,
-            Read::Cart | Read::AddItem => Service::Cart,
+            Read::Cart | Read::AddItem | Read::SetQuantity | Read::RemoveItem => Service::Cart,
             Read::Product | Read::ProductMissing | Read::Categories | Read::ProductsInCategory { .. } => {
                 Service::Catalog
             }
@@ -117,7 +131,9 @@ impl Read {
             Read::PromotionsForSegment => Service::Promotions,
             Read::Estimate => Service::Shipping,
             Read::ReviewSummary => Service::Reviews,
-            Read::Orders => Service::Orders,
+            Read::Orders | Read::OrdersPage | Read::Order | Read::OrderMissing | Read::PlaceOrder => {
+                Service::Orders
+            }
         }
     }
 
@@ -142,7 +158,7 @@ impl Read {
                         "/carts/u-2".into(),
                         vec![],
                         Some(json_pattern!({
-                            "items": each_like!({ "productId": like!("p-2"), "quantity": like!(1) }, min = 2),
+                            "items": each_like!(cart_line("p-2"), min = 2),
                             "total": money(2998),
                         })),
                         200,
@@ -152,10 +168,24 @@ impl Read {
                         "/carts/u-2/items".into(),
                         vec![],
                         Some(json_pattern!({
-                            "items": each_like!({ "productId": like!("p-1"), "quantity": like!(1) }),
+                            "items": each_like!(cart_line("p-1")),
                             "total": money(2998),
                         })),
                         201,
+                    ),
+                    Read::SetQuantity => (
+                        "user u-2 has 2 items in the cart",
+                        "/carts/u-2/items/p-2".into(),
+                        vec![],
+                        Some(json_pattern!({ "items": each_like!(cart_line("p-2")), "total": money(2998) })),
+                        200,
+                    ),
+                    Read::RemoveItem => (
+                        "user u-2 has 2 items in the cart",
+                        "/carts/u-2/items/p-11".into(),
+                        vec![],
+                        Some(json_pattern!({ "items": each_like!(cart_line("p-2")), "total": money(2998) })),
+                        200,
                     ),
                     Read::Product => (
                         "product p-1 exists",
@@ -271,22 +301,70 @@ impl Read {
                         })),
                         200,
                     ),
+                    Read::OrdersPage => (
+                        "user u-2 has orders",
+                        "/orders".into(),
+                        vec![("user", "u-2".into()), ("limit", "10".into())],
+                        Some(json_pattern!({
+                            "orders": each_like!({
+                                "id": like!("o-u-2-1"),
+                                "placedAt": term!("^\\d{4}-\\d{2}-\\d{2}T.*$", "2026-10-01T09:30:00Z"),
+                                "status": like!("delivered"),
+                                "itemCount": like!(2),
+                                "total": money(5998),
+                            }),
+                        })),
+                        200,
+                    ),
+                    Read::Order => (
+                        "order o-u-2-1 exists",
+                        "/orders/o-u-2-1".into(),
+                        vec![],
+                        Some(order_detail("o-u-2-1")),
+                        200,
+                    ),
+                    Read::OrderMissing => {
+                        ("order ord-999999 does not exist", "/orders/ord-999999".into(), vec![], None, 404)
+                    }
+                    Read::PlaceOrder => ("product p-1 exists", "/orders".into(), vec![], Some(order_detail("ord-000001")), 201),
                 };
             i.given(state);
             i.request.path(path).header("accept", "application/json").header(
                 "authorization",
                 term!("^Bearer [A-Za-z0-9._~+/=-]+$", "Bearer service-token"),
             );
-            if self == Read::AddItem {
-                // The write: its body, and the caller's key (any well-formed one).
-                i.given("user u-2 exists");
-                i.request
-                    .post()
-                    .header("idempotency-key", term!("^[A-Za-z0-9_.:-]{8,128}$", "key-0000-0001"))
-                    .content_type("application/json")
-                    .json_body(json_pattern!({ "productId": "p-1", "quantity": 1 }));
-            } else {
-                i.request.get();
+            // A write: its method and body, and the caller's key (any well-formed one).
+            let key = || term!("^[A-Za-z0-9_.:-]{8,128}$", "key-0000-0001");
+            match self {
+                Read::AddItem => {
+                    i.given("user u-2 exists");
+                    i.request
+                        .post()
+                        .header("idempotency-key", key())
+                        .content_type("application/json")
+                        .json_body(json_pattern!({ "productId": "p-1", "quantity": 1 }));
+                }
+                Read::SetQuantity => {
+                    i.request
+                        .method("PATCH")
+                        .header("idempotency-key", key())
+                        .content_type("application/json")
+                        .json_body(json_pattern!({ "quantity": 3 }));
+                }
+                Read::RemoveItem => {
+                    i.request.method("DELETE").header("idempotency-key", key());
+                }
+                Read::PlaceOrder => {
+                    i.given("user u-2 exists");
+                    i.request
+                        .post()
+                        .header("idempotency-key", key())
+                        .content_type("application/json")
+                        .json_body(json_pattern!({ "userId": "u-2", "items": [{ "productId": "p-1", "quantity": 1 }] }));
+                }
+                _ => {
+                    i.request.get();
+                }
             }
             for (key, value) in query {
                 i.request.query_param(key, value);
@@ -322,6 +400,12 @@ impl Read {
             Read::Estimate => "a user's delivery estimate".into(),
             Read::ReviewSummary => "a product's review summary".into(),
             Read::Orders => "a user's orders".into(),
+            Read::SetQuantity => "changing a cart line's quantity, with an Idempotency-Key".into(),
+            Read::RemoveItem => "removing a cart line, with an Idempotency-Key".into(),
+            Read::OrdersPage => "a page of a user's orders".into(),
+            Read::Order => "one order with its lines".into(),
+            Read::OrderMissing => "an unknown order".into(),
+            Read::PlaceOrder => "placing an order, with an Idempotency-Key".into(),
         }
     }
 
@@ -393,6 +477,32 @@ impl Read {
                 let orders = api.orders.for_user(cx(), "u-2").await.map_err(show)?;
                 check(orders.orders.len() == 1 && orders.orders[0].item_count == 2, "orders")
             }
+            Read::SetQuantity => {
+                let cart =
+                    api.cart.set_quantity(cx(), "u-2", "p-2", 3, "key-0000-0001").await.map_err(show)?;
+                check(cart.items.len() == 1 && cart.items[0].name == "Amber Lamp", "items")
+            }
+            Read::RemoveItem => {
+                let cart = api.cart.remove_item(cx(), "u-2", "p-11", "key-0000-0001").await.map_err(show)?;
+                check(cart.items.len() == 1 && cart.total == gbp(2998), "items and total")
+            }
+            Read::OrdersPage => {
+                let page = api.orders.page(cx(), "u-2", 10, None).await.map_err(show)?;
+                check(page.orders.len() == 1 && page.next_cursor.is_none(), "orders")
+            }
+            Read::Order => {
+                let order = api.orders.order(cx(), "o-u-2-1").await.map_err(show)?;
+                check(order.user_id == "u-2" && order.items.len() == 1, "userId and items")
+            }
+            Read::OrderMissing => match api.orders.order(cx(), "ord-999999").await {
+                Err(DownstreamError::NotFound { .. }) => Ok(()),
+                other => Err(format!("expected not found, got {other:?}")),
+            },
+            Read::PlaceOrder => {
+                let order =
+                    api.orders.place(cx(), "u-2", &[("p-1", 1)], "key-0000-0001").await.map_err(show)?;
+                check(order.id == "ord-000001" && order.total == gbp(2998), "id and total")
+            }
         }
     }
 }
@@ -411,6 +521,31 @@ fn gbp(amount_minor: i64) -> Money {
 
 fn money(amount_minor: i64) -> JsonPattern {
     json_pattern!({ "amountMinor": like!(amount_minor), "currency": term!("^[A-Z]{3}$", "GBP") })
+}
+
+fn cart_line(product_id: &str) -> JsonPattern {
+    json_pattern!({
+        "productId": like!(product_id),
+        "name": like!("Amber Lamp"),
+        "quantity": like!(1),
+        "unitPrice": money(1499),
+    })
+}
+
+fn order_detail(id: &str) -> JsonPattern {
+    json_pattern!({
+        "id": like!(id),
+        "userId": like!("u-2"),
+        "placedAt": term!("^\\d{4}-\\d{2}-\\d{2}T.*$", "2026-10-01T09:30:00Z"),
+        "status": like!("placed"),
+        "items": each_like!({
+            "productId": like!("p-1"),
+            "name": like!("Amber Lamp"),
+            "quantity": like!(1),
+            "unitPrice": money(2998),
+        }),
+        "total": money(2998),
+    })
 }
 
 fn recommendations() -> JsonPattern {

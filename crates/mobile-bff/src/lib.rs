@@ -6,6 +6,10 @@
 //!
 //! * `GET /v1/home`: [`routes::home`]
 //! * `GET /v1/product-page/{id}`: [`routes::product_page`]
+//! * `GET /v1/cart`, `POST /v1/cart/items`, `PATCH`/`DELETE /v1/cart/items/{productId}`:
+//!   the cart ([`routes::commerce`]); every write needs an `Idempotency-Key`
+//! * `POST /v1/orders`, `GET /v1/orders`, `GET /v1/orders/{id}`: orders
+//!   (placing one is idempotent by key; another user's order is a `404`)
 //! * `GET /openapi.json`: this API's OpenAPI document, public
 //!
 //! This crate holds only screens (recipes and view models) and says which
@@ -25,7 +29,15 @@ pub const ENTRY: &bff_registry::Bff = bff_registry::entry("mobile-bff");
 /// The screens, each routed together with its OpenAPI operation: a handler
 /// cannot be served without being documented.
 fn screens() -> OpenApiRouter<Backbone> {
-    OpenApiRouter::new().routes(routes!(routes::home)).routes(routes!(routes::product_page))
+    use routes::commerce;
+    OpenApiRouter::new()
+        .routes(routes!(routes::home))
+        .routes(routes!(routes::product_page))
+        .routes(routes!(commerce::cart))
+        .routes(routes!(commerce::add_to_cart))
+        .routes(routes!(commerce::set_cart_quantity, commerce::remove_from_cart))
+        .routes(routes!(commerce::place_order, commerce::orders))
+        .routes(routes!(commerce::order))
 }
 
 /// mobile-bff.

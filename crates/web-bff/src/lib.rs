@@ -10,8 +10,11 @@
 //!   `POST /auth/logout`: the session mode's routes.
 //! * `GET /v1/home`: [`routes::home`], richer than mobile's.
 //! * `POST /v1/cart/items`: [`routes::add_to_cart`], a write with an `Idempotency-Key`.
+//! * `POST /v1/orders`, `GET /v1/orders`, `GET /v1/orders/{id}`: [`orders`]
+//!   (placing one is idempotent by key; another user's order is a `404`).
 //! * `GET /openapi.json`: this API's OpenAPI document, public.
 
+pub mod orders;
 pub mod routes;
 
 use bff_server::{Backbone, Bff};
@@ -23,7 +26,11 @@ pub const ENTRY: &bff_registry::Bff = bff_registry::entry("web-bff");
 
 /// The pages, each routed together with its OpenAPI operation.
 fn screens() -> OpenApiRouter<Backbone> {
-    OpenApiRouter::new().routes(routes!(routes::home)).routes(routes!(routes::add_to_cart))
+    OpenApiRouter::new()
+        .routes(routes!(routes::home))
+        .routes(routes!(routes::add_to_cart))
+        .routes(routes!(orders::place_order, orders::orders))
+        .routes(routes!(orders::order))
 }
 
 /// web-bff.

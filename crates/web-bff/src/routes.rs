@@ -166,9 +166,9 @@ impl WebHomeVm {
                 .collect(),
             delivery: shipping.map(|s| format!("Delivery in {}–{} days", s.min_days, s.max_days)),
             recent_orders: orders.map(|o| {
+                // The service lists newest first.
                 o.orders
                     .iter()
-                    .rev()
                     .take(3)
                     .map(|order| RecentOrder {
                         id: order.id.clone(),
@@ -252,8 +252,8 @@ pub struct AddToCart {
 
 /// `POST /v1/cart/items`: adds a line to the caller's cart and answers the
 /// mini-cart. A write: it needs the session's CSRF token and an
-/// `Idempotency-Key`, which the cart service uses to answer a retried
-/// request with its first answer; the BFF never retries it itself.
+/// `Idempotency-Key`, which the shell enforces (a retry gets the first
+/// answer) and the cart service keeps too; the BFF never retries it itself.
 #[utoipa::path(
     post,
     path = "/v1/cart/items",
@@ -270,9 +270,10 @@ pub struct AddToCart {
         (status = 403, response = bff_error::openapi::Forbidden),
         (status = 404, response = bff_error::openapi::NotFound),
         (status = 413, response = bff_error::openapi::TooLarge),
+        (status = 409, response = bff_error::openapi::InFlight),
         (status = 422, response = bff_error::openapi::KeyReused),
         (status = 503, response = bff_error::openapi::Unavailable),
-        (status = 504, response = bff_error::openapi::Timeout),
+        (status = 504, response = bff_error::openapi::WriteTimeout),
     )
 )]
 pub async fn add_to_cart(

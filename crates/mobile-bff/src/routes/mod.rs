@@ -13,6 +13,8 @@ use bff_server::extract::PathId;
 
 use crate::view::{Availability, HomeVm, ProductPageVm};
 
+pub mod commerce;
+
 /// The home screen's response (named for the OpenAPI document).
 pub type HomeEnvelope = Envelope<HomeVm>;
 /// The product page's response (named for the OpenAPI document).

@@ -9,6 +9,7 @@ mod helpers;
 mod home;
 mod metrics;
 mod operations;
+mod orders;
 mod pacts;
 mod product_page;
 mod resilience;

@@ -139,8 +139,8 @@ fn configuration_errors_name_the_key_and_the_problem() {
     assert!(message.contains("auth.algorithms"), "{message}");
 
     let message =
-        load("[downstream.services.orders]\ntimeout_ms = 50\n").expect_err("not called").to_string();
-    assert!(message.contains("downstream.services.orders: mobile-bff does not call orders"), "{message}");
+        load("[downstream.services.payments]\ntimeout_ms = 50\n").expect_err("not called").to_string();
+    assert!(message.contains("downstream.services.payments"), "{message}");
 
     let overridden = load("[server]\nport = 9999\n").expect("valid override");
     assert_eq!(overridden.server.port, 9999);

@@ -7,11 +7,11 @@
 use bff_testkit::pact::{Read, record_all};
 use services_mock::Service;
 
-/// What the home screen and the product page read, by service.
+/// What the screens read and the cart and orders write, by service.
 fn reads() -> Vec<(Service, Vec<Read>)> {
     vec![
         (Service::User, vec![Read::Profile { with_email: false }]),
-        (Service::Cart, vec![Read::Cart]),
+        (Service::Cart, vec![Read::Cart, Read::AddItem, Read::SetQuantity, Read::RemoveItem]),
         (Service::Catalog, vec![Read::Product, Read::ProductMissing]),
         (Service::Pricing, vec![Read::PriceOnSale]),
         (Service::Inventory, vec![Read::Stock]),
@@ -25,6 +25,7 @@ fn reads() -> Vec<(Service, Vec<Read>)> {
         (Service::Promotions, vec![Read::PromotionsForSegment]),
         (Service::Shipping, vec![Read::Estimate]),
         (Service::Reviews, vec![Read::ReviewSummary]),
+        (Service::Orders, vec![Read::OrdersPage, Read::Order, Read::OrderMissing, Read::PlaceOrder]),
     ]
 }
 

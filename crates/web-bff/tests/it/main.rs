@@ -4,6 +4,7 @@
 mod pacts;
 
 use bff_testkit::{Reply, TestApp};
+use serde_json::Value;
 use services_mock::Service;
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
@@ -246,16 +247,71 @@ async fn adding_to_the_cart_is_idempotent_per_key_and_refuses_a_reused_key() {
     // u-2's seeded cart has two lines; the answer has the new one too.
     assert_eq!(added.json()["lineCount"], 3);
 
-    // A retry with the same key and body gets the same answer.
+    // A retry with the same key and body gets the same answer, and says so.
     let retried = add_to_cart(&app, &session, &csrf, Some("key-0000-0001"), one).await;
     assert_eq!((retried.status, retried.json()), (added.status, added.json()));
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"));
 
     // The same key for another write is refused, and says why.
     let other = r#"{"productId":"p-3","quantity":2}"#;
     add_to_cart(&app, &session, &csrf, Some("key-0000-0001"), other)
         .await
         .assert_problem(422, "idempotency.key_reused");
-    assert_eq!(cart_writes(&app).await, 3, "each write reached the cart service once");
+    // The BFF answered the replay and the reused key itself.
+    assert_eq!(cart_writes(&app).await, 1, "one write reached the cart service");
+}
+
+/// `POST /v1/orders` with a session, the allowed Origin and its CSRF token.
+async fn place_order(app: &TestApp, session: &str, csrf: &str, key: &str, body: &str) -> Reply {
+    let request = app
+        .http
+        .post(format!("{}/v1/orders", app.base))
+        .header("cookie", session)
+        .header("origin", ORIGIN)
+        .header("x-csrf-token", csrf)
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    Reply::read(request.send().await.expect("reachable")).await
+}
+
+#[tokio::test]
+async fn an_order_placed_on_the_web_is_its_shoppers_alone() {
+    let app = spawn_app().await;
+    let (ada, grace) = (log_in(&app, "u-2").await, log_in(&app, "u-3").await);
+    let csrf_of = |info: Value| info["csrfToken"].as_str().expect("csrf token").to_owned();
+    let ada_csrf = csrf_of(get(&app, &format!("{}/auth/session", app.base), Some(&ada)).await.json());
+    let order = r#"{"items":[{"productId":"p-2","quantity":1}]}"#;
+
+    let placed = place_order(&app, &ada, &ada_csrf, "web-order-0001", order).await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    let id = placed.json()["id"].as_str().expect("id").to_owned();
+    let replay = place_order(&app, &ada, &ada_csrf, "web-order-0001", order).await;
+    assert_eq!((replay.status, replay.json()["id"].clone()), (placed.status, placed.json()["id"].clone()));
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    let stats = app.fleet.stats(Service::Orders).await.expect("stats");
+    assert_eq!(stats["routes"]["POST /orders"], 1, "one order reached the service");
+
+    // Newest first: the placed order heads Ada's history and her home page.
+    let history = get(&app, &format!("{}/v1/orders?limit=1", app.base), Some(&ada)).await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    assert_eq!(history.json()["orders"][0]["id"], id.as_str());
+    assert!(history.json()["nextCursor"].is_string(), "u-2 has a seeded order too");
+    let home = get(&app, &format!("{}/v1/home", app.base), Some(&ada)).await;
+    assert_eq!(home.json()["data"]["recentOrders"][0]["id"], id.as_str());
+
+    // Grace, another real shopper, cannot tell Ada's order from no order.
+    let mine = get(&app, &format!("{}/v1/orders/{id}", app.base), Some(&ada)).await;
+    assert_eq!(mine.status, 200);
+    let hers = get(&app, &format!("{}/v1/orders/{id}", app.base), Some(&grace)).await;
+    let none = get(&app, &format!("{}/v1/orders/ord-999999", app.base), Some(&grace)).await;
+    hers.assert_problem(404, "resource.not_found");
+    assert_eq!((hers.status, &hers.text), (none.status, &none.text), "the same answer");
+    // Nor use Ada's cursor.
+    let cursor = history.json()["nextCursor"].as_str().expect("cursor").to_owned();
+    get(&app, &format!("{}/v1/orders?cursor={cursor}", app.base), Some(&grace))
+        .await
+        .assert_problem(400, "request.invalid");
 }
 
 #[tokio::test]

@@ -16,7 +16,10 @@ async fn web_bff_pacts_are_recorded_through_the_real_clients() {
             (Service::Recommendations, vec![Read::RecommendationsForSegment { context: "home", limit: 12 }]),
             (Service::Promotions, vec![Read::PromotionsForSegment]),
             (Service::Shipping, vec![Read::Estimate]),
-            (Service::Orders, vec![Read::Orders]),
+            (
+                Service::Orders,
+                vec![Read::Orders, Read::OrdersPage, Read::Order, Read::OrderMissing, Read::PlaceOrder],
+            ),
         ],
     )
     .await;
