@@ -90,6 +90,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         for scenario in &scenarios {
             let child = on_core("0", bins.join(mobile.name))
                 .env_remove("REDIS_URL")
+                .env(unlimited(mobile), "1000000000")
                 .stdout(log(&format!("{}-{scenario}", mobile.name))?)
                 .stderr(log(&format!("{}-{scenario}.err", mobile.name))?)
                 .spawn()
@@ -174,7 +175,11 @@ fn hold(args: &[String]) -> anyhow::Result<()> {
     let stop = AtomicBool::new(false);
     for cap in [None, Some(connections + 100)] {
         let mut command = cores.command("0", release.join(mobile.name));
-        command.env_remove("REDIS_URL").env("RUST_LOG", "warn").stdout(std::process::Stdio::null());
+        command
+            .env_remove("REDIS_URL")
+            .env(unlimited(mobile), "1000000000")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
         match cap {
             Some(cap) => {
                 println!("== mobile-bff, server.max_connections = {cap}: {connections} connections");
@@ -303,7 +308,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
                 String::from_utf8_lossy(&out.stdout).into_owned()
             };
             let mut command = on_core("0", bins.join(entry.name));
-            command.env_remove("REDIS_URL").env("RUST_LOG", "warn");
+            command.env_remove("REDIS_URL").env(unlimited(entry), "1000000000").env("RUST_LOG", "warn");
             for (key, value) in env.lines().filter_map(|l| l.split_once('=')) {
                 command.env(key, value);
             }
@@ -416,6 +421,13 @@ impl Cores {
             Command::new(binary)
         }
     }
+}
+
+/// The variable that sets `bff`'s per-caller quota: a load run is one
+/// caller sending thousands of requests a second, which the default quota
+/// (`bff_server::DEFAULT_CALLER_QUOTA` a minute) would refuse.
+pub(crate) fn unlimited(bff: &bff_registry::Bff) -> String {
+    format!("{}__RATE_LIMIT__DEFAULT__REQUESTS", bff.env_prefix)
 }
 
 /// Starts every mock (`mocks` is `services-mock` as it should run), logging

@@ -71,6 +71,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let mobile = bff_registry::find("mobile").context("no mobile BFF in the registry")?;
         let bff = on_core("0", bins.join(mobile.name))
             .env_remove("REDIS_URL")
+            .env(crate::load::unlimited(mobile), "1000000000")
             .env("RUST_LOG", "warn")
             .stdout(log(mobile.name)?)
             .stderr(log(&format!("{}.err", mobile.name))?)

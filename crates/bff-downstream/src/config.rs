@@ -137,6 +137,11 @@ pub struct ServiceConfig {
     pub retry: RetryPolicy,
     /// Hedging of reads (off unless enabled; on for recommendations by default).
     pub hedge: HedgePolicy,
+    /// Most calls per second this BFF instance sends the service (every
+    /// attempt, retries and hedges too; the service's capacity divided by
+    /// the instances); 0 for none. Over it, a call is not sent and fails
+    /// like a `429`: an optional part degrades, a critical one is `503`.
+    pub max_rate_per_sec: u32,
 }
 
 impl Default for ServiceConfig {
@@ -152,6 +157,7 @@ impl Default for ServiceConfig {
             scopes: Vec::new(),
             retry: policy.retry,
             hedge: policy.hedge,
+            max_rate_per_sec: policy.max_rate_per_sec,
         }
     }
 }
@@ -169,6 +175,7 @@ impl ServiceConfig {
             retry: RetryPolicy::default(),
             // Ranking has the longest tail and the cheapest repeat: hedge it.
             hedge: HedgePolicy { enabled: service == Service::Recommendations, ..HedgePolicy::default() },
+            max_rate_per_sec: 0,
         }
     }
 
@@ -181,6 +188,7 @@ impl ServiceConfig {
             breaker: self.breaker.clone(),
             retry: self.retry.clone(),
             hedge: self.hedge.clone(),
+            max_rate_per_sec: self.max_rate_per_sec,
         }
     }
 

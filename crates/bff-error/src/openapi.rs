@@ -149,8 +149,15 @@ responses! {
     /// 413: the body is larger than the configured limit.
     TooLarge: "The request body is too large.", [RequestTooLarge];
     /// 429: the caller's rate limit is exhausted.
-    RateLimited: "Too many requests: come back after `Retry-After` seconds.", [RateLimited],
-        "Retry-After" => retry_after_header();
+    RateLimited: "Too many requests: this caller's quota is used up; come back after `Retry-After` seconds. \
+        Every answer to an authenticated caller carries `RateLimit-Policy` and `RateLimit` (IETF \
+        draft-ietf-httpapi-ratelimit-headers).",
+        [RateLimited],
+        "Retry-After" => retry_after_header(),
+        "RateLimit-Policy" => HeaderBuilder::new().schema(Some(string()))
+            .description(Some("The caller's quota: `\"<policy>\";q=<requests>;w=<window seconds>`.")).build(),
+        "RateLimit" => HeaderBuilder::new().schema(Some(string()))
+            .description(Some("What is left: `\"<policy>\";r=<remaining>;t=<seconds until whole>`.")).build();
     /// 500: a bug on our side; never carries details.
     Internal: "A bug on our side.", [Internal];
     /// 503: a critical part is unavailable, or the BFF shed load.

@@ -51,6 +51,10 @@ pub struct RateLimitConfig {
     pub default: QuotaConfig,
     /// Per-caller quotas, by caller id.
     pub overrides: BTreeMap<String, QuotaConfig>,
+    /// What an operation costs, in requests of the quota, by `METHOD
+    /// /path/template` (`"POST /partner/v1/products:batchGet" = 10`);
+    /// every other operation costs 1.
+    pub costs: BTreeMap<String, u32>,
 }
 
 impl Default for RateLimitConfig {
@@ -59,6 +63,7 @@ impl Default for RateLimitConfig {
             policy: "default".to_owned(),
             default: QuotaConfig { requests: 60, window_secs: 60 },
             overrides: BTreeMap::new(),
+            costs: BTreeMap::new(),
         }
     }
 }
@@ -74,12 +79,33 @@ impl RateLimitConfig {
                 problems.push(format!("{name}: requests and window_secs must be greater than 0"));
             }
         }
+        for (operation, cost) in &self.costs {
+            if *cost == 0 {
+                problems.push(format!("costs.{operation}: a cost must be at least 1"));
+            }
+            if let Some(quota) =
+                std::iter::once(&self.default).chain(self.overrides.values()).find(|q| q.requests < *cost)
+            {
+                problems.push(format!(
+                    "costs.{operation}: {cost} is more than a whole quota ({} requests): it could never run",
+                    quota.requests
+                ));
+            }
+        }
         if self.policy.is_empty()
             || !self.policy.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             problems.push("policy must be a plain name (letters, digits, '-', '_')".to_owned());
         }
         problems
+    }
+
+    /// What `method path` (a route template) costs: its configured cost, else 1.
+    pub fn cost_of(&self, method: &str, path: &str) -> u32 {
+        if self.costs.is_empty() {
+            return 1;
+        }
+        self.costs.get(&format!("{method} {path}")).copied().unwrap_or(1)
     }
 
     fn quota_for(&self, key: &str) -> QuotaConfig {
@@ -131,7 +157,8 @@ impl Decision {
 }
 
 /// GCRA in one atomic step. KEYS[1]: the key. ARGV[1]: emission interval
-/// (window / requests) in µs; ARGV[2]: tolerance (the window) in µs.
+/// (window / requests) in µs; ARGV[2]: tolerance (the window) in µs;
+/// ARGV[3]: the request's cost, in requests.
 /// Returns {allowed, retry_after_us, tat_minus_now_us}.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
@@ -140,7 +167,7 @@ local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local new_tat = tat + emission
+local new_tat = tat + emission * tonumber(ARGV[3] or 1)
 local allow_at = new_tat - tolerance
 if now < allow_at then
   return {0, allow_at - now, tat - now}
@@ -191,9 +218,21 @@ impl Limiter {
         }
     }
 
+    /// The configuration (quotas and costs).
+    pub fn config(&self) -> &RateLimitConfig {
+        &self.config
+    }
+
     /// Counts one request of `key` and says whether it may proceed.
     pub async fn check(&self, key: &str) -> Decision {
-        let decision = self.decide(key).await;
+        self.check_cost(key, 1).await
+    }
+
+    /// Counts a request of `key` that costs `cost` requests of its quota
+    /// (a batch read costs more than a single one) and says whether it may
+    /// proceed. A refused request takes nothing from the quota.
+    pub async fn check_cost(&self, key: &str, cost: u32) -> Decision {
+        let decision = self.decide(key, cost.max(1)).await;
         let verdict = if decision.allowed { "allowed" } else { "limited" };
         let source = if decision.shared { "redis" } else { "local" };
         // Callers with a quota of their own (configured: a closed set) are
@@ -212,22 +251,26 @@ impl Limiter {
         decision
     }
 
-    async fn decide(&self, key: &str) -> Decision {
+    async fn decide(&self, key: &str, cost: u32) -> Decision {
         let quota = self.config.quota_for(key);
         let window = Duration::from_secs(quota.window_secs.max(1));
         let emission = window / quota.requests.max(1);
-        let redis_key = format!("bff:ratelimit:{}:{key}", self.config.policy);
-        let shared: Option<(i64, i64, i64)> = self
-            .redis
-            .run(|mut connection| async move {
-                self.script
-                    .key(&redis_key)
-                    .arg(emission.as_micros() as u64)
-                    .arg(window.as_micros() as u64)
-                    .invoke_async(&mut connection)
-                    .await
-            })
-            .await;
+        let shared: Option<(i64, i64, i64)> = if self.redis.is_configured() {
+            let redis_key = format!("bff:ratelimit:{}:{key}", self.config.policy);
+            self.redis
+                .run(|mut connection| async move {
+                    self.script
+                        .key(&redis_key)
+                        .arg(emission.as_micros() as u64)
+                        .arg(window.as_micros() as u64)
+                        .arg(cost)
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await
+        } else {
+            None
+        };
         let micros = |us: i64| Duration::from_micros(us.max(0) as u64);
         match shared {
             Some((allowed, retry_after_us, tat_us)) => {
@@ -244,11 +287,18 @@ impl Limiter {
                     shared: true,
                 }
             }
-            None => self.check_locally(key, quota, window, emission),
+            None => self.check_locally(key, cost, quota, window, emission),
         }
     }
 
-    fn check_locally(&self, key: &str, quota: QuotaConfig, window: Duration, emission: Duration) -> Decision {
+    fn check_locally(
+        &self,
+        key: &str,
+        cost: u32,
+        quota: QuotaConfig,
+        window: Duration,
+        emission: Duration,
+    ) -> Decision {
         if self.redis.is_configured() {
             tracing::debug!("Redis unavailable: rate limiting per instance");
         }
@@ -263,7 +313,14 @@ impl Limiter {
             retry_after: None,
             shared: false,
         };
-        match limiter.check_key(&key.to_owned()) {
+        let cells = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        let checked = match limiter.check_key_n(&key.to_owned(), cells) {
+            Ok(checked) => checked,
+            // More than a whole quota: it could never pass (validation
+            // refuses such a cost; refuse the request rather than panic).
+            Err(_) => return Decision { allowed: false, retry_after: Some(window), ..base },
+        };
+        match checked {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 Decision {
@@ -306,6 +363,29 @@ mod tests {
         assert!(!refused.allowed);
         assert!(refused.retry_after.is_some_and(|d| d > Duration::from_secs(10)));
         assert!(limiter.check("globex").await.allowed, "another key has its own quota");
+    }
+
+    #[tokio::test]
+    async fn a_costly_request_takes_its_cost_from_the_quota() {
+        let limiter = Limiter::new(config(10), SharedRedis::disabled());
+        let batch = limiter.check_cost("acme", 4).await;
+        assert!(batch.allowed);
+        assert_eq!(batch.remaining, 6);
+        assert!(limiter.check_cost("acme", 4).await.allowed);
+        let refused = limiter.check_cost("acme", 4).await;
+        assert!(!refused.allowed, "2 left, 4 asked");
+        assert!(limiter.check("acme").await.allowed, "a refusal took nothing: 2 are still there");
+    }
+
+    #[test]
+    fn a_cost_is_looked_up_by_operation_and_checked_against_the_quotas() {
+        let mut config = config(10);
+        config.costs.insert("POST /partner/v1/products:batchGet".to_owned(), 5);
+        assert_eq!(config.cost_of("POST", "/partner/v1/products:batchGet"), 5);
+        assert_eq!(config.cost_of("GET", "/partner/v1/products/{id}"), 1);
+        assert!(config.problems().is_empty());
+        config.costs.insert("POST /x".to_owned(), 11);
+        assert!(config.problems().iter().any(|p| p.contains("more than a whole quota")));
     }
 
     #[test]

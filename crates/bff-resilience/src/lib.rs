@@ -60,6 +60,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 use bff_error::{Classify, Failure, ReasonCode};
 use bff_telemetry::metrics::{
     BREAKER_STATE, DEPENDENCY_CALLS, DEPENDENCY_DURATION, DEPENDENCY_IN_FLIGHT, HEDGES, Held, RETRIES,
+    THROTTLED,
 };
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -87,6 +88,11 @@ pub struct DependencyPolicy {
     pub retry: RetryPolicy,
     /// Hedging of idempotent calls.
     pub hedge: HedgePolicy,
+    /// Most calls per second this process sends the dependency (every
+    /// attempt counts: retries and hedges too), with a burst of as many;
+    /// 0 for no limit. A call over it is not sent: it fails as a `429`
+    /// would (`rate_limited`), without counting against the breaker.
+    pub max_rate_per_sec: u32,
 }
 
 impl Default for DependencyPolicy {
@@ -103,6 +109,7 @@ impl Default for DependencyPolicy {
             breaker: BreakerConfig::default(),
             retry: RetryPolicy::default(),
             hedge: HedgePolicy::default(),
+            max_rate_per_sec: 0,
         }
     }
 }
@@ -149,6 +156,8 @@ pub struct GuardStats {
     pub hedges: u64,
     /// Calls refused during a 429 cool-down.
     pub cooled_down: u64,
+    /// Attempts not sent: over the dependency's `max_rate_per_sec`.
+    pub throttled: u64,
 }
 
 /// How a finished call counts for the breaker.
@@ -212,6 +221,8 @@ pub struct Dependency {
     hedge_budget: TpsBudget,
     latency: adaptive::LatencyRecord,
     cooldown_until: Mutex<Option<Instant>>,
+    outbound: Option<governor::DefaultDirectRateLimiter>,
+    throttled: AtomicU64,
     retries: AtomicU64,
     retries_refused: AtomicU64,
     hedges: AtomicU64,
@@ -279,6 +290,9 @@ impl Dependency {
             hedge_budget: adaptive::budget(hedge_percent, 0),
             latency: adaptive::LatencyRecord::new(policy.hedge.percentile.clamp(0.5, 0.999)),
             cooldown_until: Mutex::new(None),
+            outbound: std::num::NonZeroU32::new(policy.max_rate_per_sec)
+                .map(|rate| governor::RateLimiter::direct(governor::Quota::per_second(rate))),
+            throttled: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             retries_refused: AtomicU64::new(0),
             hedges: AtomicU64::new(0),
@@ -319,6 +333,7 @@ impl Dependency {
             retries_refused: self.retries_refused.load(Ordering::Relaxed),
             hedges: self.hedges.load(Ordering::Relaxed),
             cooled_down: self.cooled_down.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
         }
     }
 
@@ -473,6 +488,17 @@ impl Dependency {
         F: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Our own outbound limit first: what is over it is never sent, and
+        // degrades like the dependency's own 429 would.
+        if let Some(limiter) = &self.outbound
+            && let Err(not_until) = limiter.check()
+        {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(THROTTLED, "dependency" => self.label.clone()).increment(1);
+            let wait = not_until
+                .wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(GuardError::Rejected(Failure::retry_after(ReasonCode::RateLimited, wait)));
+        }
         let mut permit = self.breaker.try_acquire().map_err(|retry_after| {
             GuardError::Rejected(Failure::retry_after(ReasonCode::CircuitOpen, retry_after))
         })?;
@@ -615,6 +641,31 @@ mod tests {
         assert_eq!(first.ok(), Some(1));
         assert!(matches!(second, Err(GuardError::Rejected(f)) if f.reason == ReasonCode::BulkheadFull));
         assert_eq!(called, 0, "the rejected call must not run");
+    }
+
+    #[tokio::test]
+    async fn over_the_outbound_rate_nothing_is_sent_and_the_breaker_stays_closed() {
+        let policy = DependencyPolicy { max_rate_per_sec: 3, ..DependencyPolicy::with_timeout_ms(1000) };
+        let dependency = Dependency::new("limited", &policy);
+        let sent = AtomicU32::new(0);
+        let mut outcomes = Vec::new();
+        for _ in 0..10 {
+            let result = dependency
+                .call(deadline_in(1000), Idempotency::Idempotent, |_| async {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Failure>(())
+                })
+                .await;
+            outcomes.push(match result {
+                Ok(()) => "sent",
+                Err(GuardError::Rejected(f)) if f.reason == ReasonCode::RateLimited => "throttled",
+                Err(_) => "other",
+            });
+        }
+        assert_eq!(sent.load(Ordering::SeqCst), 3, "a burst of the rate, then nothing: {outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == "throttled").count(), 7);
+        assert_eq!(dependency.stats().throttled, 7);
+        assert_eq!(dependency.breaker().state(), BreakerState::Closed, "our own limit is not its failure");
     }
 
     #[tokio::test]

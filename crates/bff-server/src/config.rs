@@ -22,6 +22,7 @@ use bff_auth::AuthConfig;
 use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
+use bff_ratelimit::RateLimitConfig;
 use bff_redis::RedisConfig;
 use bff_telemetry::LogFormat;
 use figment::Figment;
@@ -234,6 +235,9 @@ pub struct Config<X = ()> {
     pub cache: CacheConfig,
     /// Browser sessions and login (session-mode BFFs).
     pub session: SessionConfig,
+    /// Per-caller rate limits (every BFF): the quota per caller, per-caller
+    /// overrides and what costly operations cost.
+    pub rate_limit: RateLimitConfig,
     /// The BFF's own section.
     pub own: X,
     /// Which optional sections are in use.
@@ -243,7 +247,7 @@ pub struct Config<X = ()> {
 impl<X: Section> Config<X> {
     /// The keys of the sections this configuration has, in print order.
     pub fn sections(&self) -> Vec<&'static str> {
-        let mut keys = vec!["server", "auth", "downstream", "compose"];
+        let mut keys = vec!["server", "auth", "downstream", "compose", "rate_limit"];
         if self.uses.redis {
             keys.push("redis");
         }
@@ -269,6 +273,7 @@ impl<X: Section> Config<X> {
                 "auth" => serde_json::to_value(&self.auth),
                 "downstream" => serde_json::to_value(&self.downstream),
                 "compose" => serde_json::to_value(&self.compose),
+                "rate_limit" => serde_json::to_value(&self.rate_limit),
                 "redis" => serde_json::to_value(&self.redis),
                 "cache" => serde_json::to_value(&self.cache),
                 "session" => serde_json::to_value(&self.session),
@@ -339,6 +344,7 @@ impl<X: Section> Config<X> {
             }
         }
         problems.extend(prefixed("compose", self.compose.problems()));
+        problems.extend(prefixed("rate_limit", self.rate_limit.problems()));
         if self.uses.redis {
             problems.extend(prefixed("redis", self.redis.problems()));
         }
@@ -360,7 +366,8 @@ impl<X: Section> Config<X> {
             .merge(Serialized::default("server", &self.server))
             .merge(Serialized::default("auth", &self.auth))
             .merge(Serialized::default("downstream", &self.downstream))
-            .merge(Serialized::default("compose", &self.compose));
+            .merge(Serialized::default("compose", &self.compose))
+            .merge(Serialized::default("rate_limit", &self.rate_limit));
         if self.uses.redis {
             figment = figment.merge(Serialized::default("redis", &self.redis));
         }
@@ -401,6 +408,7 @@ impl<X: Section> Config<X> {
             auth: read(&figment, "auth", &self.auth)?,
             downstream: read(&figment, "downstream", &self.downstream)?,
             compose: read(&figment, "compose", &self.compose)?,
+            rate_limit: read(&figment, "rate_limit", &self.rate_limit)?,
             redis: if self.uses.redis { read(&figment, "redis", &self.redis)? } else { self.redis.clone() },
             cache: if self.uses.cache { read(&figment, "cache", &self.cache)? } else { self.cache.clone() },
             session: if self.uses.session {

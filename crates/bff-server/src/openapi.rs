@@ -92,6 +92,26 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
     doc
 }
 
+/// Adds `429` to every secured operation of `doc` where the handler did
+/// not list it: the shell counts each authenticated request against its
+/// caller's quota (applied to a BFF's screens, before the session routes,
+/// which are not counted, join the document).
+pub fn rate_limited(mut doc: OpenApi) -> OpenApi {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::new("#/components/responses/RateLimited")));
+            }
+        }
+    }
+    doc
+}
+
 /// The document as committed and served: pretty JSON, keys in a stable
 /// order, one trailing newline.
 pub fn to_json(doc: &OpenApi) -> String {

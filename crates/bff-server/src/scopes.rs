@@ -30,6 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use bff_auth::Caller;
 use bff_error::{ApiError, ErrorCode};
+use bff_ratelimit::Limiter;
 use utoipa::openapi::OpenApi;
 
 /// An operation's alternatives, each the set of scopes it needs.
@@ -76,21 +77,63 @@ impl RouteScopes {
         self.0.get(&(method.clone(), path.to_owned())).map(Vec::as_slice)
     }
 
-    /// Whether no operation needs a scope (the check can be left out).
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether no operation needs a scope.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
 
-/// The check, as a route layer inside authentication: the [`Caller`] is
-/// known. A route that needs scopes but has no caller fails closed (`401`).
-pub(crate) async fn require_scopes(
-    State(rules): State<RouteScopes>,
+/// What is checked of every authenticated caller, just inside
+/// authentication: its quota, then the operation's scopes.
+#[derive(Clone)]
+pub(crate) struct CallerChecks {
+    /// The scopes each operation needs.
+    pub(crate) scopes: RouteScopes,
+    /// The per-caller rate limit (cluster-wide through Redis).
+    pub(crate) limiter: Arc<Limiter>,
+}
+
+/// The checks, as a route layer inside authentication: the [`Caller`] is
+/// known. Every authenticated request counts against its caller's quota
+/// (what its operation costs); every answer carries `RateLimit-Policy` and
+/// `RateLimit`; over quota is `429 rate_limited` with `Retry-After`. A
+/// route that needs scopes but has no caller fails closed (`401`).
+pub(crate) async fn check_caller(
+    State(checks): State<CallerChecks>,
     matched: Option<MatchedPath>,
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(alternatives) = matched.as_ref().and_then(|m| rules.needed(request.method(), m.as_str())) else {
+    let Some(subject) = request.extensions().get::<Caller>().map(|caller| caller.subject.clone()) else {
+        return require_scopes(&checks.scopes, matched.as_ref(), request, next).await;
+    };
+    let cost = matched
+        .as_ref()
+        .map_or(1, |m| checks.limiter.config().cost_of(request.method().as_str(), m.as_str()));
+    let decision = checks.limiter.check_cost(&subject, cost).await;
+    let mut response = if decision.allowed {
+        require_scopes(&checks.scopes, matched.as_ref(), request, next).await
+    } else {
+        tracing::info!(%subject, cost, "over quota");
+        ApiError::new(ErrorCode::RateLimited)
+            .with_detail("this caller's request quota is used up")
+            .into_response()
+    };
+    for (name, value) in decision.headers() {
+        response.headers_mut().insert(name, value);
+    }
+    response
+}
+
+/// The scope check of one request.
+async fn require_scopes(
+    rules: &RouteScopes,
+    matched: Option<&MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(alternatives) = matched.and_then(|m| rules.needed(request.method(), m.as_str())) else {
         return next.run(request).await;
     };
     let Some(caller) = request.extensions().get::<Caller>() else {

@@ -31,8 +31,9 @@
 //! 0. writes that declare an `Idempotency-Key`: the key is claimed, a
 //!    settled answer stored and replayed (see `idempotency`);
 //! 1. the BFF's [`Bff::inside_auth`] hooks: they see the authenticated caller;
-//! 2. the scopes each operation's security requirement lists in the
-//!    document (`403 auth.forbidden` without them; see `scopes`);
+//! 2. the caller's quota (`429 rate_limited`, `RateLimit` headers on every
+//!    answer), then the scopes each operation's security requirement lists
+//!    in the document (`403 auth.forbidden` without them; see `scopes`);
 //! 3. authentication by mode (bearer; client credentials only; staff roles;
 //!    session cookie then CSRF);
 //! 4. the BFF's [`Bff::around_auth`] hooks: they see every request, refused
@@ -58,6 +59,7 @@ use bff_cache::CacheConfig;
 use bff_compose::ComposeConfig;
 use bff_downstream::DownstreamConfig;
 use bff_error::{ApiError, ErrorCode};
+use bff_ratelimit::{QuotaConfig, RateLimitConfig};
 use bff_redis::RedisConfig;
 use bff_registry::Auth;
 use tokio::net::TcpListener;
@@ -117,6 +119,12 @@ pub struct Command {
 /// deployed BFF refuses a Redis URL that holds it.
 pub const LOCAL_REDIS_PASSWORD: &str = "local-dev-redis-password";
 
+/// Requests per minute each caller of a BFF may make unless the BFF says
+/// otherwise ([`Bff::quota`]): ten a second sustained, a whole minute's
+/// worth as a burst. A person tapping through an app makes a handful of
+/// calls a second; a client retrying in a tight loop does not get far.
+pub const DEFAULT_CALLER_QUOTA: u32 = 600;
+
 /// The roles a staff BFF lets in unless told otherwise, strongest first.
 pub const DEFAULT_STAFF_ROLES: &[&str] = &["admin", "support"];
 
@@ -132,6 +140,7 @@ pub struct Bff<X: Section = ()> {
     conditional_get: bool,
     compression: bool,
     staff_roles: &'static [&'static str],
+    rate_limit: RateLimitConfig,
     screens: fn() -> OpenApiRouter<Backbone>,
     inside_auth: Vec<Hook<X>>,
     around_auth: Vec<Hook<X>>,
@@ -157,10 +166,16 @@ impl<X: Section> Bff<X> {
             description: "",
             deadline_ms: ComposeConfig::default().request_deadline_ms,
             uses_cache: false,
-            uses_redis: false,
+            // Every BFF limits its callers, shared through Redis.
+            uses_redis: true,
             conditional_get: false,
             compression: false,
             staff_roles: DEFAULT_STAFF_ROLES,
+            rate_limit: RateLimitConfig {
+                policy: entry.short_name().to_owned(),
+                default: QuotaConfig { requests: DEFAULT_CALLER_QUOTA, window_secs: 60 },
+                ..RateLimitConfig::default()
+            },
             screens: OpenApiRouter::new,
             inside_auth: Vec::new(),
             around_auth: Vec::new(),
@@ -192,6 +207,35 @@ impl<X: Section> Bff<X> {
     pub fn cache(mut self) -> Self {
         self.uses_cache = true;
         self.uses_redis = true;
+        self
+    }
+
+    /// Each caller's quota (the `rate_limit` section's defaults): `policy`
+    /// names it in the `RateLimit-Policy` header, `default` is every
+    /// caller's quota unless overridden. Every BFF limits its callers
+    /// (per user, staff member or partner: the authenticated subject),
+    /// shared across instances through Redis; without a call to this,
+    /// [`DEFAULT_CALLER_QUOTA`] per minute under the BFF's short name.
+    #[must_use]
+    pub fn quota(mut self, policy: &str, default: QuotaConfig) -> Self {
+        self.rate_limit.policy = policy.to_owned();
+        self.rate_limit.default = default;
+        self
+    }
+
+    /// A quota of its own for one caller (a partner on a smaller plan).
+    #[must_use]
+    pub fn quota_for(mut self, caller: &str, quota: QuotaConfig) -> Self {
+        self.rate_limit.overrides.insert(caller.to_owned(), quota);
+        self
+    }
+
+    /// What an operation costs against the caller's quota, by
+    /// `METHOD /path/template` (every other costs 1): a batch read of many
+    /// entities costs more than a single one.
+    #[must_use]
+    pub fn cost(mut self, operation: &str, requests: u32) -> Self {
+        self.rate_limit.costs.insert(operation.to_owned(), requests);
         self
     }
 
@@ -309,6 +353,7 @@ impl<X: Section> Bff<X> {
             auth: bff_auth::AuthConfig::local(name),
             downstream: DownstreamConfig::for_services(&self.egress()),
             compose: ComposeConfig { request_deadline_ms: self.deadline_ms, ..ComposeConfig::default() },
+            rate_limit: self.rate_limit.clone(),
             redis: RedisConfig::default(),
             cache: CacheConfig::default(),
             session: SessionConfig::local(self.entry.port),
@@ -433,8 +478,8 @@ impl<X: Section> Bff<X> {
     fn routes(&self) -> (Routes, OpenApi) {
         let skeleton =
             openapi::document(self.entry.name, self.version, self.description, security_schemes(self.entry));
-        let (screens, mut doc) =
-            OpenApiRouter::with_openapi(skeleton).merge((self.screens)()).split_for_parts();
+        let (screens, doc) = OpenApiRouter::with_openapi(skeleton).merge((self.screens)()).split_for_parts();
+        let mut doc = openapi::rate_limited(doc);
         let mut session = None;
         if self.entry.auth == Auth::Session {
             let (public, public_doc) = crate::session::public_routes().split_for_parts();
@@ -467,13 +512,15 @@ impl<X: Section> Bff<X> {
         for hook in &self.inside_auth {
             screens = hook(&config.own, &backbone)?(screens);
         }
-        // The scopes each screen's document declares, checked just inside
-        // authentication (see `scopes`).
-        let scopes = crate::scopes::RouteScopes::from_document(&doc);
-        if !scopes.is_empty() {
-            screens =
-                screens.route_layer(middleware::from_fn_with_state(scopes, crate::scopes::require_scopes));
-        }
+        // The caller's quota, then the scopes each screen's document
+        // declares, checked just inside authentication (see `scopes`): one
+        // layer for both (every layer costs each request a clone of the
+        // stack below it).
+        let checks = crate::scopes::CallerChecks {
+            scopes: crate::scopes::RouteScopes::from_document(&doc),
+            limiter: Arc::new(bff_ratelimit::Limiter::new(config.rate_limit.clone(), backbone.redis.clone())),
+        };
+        screens = screens.route_layer(middleware::from_fn_with_state(checks, crate::scopes::check_caller));
         let verifier = Arc::clone(&backbone.verifier);
         screens = match self.entry.auth {
             Auth::Bearer | Auth::Device => {

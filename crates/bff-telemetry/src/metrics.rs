@@ -69,6 +69,8 @@ pub const DEPENDENCY_IN_FLIGHT: &str = "bff_dependency_in_flight";
 pub const RETRIES: &str = "bff_dependency_retries_total";
 /// Hedges to a dependency, sent or refused by the hedge budget.
 pub const HEDGES: &str = "bff_dependency_hedges_total";
+/// Attempts not sent to a dependency: over its outbound rate limit.
+pub const THROTTLED: &str = "bff_dependency_throttled_total";
 /// Lookups of cached parts, by component and result.
 pub const CACHE_LOOKUPS: &str = "bff_cache_lookups_total";
 /// Cache misses that waited for another request's call.
@@ -246,6 +248,11 @@ fn describe() {
         "Callers' access tokens: verified in full, answered from a cached verification, or refused."
     );
     describe_counter!(TOKEN_EXCHANGES, Unit::Count, "Service tokens asked for: cached, exchanged or error.");
+    describe_counter!(
+        THROTTLED,
+        Unit::Count,
+        "Attempts not sent to a dependency because this BFF's outbound limit for it (max_rate_per_sec) was used up."
+    );
     describe_counter!(
         RATE_LIMIT,
         Unit::Count,

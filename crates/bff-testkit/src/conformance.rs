@@ -14,7 +14,10 @@
 //!   without credentials with `401 auth.invalid_token`, and nothing reaches
 //!   a downstream service;
 //! * `docker-compose.yml` runs it with an environment its real
-//!   configuration accepts, pointing at the compose services.
+//!   configuration accepts, pointing at the compose services;
+//! * it limits each caller: its smoke request carries `RateLimit-Policy`
+//!   and `RateLimit`, and the request after the quota is `429 rate_limited`
+//!   with `Retry-After`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,7 +37,7 @@ fn workspace() -> PathBuf {
 /// Runs every check on the BFF `make` builds (it is started with its mocks,
 /// its configuration changed by `customize`, e.g. to write files in a
 /// temporary directory); panics with what is wrong and how to fix it.
-pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl FnOnce(&mut Config<X>)) {
+pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl Fn(&mut Config<X>)) {
     let bff = make();
     let entry = bff.entry();
     let defaults = bff.defaults();
@@ -48,7 +51,9 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
 
     compose_environment_is_accepted(&bff);
 
-    let app = spawn(make(), customize).await;
+    callers_are_limited(&make, &customize).await;
+
+    let app = spawn(make(), &customize).await;
     let served = app.get_with("/openapi.json", None, &[]).await;
     assert_eq!(served.status, 200, "{}: /openapi.json is public", entry.name);
     let file = workspace().join(format!("openapi/{}.json", entry.name));
@@ -115,6 +120,31 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
             );
         }
     }
+}
+
+/// Its smoke request, as its callers send it, against a quota of 2.
+async fn callers_are_limited<X: Section>(make: &impl Fn() -> Bff<X>, customize: &impl Fn(&mut Config<X>)) {
+    let app = spawn(make(), |config| {
+        customize(config);
+        config.rate_limit.default.requests = 2;
+        config.rate_limit.overrides.clear();
+    })
+    .await;
+    let (entry, path) = (app.bff, app.bff.smoke.path);
+    for n in 1..=2 {
+        let reply = app.get(path).await;
+        assert_ne!(reply.status, 429, "{}: request {n} of a quota of 2: {}", entry.name, reply.text);
+        assert!(
+            reply.header("ratelimit-policy").is_some_and(|p| p.ends_with(";q=2;w=60"))
+                && reply.header("ratelimit").is_some(),
+            "{}: GET {path} carries the RateLimit headers: {:?}",
+            entry.name,
+            reply.headers
+        );
+    }
+    let over = app.get(path).await;
+    over.assert_problem(429, "rate_limited");
+    assert!(over.header("retry-after").is_some(), "{}: a 429 says when to come back", entry.name);
 }
 
 /// An operation whose document lists scopes refuses a token of its own

@@ -27,6 +27,10 @@ use services_mock::{Fleet, Service};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// The per-caller quota [`wire`] sets: tests send many requests as one
+/// caller, and quotas are tested on purpose (with small ones).
+pub const TEST_QUOTA: u32 = 1_000_000;
+
 /// Points a BFF's configuration at `fleet`, with generous timeouts: a loaded
 /// 2-core CI machine running many tests at once must not turn healthy calls
 /// into timeouts. Tests about budgets set tight ones explicitly.
@@ -40,6 +44,8 @@ pub fn wire<X: Section>(fleet: &Fleet, config: &mut Config<X>) {
     config.auth.exchange.token_url = format!("{identity}/oauth/token");
     config.session.authorize_url = format!("{identity}/authorize");
     config.compose.request_deadline_ms = 5_000;
+    // Tests send many requests as one caller; quotas are tested on purpose.
+    config.rate_limit.default.requests = TEST_QUOTA;
     for (name, settings) in config.downstream.services.iter_mut() {
         // A service the fleet does not run keeps its default URL.
         if let Ok(service) = name.parse::<Service>()
@@ -64,6 +70,7 @@ pub fn wire_env(fleet: &Fleet, bff: &bff_registry::Bff, port: u16) -> Vec<(Strin
         (format!("{prefix}__AUTH__JWKS_URL"), format!("{identity}/.well-known/jwks.json")),
         (format!("{prefix}__AUTH__EXCHANGE__TOKEN_URL"), format!("{identity}/oauth/token")),
         (format!("{prefix}__COMPOSE__REQUEST_DEADLINE_MS"), "5000".to_owned()),
+        (format!("{prefix}__RATE_LIMIT__DEFAULT__REQUESTS"), TEST_QUOTA.to_string()),
     ];
     if bff.auth == Auth::Session {
         env.push((format!("{prefix}__SESSION__AUTHORIZE_URL"), format!("{identity}/authorize")));

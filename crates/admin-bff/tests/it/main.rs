@@ -157,10 +157,14 @@ fn the_back_office_configures_only_what_it_uses() {
 
     let bff = admin_bff::bff();
     let config = bff.defaults();
-    assert_eq!(config.sections(), ["server", "auth", "downstream", "compose", "audit"]);
+    // Redis: each staff member's quota is shared by every instance.
+    assert_eq!(
+        config.sections(),
+        ["server", "auth", "downstream", "compose", "rate_limit", "redis", "audit"]
+    );
     let egress: Vec<&String> = config.downstream.services.keys().collect();
     assert_eq!(egress, ["orders", "user"], "its egress list, nothing else");
-    for section in ["cache", "redis", "session"] {
+    for section in ["cache", "session"] {
         let error = bff
             .load_from(Figment::from(Toml::string(&format!("[{section}]\nurl = \"x\"\n"))))
             .expect_err("a section admin does not have");
@@ -176,7 +180,7 @@ fn the_back_office_configures_only_what_it_uses() {
 async fn conforms_to_the_shell() {
     let trail = std::env::temp_dir().join(format!("admin-bff-conformance-{}.jsonl", std::process::id()));
     let path = trail.clone();
-    bff_testkit::conformance(admin_bff::bff, |config| config.own.path = path).await;
+    bff_testkit::conformance(admin_bff::bff, |config| config.own.path = path.clone()).await;
     let _ = std::fs::remove_file(trail);
 }
 

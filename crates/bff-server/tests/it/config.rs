@@ -32,11 +32,14 @@ fn load(bff: &Bff<Widgets>, toml: &str) -> Result<bff_server::Config<Widgets>, S
 #[test]
 fn a_bff_has_exactly_the_sections_it_uses() {
     let bff = partner();
-    assert_eq!(bff.defaults().sections(), ["server", "auth", "downstream", "compose", "redis", "widgets"]);
+    assert_eq!(
+        bff.defaults().sections(),
+        ["server", "auth", "downstream", "compose", "rate_limit", "redis", "widgets"]
+    );
     let web: Bff = Bff::new(bff_registry::entry("web-bff"), "0.0.0").cache();
     assert_eq!(
         web.defaults().sections(),
-        ["server", "auth", "downstream", "compose", "redis", "cache", "session"]
+        ["server", "auth", "downstream", "compose", "rate_limit", "redis", "cache", "session"]
     );
     let message = load(&bff, "[cache]\nmemory_capacity = 1\n").expect_err("partner keeps no cache here");
     assert!(message.contains("unknown section `cache`"), "{message}");

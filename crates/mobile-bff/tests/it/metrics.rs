@@ -168,6 +168,11 @@ async fn a_thousand_distinct_ids_add_no_series() {
                 ]
                 .contains(&value),
                 "decision" => ["allowed", "limited"].contains(&value),
+                // Callers with a configured quota by id, everyone else `default`.
+                "caller" => {
+                    value == "default"
+                        || mobile_bff::bff().defaults().rate_limit.overrides.contains_key(value)
+                }
                 "source" => ["redis", "local"].contains(&value),
                 "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
                 _ => false,

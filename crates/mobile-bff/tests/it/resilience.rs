@@ -271,3 +271,32 @@ async fn hedging_rescues_the_slow_tail_within_its_budget() {
     // The budget earns one hedge per ten calls (about 105 here, warm-up included).
     assert!(extra <= 11, "extra calls stay within the 10% hedge budget: {extra}");
 }
+
+/// The BFF never sends a service more than its configured rate: what is
+/// over it is not sent, and degrades as the service's own 429 would.
+#[tokio::test]
+async fn calls_over_a_dependencys_outbound_rate_are_not_sent_and_degrade() {
+    let app = spawn_app_with(|config| {
+        let shipping = config.downstream.services.get_mut("shipping").expect("configured");
+        shipping.max_rate_per_sec = 2;
+        shipping.retry.max_attempts = 1;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut limited = 0;
+    for _ in 0..10 {
+        let reply = app.get("/v1/home").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let shipping = status_of(&reply.json(), "shipping").clone();
+        if shipping["reasonCode"] == "rate_limited" {
+            assert_eq!(shipping["status"], "error", "{shipping}");
+            limited += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let sent = app.fleet.requests(Service::Shipping).await.expect("stats");
+    // A burst of 2, then 2 a second.
+    assert!(sent <= 2 + 2 * seconds, "{sent} calls in {seconds} s at 2 a second");
+    assert_eq!(sent + limited, 10, "each request either called shipping or was throttled");
+    assert!(limited >= 10 - (2 + 2 * seconds), "{limited} throttled");
+}

@@ -5,7 +5,6 @@ mod pacts;
 
 use bff_server::Config;
 use bff_testkit::{Reply, TestApp, status_of};
-use partner_bff::Quotas;
 use serde_json::json;
 use services_mock::Service;
 
@@ -15,7 +14,7 @@ async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-async fn spawn_app_with(customize: impl FnOnce(&mut Config<Quotas>)) -> TestApp {
+async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     bff_testkit::spawn(partner_bff::bff(), customize).await
 }
 

@@ -11,7 +11,7 @@ async fn limited_app(redis: Option<&RedisServer>, requests: u32) -> TestApp {
     let url = redis.map(RedisServer::url);
     spawn_app_with(|config| {
         config.redis.url = url;
-        config.own.0.default = QuotaConfig { requests, window_secs: 60 };
+        config.rate_limit.default = QuotaConfig { requests, window_secs: 60 };
     })
     .await
 }
@@ -141,7 +141,7 @@ async fn behind_a_password_redis_is_shared_with_it_and_without_it_each_instance_
         let url = redis.url_with_password(password);
         let alone = spawn_app_with(|config| {
             config.redis.url = Some(url);
-            config.own.0.default = QuotaConfig { requests: 3, window_secs: 60 };
+            config.rate_limit.default = QuotaConfig { requests: 3, window_secs: 60 };
         })
         .await;
         let reply = product(&alone, &token, "p-1").await;
