@@ -62,6 +62,9 @@ pub enum ErrorCode {
     Overloaded,
     /// A bug on our side. Never carries details (500).
     Internal,
+    /// The client app is older than the oldest version still served: it
+    /// must be updated (426; the problem's `Link` says where to read why).
+    ClientUpgradeRequired,
     /// A write was sent but its answer did not come back in time (or the
     /// connection broke after sending): it may or may not have happened.
     /// Retry with the **same** `Idempotency-Key`, which makes the retry
@@ -71,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::AuthInvalidToken,
         ErrorCode::AuthForbidden,
         ErrorCode::RequestInvalid,
@@ -87,6 +90,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::Internal,
         ErrorCode::WriteOutcomeUnknown,
+        ErrorCode::ClientUpgradeRequired,
     ];
 
     /// The machine code as it appears in the `code` member of a problem body.
@@ -107,6 +111,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::WriteOutcomeUnknown => "write.outcome_unknown",
+            ErrorCode::ClientUpgradeRequired => "client.upgrade_required",
         }
     }
 
@@ -126,6 +131,7 @@ impl ErrorCode {
             ErrorCode::DependencyUnavailable | ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::DependencyTimeout | ErrorCode::WriteOutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::ClientUpgradeRequired => StatusCode::UPGRADE_REQUIRED,
         }
     }
 
@@ -149,6 +155,7 @@ impl ErrorCode {
             ErrorCode::WriteOutcomeUnknown => {
                 "The write may or may not have happened: retry with the same Idempotency-Key"
             }
+            ErrorCode::ClientUpgradeRequired => "This app version is no longer supported: update the app",
         }
     }
 }
@@ -189,7 +196,8 @@ impl ErrorCode {
             | ErrorCode::DependencyTimeout
             | ErrorCode::Overloaded
             | ErrorCode::Internal
-            | ErrorCode::WriteOutcomeUnknown => false,
+            | ErrorCode::WriteOutcomeUnknown
+            | ErrorCode::ClientUpgradeRequired => false,
         }
     }
 }

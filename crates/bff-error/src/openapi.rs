@@ -158,6 +158,9 @@ responses! {
             .description(Some("The caller's quota: `\"<policy>\";q=<requests>;w=<window seconds>`.")).build(),
         "RateLimit" => HeaderBuilder::new().schema(Some(string()))
             .description(Some("What is left: `\"<policy>\";r=<remaining>;t=<seconds until whole>`.")).build();
+    /// 426: the app is older than the oldest version served.
+    UpgradeRequired: "This app version is no longer served: update the app (`Link` names the notes).",
+        [ClientUpgradeRequired];
     /// 500: a bug on our side; never carries details.
     Internal: "A bug on our side.", [Internal];
     /// 503: a critical part is unavailable, or the BFF shed load.

@@ -29,6 +29,7 @@ mod backbone;
 pub mod conditional;
 pub mod config;
 pub mod cursor;
+pub mod deprecation;
 pub mod edge;
 pub mod extract;
 pub mod idempotency;

@@ -12,16 +12,20 @@
 //!   (placing one is idempotent by key; another user's order is a `404`)
 //! * `GET /openapi.json`: this API's OpenAPI document, public
 //!
+//! Old app versions are refused or warned ([`versions`], `X-App-Version`).
+//!
 //! This crate holds only screens (recipes and view models) and says which
 //! features of the shell it uses; configuration, authentication, egress,
 //! the edge and serving come from `bff-server`'s [`Bff`].
 
 pub mod routes;
+pub mod versions;
 mod view;
 
 use bff_server::{Backbone, Bff};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+pub use versions::AppVersions;
 
 /// This BFF's registry entry: port 8081, bearer tokens of `mobile-app`.
 pub const ENTRY: &bff_registry::Bff = bff_registry::entry("mobile-bff");
@@ -41,12 +45,15 @@ fn screens() -> OpenApiRouter<Backbone> {
 }
 
 /// mobile-bff.
-pub fn bff() -> Bff {
+pub fn bff() -> Bff<AppVersions> {
     Bff::new(ENTRY, env!("CARGO_PKG_VERSION"))
         .describe(
             "The BFF of the mobile app: one small, UI-shaped payload per screen, with `ETag`/`304` and \
              gzip. Composed screens answer with an envelope whose `components` say which optional parts \
-             are missing; a missing critical part is a `503`/`504` problem.",
+             are missing; a missing critical part is a `503`/`504` problem. The app sends its version as \
+             `X-App-Version: MAJOR.MINOR.PATCH`: below the oldest version served every answer is \
+             `426 client.upgrade_required`; a deprecated version is answered with `Deprecation`, `Sunset` \
+             and a `Link` to the upgrade notes.",
         )
         // Parts run in parallel: the slowest default dependency timeout
         // (140 ms) plus headroom for our own work.
@@ -56,4 +63,6 @@ pub fn bff() -> Bff {
         .conditional_get()
         .compression()
         .screens(screens)
+        // Old app versions: told before anything else is looked at.
+        .around_edge(versions::layer)
 }

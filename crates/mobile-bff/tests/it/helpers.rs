@@ -11,7 +11,7 @@ pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_with(customize: impl FnOnce(&mut Config<mobile_bff::AppVersions>)) -> TestApp {
     bff_testkit::spawn(mobile_bff::bff(), customize).await
 }
 

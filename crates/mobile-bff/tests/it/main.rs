@@ -15,6 +15,7 @@ mod product_page;
 mod resilience;
 mod token_exchange;
 mod traces;
+mod versions;
 
 #[tokio::test]
 async fn conforms_to_the_shell() {
