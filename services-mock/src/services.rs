@@ -47,10 +47,16 @@ pub(crate) fn routes(service: Service) -> Router {
         Service::User => Router::new().route("/users/{id}", get(user)),
         Service::Catalog => Router::new()
             .route("/products/{id}", get(product))
+            .route("/products/batch", get(products_batch))
+            .route("/products/page", get(products_page))
             .route("/products", get(products_in_category))
             .route("/categories", get(categories)),
-        Service::Pricing => Router::new().route("/prices/{id}", get(price)),
-        Service::Inventory => Router::new().route("/stock/{id}", get(stock)),
+        Service::Pricing => {
+            Router::new().route("/prices/{id}", get(price)).route("/prices", get(prices_batch))
+        }
+        Service::Inventory => {
+            Router::new().route("/stock/{id}", get(stock)).route("/stock", get(stock_batch))
+        }
         Service::Cart => Router::new()
             .route("/carts/{user}", get(cart))
             .route("/carts/{user}/items", axum::routing::post(add_item))
@@ -75,9 +81,17 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
             schemas.insert("GET /products/{id}", schema_for!(ProductBody));
             schemas.insert("GET /products", schema_for!(ProductListBody));
             schemas.insert("GET /categories", schema_for!(CategoriesBody));
+            schemas.insert("GET /products/batch", schema_for!(ProductBatchBody));
+            schemas.insert("GET /products/page", schema_for!(ProductPageBody));
         }
-        Service::Pricing => drop(schemas.insert("GET /prices/{id}", schema_for!(PriceBody))),
-        Service::Inventory => drop(schemas.insert("GET /stock/{id}", schema_for!(StockBody))),
+        Service::Pricing => {
+            schemas.insert("GET /prices/{id}", schema_for!(PriceBody));
+            schemas.insert("GET /prices", schema_for!(PriceBatchBody));
+        }
+        Service::Inventory => {
+            schemas.insert("GET /stock/{id}", schema_for!(StockBody));
+            schemas.insert("GET /stock", schema_for!(StockBatchBody));
+        }
         Service::Cart => {
             schemas.insert("GET /carts/{user}", schema_for!(CartBody));
             schemas.insert("POST /carts/{user}/items", schema_for!(CartBody));
@@ -262,6 +276,116 @@ async fn price(State(state): State<MockState>, Path(id): Path<String>) -> Respon
     }
     Json(PriceBody { product_id: product.id.clone(), price, list_price: product.list_price.clone() })
         .into_response()
+}
+
+/// Query of the batch reads: `ids=p-1,p-2,...` (at most [`MAX_BATCH`]).
+#[derive(Debug, Deserialize)]
+pub(crate) struct BatchQuery {
+    ids: String,
+}
+
+/// Ids per batch read at most.
+pub const MAX_BATCH: usize = 100;
+
+/// The ids of a batch read; `None` for none, or more than [`MAX_BATCH`].
+fn batch_ids(query: &BatchQuery) -> Option<Vec<&str>> {
+    let ids: Vec<&str> = query.ids.split(',').filter(|id| !id.is_empty()).collect();
+    (!ids.is_empty() && ids.len() <= MAX_BATCH).then_some(ids)
+}
+
+fn bad_batch() -> Response {
+    error_body(StatusCode::BAD_REQUEST, "ids: 1 to 100 comma-separated ids")
+}
+
+/// `GET /products/batch?ids=..`: the products found, in the order asked;
+/// unknown ids are left out (the caller lists them as not found).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductBatchBody {
+    items: Vec<ProductBody>,
+}
+
+/// Bad data: empty names.
+async fn products_batch(State(state): State<MockState>, Query(query): Query<BatchQuery>) -> Response {
+    let Some(ids) = batch_ids(&query) else { return bad_batch() };
+    let bad = state.control.faults.bad_data();
+    let items = ids.iter().filter_map(|id| state.seed.product(id)).map(|p| product_body(p, bad)).collect();
+    Json(ProductBatchBody { items }).into_response()
+}
+
+/// `GET /products/page?offset=..&limit=..`: every product in catalog order
+/// (a stable order: by id), a page at a time; `nextOffset` while more remain.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPageBody {
+    items: Vec<ProductBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<usize>,
+}
+
+/// Query of `GET /products/page`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// At most 100 a page (default 20). Bad data: empty names.
+async fn products_page(State(state): State<MockState>, Query(query): Query<PageQuery>) -> Response {
+    let (offset, limit) = (query.offset.unwrap_or(0), query.limit.unwrap_or(20).clamp(1, MAX_BATCH));
+    let bad = state.control.faults.bad_data();
+    let all = &state.seed.products;
+    let items: Vec<ProductBody> = all.iter().skip(offset).take(limit).map(|p| product_body(p, bad)).collect();
+    let next_offset = (offset + items.len() < all.len()).then_some(offset + items.len());
+    Json(ProductPageBody { items, next_offset }).into_response()
+}
+
+/// `GET /prices?ids=..`: the prices found; unknown ids left out.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceBatchBody {
+    prices: Vec<PriceBody>,
+}
+
+/// Bad data: negative prices.
+async fn prices_batch(State(state): State<MockState>, Query(query): Query<BatchQuery>) -> Response {
+    let Some(ids) = batch_ids(&query) else { return bad_batch() };
+    let bad = state.control.faults.bad_data();
+    let prices = ids
+        .iter()
+        .filter_map(|id| state.seed.product(id))
+        .map(|product| {
+            let mut price = product.price.clone();
+            if bad {
+                price.amount_minor = -price.amount_minor;
+            }
+            PriceBody { product_id: product.id.clone(), price, list_price: product.list_price.clone() }
+        })
+        .collect();
+    Json(PriceBatchBody { prices }).into_response()
+}
+
+/// `GET /stock?ids=..`: the stock found; unknown ids left out.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockBatchBody {
+    stock: Vec<StockBody>,
+}
+
+/// Bad data: negative stock.
+async fn stock_batch(State(state): State<MockState>, Query(query): Query<BatchQuery>) -> Response {
+    let Some(ids) = batch_ids(&query) else { return bad_batch() };
+    let bad = state.control.faults.bad_data();
+    let stock = ids
+        .iter()
+        .filter_map(|id| state.seed.product(id))
+        .map(|product| StockBody {
+            product_id: product.id.clone(),
+            available: if bad { -5 } else { product.stock },
+            warehouse: "fra-1".to_owned(),
+        })
+        .collect();
+    Json(StockBatchBody { stock }).into_response()
 }
 
 /// `GET /stock/{id}`.

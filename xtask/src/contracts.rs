@@ -21,7 +21,7 @@ use anyhow::{Context as _, bail};
 
 use crate::root;
 
-const HELP: &str = "usage: cargo xtask contracts [--update | --rebaseline]
+const HELP: &str = "usage: cargo xtask contracts [--update | --rebaseline [<bff>]]
 
 Records the consumer pacts (every `pacts::` test) and checks the DTO schemas
 (`schemas::`), then: OpenAPI drift, breaking changes against openapi/baseline/
@@ -30,15 +30,19 @@ and verification of every pact against its provider, with a consumer x
 provider matrix. Non-zero exit on any failure.
 
   --update      rewrite openapi/<bff>.json and contracts/*.json from the code
-  --rebaseline  the current documents become the released baselines (at a release)";
+  --rebaseline  the current documents become the released baselines (at a release);
+                with a BFF's name, only its document (one BFF's API released alone)";
 
 /// Runs the command.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let (mut update, mut rebaseline) = (false, false);
+    let (mut update, mut rebaseline, mut only) = (false, false, None);
     for arg in args {
         match arg.as_str() {
             "--update" => update = true,
             "--rebaseline" => rebaseline = true,
+            name if rebaseline && only.is_none() && bff_registry::find(name).is_some() => {
+                only = bff_registry::find(name).map(|bff| bff.name);
+            }
             "-h" | "--help" => {
                 println!("{HELP}");
                 return Ok(());
@@ -54,6 +58,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         cargo_build_bffs()?;
         run.args(["run", "--quiet", "--package", "bff-contracts", "--", "rebaseline", "--root"]).arg(&root);
         run.arg("--bin-dir").arg(crate::bin_dir());
+        if let Some(name) = only {
+            run.args(["--only", name]);
+        }
         return succeed(run);
     }
 

@@ -83,11 +83,26 @@ pub struct Triage {
     pub stale: Vec<Accepted>,
 }
 
-/// Sorts `breaks` of `bff` against the acknowledgements.
-pub fn triage(bff: &str, breaks: Vec<Break>, accepted: &[Accepted]) -> Triage {
+/// The frozen path prefix (`/partner/v1/`) an operation of `found`
+/// (`GET /partner/v1/products -> 200`) is under, if any.
+pub fn frozen_by<'a>(found: &Break, frozen: &[&'a str]) -> Option<&'a str> {
+    found.operations.iter().find_map(|operation| {
+        let path = operation.split_whitespace().nth(1)?;
+        frozen.iter().copied().find(|prefix| path.starts_with(prefix))
+    })
+}
+
+/// Sorts `breaks` of `bff` against the acknowledgements. A break that
+/// reaches a frozen version (`frozen`: path prefixes, the registry's
+/// `Bff::frozen`) stays unaccepted whatever the acknowledgements say.
+pub fn triage(bff: &str, breaks: Vec<Break>, accepted: &[Accepted], frozen: &[&str]) -> Triage {
     let mine: Vec<&Accepted> = accepted.iter().filter(|a| a.bff == bff).collect();
     let mut triage = Triage::default();
     for found in breaks {
+        if frozen_by(&found, frozen).is_some() {
+            triage.unaccepted.push(found);
+            continue;
+        }
         match mine.iter().find(|a| a.rule == found.rule && a.pointer == found.pointer) {
             Some(entry) => triage.accepted.push((found, entry.reason.clone())),
             None => triage.unaccepted.push(found),
@@ -100,6 +115,23 @@ pub fn triage(bff: &str, breaks: Vec<Break>, accepted: &[Accepted]) -> Triage {
         }
     }
     triage
+}
+
+/// The acknowledgements file `text` without the entries of `bff` (a release
+/// of that BFF alone): each `[[accepted]]` block whose `bff` is it is dropped,
+/// the header and the other entries kept as written.
+pub fn without_entries_of(text: &str, bff: &str) -> String {
+    let marker = "[[accepted]]";
+    let mut blocks = text.split(marker);
+    let mut kept = blocks.next().unwrap_or_default().to_owned();
+    let own = format!("bff = \"{bff}\"");
+    for block in blocks {
+        if !block.lines().any(|line| line.trim() == own) {
+            kept.push_str(marker);
+            kept.push_str(block);
+        }
+    }
+    kept
 }
 
 /// The acknowledgements file after a release: no entries, the explanation kept.
@@ -152,9 +184,30 @@ mod tests {
             "mobile-bff",
             vec![found("response-property-removed", "/a"), found("response-property-removed", "/b")],
             &entries,
+            &[],
         );
         assert_eq!(result.accepted.len(), 1);
         assert_eq!(result.unaccepted, vec![found("response-property-removed", "/b")]);
         assert_eq!(result.stale, vec![entries[2].clone()]);
+    }
+
+    #[test]
+    fn a_release_of_one_bff_drops_only_its_entries() {
+        let text = "# header\n\n[[accepted]]\nbff = \"a\"\nrule = \"r\"\n\n[[accepted]]\nbff = \"b\"\nrule = \"r\"\n";
+        assert_eq!(
+            super::without_entries_of(text, "a"),
+            "# header\n\n[[accepted]]\nbff = \"b\"\nrule = \"r\"\n"
+        );
+    }
+
+    #[test]
+    fn a_break_that_reaches_a_frozen_version_cannot_be_accepted() {
+        let mut reaching = found("response-property-removed", "/a");
+        reaching.operations.insert("GET /partner/v1/products/{id} -> 200".to_owned());
+        let entries = [accepted("partner-bff", "response-property-removed", "/a")];
+        let frozen = triage("partner-bff", vec![reaching.clone()], &entries, &["/partner/v1/"]);
+        assert_eq!(frozen.unaccepted, vec![reaching.clone()]);
+        let served = triage("partner-bff", vec![reaching], &entries, &["/partner/v2/"]);
+        assert_eq!(served.accepted.len(), 1, "v2 is not frozen");
     }
 }

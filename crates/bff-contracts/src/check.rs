@@ -105,7 +105,9 @@ fn breaking(options: &Options, out: &mut String) -> anyhow::Result<usize> {
         let base: Value = serde_json::from_str(&base)
             .with_context(|| format!("{} is not JSON", baseline_file.display()))?;
         let head: Value = bff.document()?;
-        let triage = baseline::triage(bff.name, crate::breaking::breaking_changes(&base, &head), &accepted);
+        let frozen = bff_registry::find(bff.name).map(|entry| entry.frozen).unwrap_or_default();
+        let breaks = crate::breaking::breaking_changes(&base, &head);
+        let triage = baseline::triage(bff.name, breaks, &accepted, frozen);
         if triage.unaccepted.is_empty() && triage.stale.is_empty() {
             let _ = writeln!(out, "  ok      {} ({} accepted)", bff.name, triage.accepted.len());
         }
@@ -123,6 +125,12 @@ fn breaking(options: &Options, out: &mut String) -> anyhow::Result<usize> {
                 found.message,
                 via(&found.operations)
             );
+            if let Some(prefix) = baseline::frozen_by(found, frozen) {
+                let _ = writeln!(
+                    out,
+                    "          {prefix} is frozen while it is served (bff-registry `frozen`): it cannot break; change the next version instead"
+                );
+            }
         }
         for entry in &triage.stale {
             failed += 1;
@@ -328,16 +336,33 @@ fn rel(options: &Options, path: &Path) -> String {
 }
 
 /// `--rebaseline`: the current documents become the released baselines and
-/// the acknowledgements are cleared. Run when a version ships to clients.
-pub fn rebaseline(root: &Path, bin_dir: &Path) -> anyhow::Result<String> {
+/// the acknowledgements are cleared. Run when a version ships to clients;
+/// `only` a BFF when one BFF's API ships on its own (a partner API version),
+/// which clears its acknowledgements and keeps the others'.
+pub fn rebaseline(root: &Path, bin_dir: &Path, only: Option<&str>) -> anyhow::Result<String> {
     let dir = root.join(BASELINE_DIR);
     std::fs::create_dir_all(&dir)?;
     let mut out = String::new();
-    for bff in bffs(bin_dir) {
+    let mut found = false;
+    for bff in bffs(bin_dir).into_iter().filter(|bff| only.is_none_or(|name| bff.name == name)) {
+        found = true;
         std::fs::write(bff.file(&dir), bff.render()?)?;
         let _ = writeln!(out, "baseline {}", bff.file(&dir).strip_prefix(root).unwrap_or(&dir).display());
     }
-    std::fs::write(root.join(ACCEPTED_FILE), baseline::EMPTY_ACCEPTED)?;
-    let _ = writeln!(out, "cleared {ACCEPTED_FILE}");
+    let accepted = root.join(ACCEPTED_FILE);
+    match only {
+        None => std::fs::write(&accepted, baseline::EMPTY_ACCEPTED)?,
+        Some(name) if found => {
+            let kept =
+                baseline::without_entries_of(&std::fs::read_to_string(&accepted).unwrap_or_default(), name);
+            std::fs::write(&accepted, kept)?;
+        }
+        Some(name) => anyhow::bail!("no BFF named {name}"),
+    }
+    let _ = writeln!(
+        out,
+        "cleared {ACCEPTED_FILE}{}",
+        only.map(|n| format!(" of {n}'s entries")).unwrap_or_default()
+    );
     Ok(out)
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! bff-contracts check --root <workspace> --bin-dir <target/debug> --pacts <dir> [--update]
-//! bff-contracts rebaseline --root <workspace> --bin-dir <target/debug>
+//! bff-contracts rebaseline --root <workspace> --bin-dir <target/debug> [--only <bff>]
 //! ```
 
 use std::path::PathBuf;
@@ -27,13 +27,14 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<bool> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
-    let (mut root, mut pacts, mut update, mut bin_dir) = (None, None, false, None);
+    let (mut root, mut pacts, mut update, mut bin_dir, mut only) = (None, None, false, None, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--root" => root = args.next().map(PathBuf::from),
             "--bin-dir" => bin_dir = args.next().map(PathBuf::from),
             "--pacts" => pacts = args.next().map(PathBuf::from),
             "--update" => update = true,
+            "--only" => only = args.next(),
             other => anyhow::bail!("unknown argument `{other}`"),
         }
     }
@@ -50,7 +51,7 @@ fn run() -> anyhow::Result<bool> {
             Ok(outcome.passed)
         }
         "rebaseline" => {
-            print!("{}", check::rebaseline(&root, &bin_dir)?);
+            print!("{}", check::rebaseline(&root, &bin_dir, only.as_deref())?);
             Ok(true)
         }
         other => anyhow::bail!("unknown command `{other}` (check, rebaseline)"),

@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Cart, Categories, OrderDetail, Orders, Price, Product, ProductList, Promotions, Recommendations,
-    ReviewSummary, ShippingEstimate, Stock, UserProfile, Validate,
+    Cart, Categories, OrderDetail, Orders, Price, PriceBatch, Product, ProductBatch, ProductList,
+    ProductPage, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock, StockBatch,
+    UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
 
@@ -411,6 +412,21 @@ impl CatalogClient {
         self.endpoint.get(&cx, &["products", product_id], &[]).await
     }
 
+    /// `GET /products/batch?ids=..`: up to 100 products in one call (the
+    /// DataLoader pattern: one call per service, not one per id); an
+    /// unknown id is absent from the answer.
+    pub async fn batch(&self, cx: CallCtx, product_ids: &[&str]) -> Result<ProductBatch, DownstreamError> {
+        let ids = product_ids.join(",");
+        self.endpoint.get(&cx, &["products", "batch"], &[("ids", &ids)]).await
+    }
+
+    /// `GET /products/page?offset=..&limit=..`: the whole catalog in its
+    /// stable order, a page at a time.
+    pub async fn page(&self, cx: CallCtx, offset: u32, limit: u8) -> Result<ProductPage, DownstreamError> {
+        let (offset, limit) = (offset.to_string(), limit.to_string());
+        self.endpoint.get(&cx, &["products", "page"], &[("offset", &offset), ("limit", &limit)]).await
+    }
+
     /// `GET /categories`: every category, in catalog order.
     pub async fn categories(&self, cx: CallCtx) -> Result<Categories, DownstreamError> {
         self.endpoint.get(&cx, &["categories"], &[]).await
@@ -434,12 +450,26 @@ impl PricingClient {
     pub async fn price(&self, cx: CallCtx, product_id: &str) -> Result<Price, DownstreamError> {
         self.endpoint.get(&cx, &["prices", product_id], &[]).await
     }
+
+    /// `GET /prices?ids=..`: the prices of up to 100 products in one call;
+    /// an unknown id is absent from the answer.
+    pub async fn batch(&self, cx: CallCtx, product_ids: &[&str]) -> Result<PriceBatch, DownstreamError> {
+        let ids = product_ids.join(",");
+        self.endpoint.get(&cx, &["prices"], &[("ids", &ids)]).await
+    }
 }
 
 impl InventoryClient {
     /// `GET /stock/{productId}`.
     pub async fn stock(&self, cx: CallCtx, product_id: &str) -> Result<Stock, DownstreamError> {
         self.endpoint.get(&cx, &["stock", product_id], &[]).await
+    }
+
+    /// `GET /stock?ids=..`: the stock of up to 100 products in one call; an
+    /// unknown id is absent from the answer.
+    pub async fn batch(&self, cx: CallCtx, product_ids: &[&str]) -> Result<StockBatch, DownstreamError> {
+        let ids = product_ids.join(",");
+        self.endpoint.get(&cx, &["stock"], &[("ids", &ids)]).await
     }
 }
 

@@ -210,6 +210,66 @@ impl Validate for ProductList {
     }
 }
 
+/// Products by id, read in one call (catalog service): those found, in the
+/// order asked; an id it does not know is simply absent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductBatch {
+    /// The products found.
+    pub items: Vec<Product>,
+}
+
+impl Validate for ProductBatch {
+    fn validate(&self) -> Result<(), String> {
+        self.items.iter().try_for_each(Validate::validate)
+    }
+}
+
+/// One page of the whole catalog in its stable order (catalog service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductPage {
+    /// The products of this page.
+    pub items: Vec<Product>,
+    /// Where the next page starts; absent on the last.
+    #[serde(default)]
+    pub next_offset: Option<u32>,
+}
+
+impl Validate for ProductPage {
+    fn validate(&self) -> Result<(), String> {
+        self.items.iter().try_for_each(Validate::validate)
+    }
+}
+
+/// Prices by product id, read in one call (pricing service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceBatch {
+    /// The prices found.
+    pub prices: Vec<Price>,
+}
+
+impl Validate for PriceBatch {
+    fn validate(&self) -> Result<(), String> {
+        self.prices.iter().try_for_each(Validate::validate)
+    }
+}
+
+/// Stock by product id, read in one call (inventory service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StockBatch {
+    /// The stock found.
+    pub stock: Vec<Stock>,
+}
+
+impl Validate for StockBatch {
+    fn validate(&self) -> Result<(), String> {
+        self.stock.iter().try_for_each(Validate::validate)
+    }
+}
+
 /// A product's price (pricing service).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

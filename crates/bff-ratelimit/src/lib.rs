@@ -83,14 +83,6 @@ impl RateLimitConfig {
             if *cost == 0 {
                 problems.push(format!("costs.{operation}: a cost must be at least 1"));
             }
-            if let Some(quota) =
-                std::iter::once(&self.default).chain(self.overrides.values()).find(|q| q.requests < *cost)
-            {
-                problems.push(format!(
-                    "costs.{operation}: {cost} is more than a whole quota ({} requests): it could never run",
-                    quota.requests
-                ));
-            }
         }
         if self.policy.is_empty()
             || !self.policy.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -253,6 +245,9 @@ impl Limiter {
 
     async fn decide(&self, key: &str, cost: u32) -> Decision {
         let quota = self.config.quota_for(key);
+        // A cost above a caller's whole quota (a small plan) takes the
+        // whole quota rather than never being allowed.
+        let cost = cost.min(quota.requests.max(1));
         let window = Duration::from_secs(quota.window_secs.max(1));
         let emission = window / quota.requests.max(1);
         let shared: Option<(i64, i64, i64)> = if self.redis.is_configured() {
@@ -375,6 +370,9 @@ mod tests {
         let refused = limiter.check_cost("acme", 4).await;
         assert!(!refused.allowed, "2 left, 4 asked");
         assert!(limiter.check("acme").await.allowed, "a refusal took nothing: 2 are still there");
+        let small = Limiter::new(config(3), SharedRedis::disabled());
+        let whole = small.check_cost("acme", 10).await;
+        assert!(whole.allowed && whole.remaining == 0, "a cost above the quota takes all of it");
     }
 
     #[test]
@@ -384,8 +382,8 @@ mod tests {
         assert_eq!(config.cost_of("POST", "/partner/v1/products:batchGet"), 5);
         assert_eq!(config.cost_of("GET", "/partner/v1/products/{id}"), 1);
         assert!(config.problems().is_empty());
-        config.costs.insert("POST /x".to_owned(), 11);
-        assert!(config.problems().iter().any(|p| p.contains("more than a whole quota")));
+        config.costs.insert("POST /x".to_owned(), 0);
+        assert!(config.problems().iter().any(|p| p.contains("at least 1")));
     }
 
     #[test]

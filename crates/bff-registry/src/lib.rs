@@ -131,6 +131,11 @@ pub struct Bff {
     /// In the local stacks (`cargo xtask dev` and compose): extra settings,
     /// `SECTION__KEY` without the prefix (e.g. `Server-Timing` on).
     pub local_env: &'static [(&'static str, &'static str)],
+    /// Path prefixes of API versions that are served and frozen
+    /// (`/partner/v1/`): a breaking change that reaches one of their
+    /// operations fails `cargo xtask contracts` and cannot be accepted.
+    /// A version leaves this list when it stops being served.
+    pub frozen: &'static [&'static str],
 }
 
 impl Bff {
@@ -147,6 +152,7 @@ impl Bff {
         volume: None,
         container_env: &[],
         local_env: &[],
+        frozen: &[],
     };
 
     /// The short name used on command lines (`mobile` for `mobile-bff`).
@@ -218,12 +224,14 @@ pub const BFFS: &[Bff] = &[
         auth: Auth::ClientCredentials,
         client: "partner-acme",
         calls: &["catalog", "pricing", "inventory"],
-        routes: "GET /partner/v1/products/{id}",
+        routes: "GET /partner/v1/products[/{id}], POST /partner/v1/products:batchGet, GET /partner/v2/products[/{id}]",
         smoke: Smoke {
             path: "/partner/v1/products/p-1",
             caller: "partner-acme",
             expect: r#""availability":"in_stock""#,
         },
+        // Deprecated, served until its sunset: it must not break meanwhile.
+        frozen: &["/partner/v1/"],
         ..Bff::DEFAULTS
     },
     Bff {

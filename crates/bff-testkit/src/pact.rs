@@ -69,6 +69,14 @@ pub enum Read {
     Product,
     /// `catalog.product("p-999")`: the BFF relies on `404` meaning "no such product".
     ProductMissing,
+    /// `catalog.batch(["p-1", "p-999"])`: one call for many; unknown ids absent.
+    ProductBatch,
+    /// `catalog.page(0, 20)`: the catalog in its stable order, a page.
+    ProductPage,
+    /// `pricing.batch(["p-1", "p-999"])`.
+    PriceBatch,
+    /// `inventory.batch(["p-1", "p-999"])`.
+    StockBatch,
     /// `pricing.price("p-5")`, a product on sale (`listPrice` read too).
     PriceOnSale,
     /// `inventory.stock("p-1")`.
@@ -120,11 +128,14 @@ impl Read {
         match self {
             Read::Profile { .. } => Service::User,
             Read::Cart | Read::AddItem | Read::SetQuantity | Read::RemoveItem => Service::Cart,
-            Read::Product | Read::ProductMissing | Read::Categories | Read::ProductsInCategory { .. } => {
-                Service::Catalog
-            }
-            Read::PriceOnSale => Service::Pricing,
-            Read::Stock => Service::Inventory,
+            Read::Product
+            | Read::ProductMissing
+            | Read::ProductBatch
+            | Read::ProductPage
+            | Read::Categories
+            | Read::ProductsInCategory { .. } => Service::Catalog,
+            Read::PriceOnSale | Read::PriceBatch => Service::Pricing,
+            Read::Stock | Read::StockBatch => Service::Inventory,
             Read::RecommendationsForSegment { .. } | Read::RecommendationsForUser { .. } => {
                 Service::Recommendations
             }
@@ -203,6 +214,38 @@ impl Read {
                     Read::ProductMissing => {
                         ("product p-999 does not exist", "/products/p-999".into(), vec![], None, 404)
                     }
+                    Read::ProductBatch => (
+                        "product p-1 exists",
+                        "/products/batch".into(),
+                        vec![("ids", "p-1,p-999".into())],
+                        Some(json_pattern!({ "items": each_like!(product_pattern()) })),
+                        200,
+                    ),
+                    Read::ProductPage => (
+                        "product p-1 exists",
+                        "/products/page".into(),
+                        vec![("offset", "0".into()), ("limit", "20".into())],
+                        Some(json_pattern!({ "items": each_like!(product_pattern()), "nextOffset": like!(20) })),
+                        200,
+                    ),
+                    Read::PriceBatch => (
+                        "product p-1 exists",
+                        "/prices".into(),
+                        vec![("ids", "p-1,p-999".into())],
+                        Some(json_pattern!({
+                            "prices": each_like!({ "productId": like!("p-1"), "price": money(1999) }),
+                        })),
+                        200,
+                    ),
+                    Read::StockBatch => (
+                        "product p-1 exists",
+                        "/stock".into(),
+                        vec![("ids", "p-1,p-999".into())],
+                        Some(json_pattern!({
+                            "stock": each_like!({ "productId": like!("p-1"), "available": like!(13) }),
+                        })),
+                        200,
+                    ),
                     Read::PriceOnSale => (
                         "product p-5 is on sale",
                         "/prices/p-5".into(),
@@ -386,6 +429,10 @@ impl Read {
             Read::Product => "a product".into(),
             Read::ProductMissing => "an unknown product".into(),
             Read::PriceOnSale => "the price of a product on sale".into(),
+            Read::ProductBatch => "products by id, in one call".into(),
+            Read::ProductPage => "a page of the whole catalog".into(),
+            Read::PriceBatch => "prices by product id, in one call".into(),
+            Read::StockBatch => "stock by product id, in one call".into(),
             Read::Stock => "a product's stock".into(),
             Read::RecommendationsForSegment { context, limit } => {
                 format!("{limit} recommendations for a segment's {context}")
@@ -436,6 +483,22 @@ impl Read {
                 Err(DownstreamError::NotFound { .. }) => Ok(()),
                 other => Err(format!("expected not found, got {other:?}")),
             },
+            Read::ProductBatch => {
+                let found = api.catalog.batch(cx(), &["p-1", "p-999"]).await.map_err(show)?;
+                check(found.items.len() == 1 && found.items[0].id == "p-1", "items")
+            }
+            Read::ProductPage => {
+                let page = api.catalog.page(cx(), 0, 20).await.map_err(show)?;
+                check(page.items.len() == 1 && page.next_offset == Some(20), "items and nextOffset")
+            }
+            Read::PriceBatch => {
+                let found = api.pricing.batch(cx(), &["p-1", "p-999"]).await.map_err(show)?;
+                check(found.prices.len() == 1 && found.prices[0].price == gbp(1999), "prices")
+            }
+            Read::StockBatch => {
+                let found = api.inventory.batch(cx(), &["p-1", "p-999"]).await.map_err(show)?;
+                check(found.stock.len() == 1 && found.stock[0].available == 13, "stock")
+            }
             Read::PriceOnSale => {
                 let price = api.pricing.price(cx(), "p-5").await.map_err(show)?;
                 check(price.list_price == Some(gbp(2499)), "listPrice")
@@ -521,6 +584,16 @@ fn gbp(amount_minor: i64) -> Money {
 
 fn money(amount_minor: i64) -> JsonPattern {
     json_pattern!({ "amountMinor": like!(amount_minor), "currency": term!("^[A-Z]{3}$", "GBP") })
+}
+
+fn product_pattern() -> JsonPattern {
+    json_pattern!({
+        "id": like!("p-1"),
+        "name": like!("Amber Lamp"),
+        "brand": like!("Nordlys"),
+        "description": like!("A lamp."),
+        "images": each_like!("https://img.example/p-1/1.jpg"),
+    })
 }
 
 fn cart_line(product_id: &str) -> JsonPattern {

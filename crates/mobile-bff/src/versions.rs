@@ -189,7 +189,8 @@ where
         Box::pin(async move {
             let mut response = answer.await?;
             for (name, value) in &policy.notice {
-                response.headers_mut().insert(name.clone(), value.clone());
+                // Appended: a `Link` of the answer's own stays.
+                response.headers_mut().append(name.clone(), value.clone());
             }
             Ok(response)
         })

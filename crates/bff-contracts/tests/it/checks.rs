@@ -82,9 +82,39 @@ fn the_released_baselines_have_no_unaccepted_breaks() {
         };
         let base: Value = serde_json::from_str(&base).expect("baseline JSON");
         let head = read_json(&root().join(format!("openapi/{}.json", bff.name)));
-        let triage = bff_contracts::baseline::triage(bff.name, breaking_changes(&base, &head), &accepted);
+        let triage =
+            bff_contracts::baseline::triage(bff.name, breaking_changes(&base, &head), &accepted, bff.frozen);
         assert!(triage.unaccepted.is_empty() && triage.stale.is_empty(), "{}: {triage:?}", bff.name);
     }
+}
+
+/// partner-bff serves v1 until its sunset: a break of v1 fails the check
+/// even with an acknowledgement; the same change in v2 is a break like any.
+#[test]
+fn partner_v1_cannot_break_while_it_is_served() {
+    let base = serde_json::to_value(partner_bff::bff().openapi()).expect("json");
+    let mut head = base.clone();
+    if let Some(properties) =
+        head.pointer_mut("/components/schemas/ProductV1/properties").and_then(Value::as_object_mut)
+    {
+        properties.remove("brand");
+    }
+    let breaks = breaking_changes(&base, &head);
+    assert!(!breaks.is_empty(), "removing a v1 property is a break");
+    let acknowledged: Vec<bff_contracts::baseline::Accepted> = breaks
+        .iter()
+        .map(|b| bff_contracts::baseline::Accepted {
+            bff: "partner-bff".to_owned(),
+            rule: b.rule.clone(),
+            pointer: b.pointer.clone(),
+            reason: "a reviewer agreed".to_owned(),
+        })
+        .collect();
+    let frozen = bff_registry::entry("partner-bff").frozen;
+    assert_eq!(frozen, ["/partner/v1/"]);
+    let triage = bff_contracts::baseline::triage("partner-bff", breaks, &acknowledged, frozen);
+    assert!(!triage.unaccepted.is_empty(), "acknowledged, but v1 is frozen: {triage:?}");
+    assert!(triage.accepted.is_empty());
 }
 
 /// mobile-bff's document, generated, as JSON to edit.
@@ -152,12 +182,12 @@ async fn a_provider_missing_a_field_the_pact_needs_fails_verification_readably()
     let pact = catalog_pact(&dir, |_| {});
     let verdict = verify::verify(&pact, target, Arc::clone(&states)).await;
     assert!(verdict.passed(), "{verdict:?}");
-    assert_eq!(verdict.verified, 2);
+    assert_eq!(verdict.verified, 4);
 
     // A consumer that needs `rating`, which the catalog does not send.
     let pact = catalog_pact(&dir, |pact| {
         if let Some(body) =
-            pact.pointer_mut("/interactions/0/response/body/content").and_then(Value::as_object_mut)
+            pact.pointer_mut("/interactions/1/response/body/content").and_then(Value::as_object_mut)
         {
             body.insert("rating".into(), json!(4.5));
         }
@@ -174,7 +204,7 @@ async fn a_provider_missing_a_field_the_pact_needs_fails_verification_readably()
     );
     let (text, failed) = matrix(std::slice::from_ref(&verdict), &[], &[]);
     assert_eq!(failed, 1);
-    assert!(text.contains("FAIL 1/2") && text.contains("missing the following keys: rating"), "{text}");
+    assert!(text.contains("FAIL 1/4") && text.contains("missing the following keys: rating"), "{text}");
 }
 
 #[tokio::test]

@@ -8,13 +8,14 @@ use bff_testkit::{Reply, TestApp, status_of};
 use serde_json::json;
 use services_mock::Service;
 
+mod catalogue;
 mod rate_limit;
 
 async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+async fn spawn_app_with(customize: impl FnOnce(&mut Config<partner_bff::ApiVersions>)) -> TestApp {
     bff_testkit::spawn(partner_bff::bff(), customize).await
 }
 

@@ -11,9 +11,12 @@ async fn partner_bff_pacts_are_recorded_through_the_real_clients() {
     record_all(
         "partner-bff",
         &[
-            (Service::Catalog, vec![Read::Product, Read::ProductMissing]),
-            (Service::Pricing, vec![Read::PriceOnSale]),
-            (Service::Inventory, vec![Read::Stock]),
+            (
+                Service::Catalog,
+                vec![Read::Product, Read::ProductMissing, Read::ProductBatch, Read::ProductPage],
+            ),
+            (Service::Pricing, vec![Read::PriceOnSale, Read::PriceBatch]),
+            (Service::Inventory, vec![Read::Stock, Read::StockBatch]),
         ],
     )
     .await;
