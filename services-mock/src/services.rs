@@ -64,7 +64,9 @@ pub(crate) fn routes(service: Service) -> Router {
         Service::Recommendations => Router::new().route("/recommendations", get(recommendations)),
         Service::Promotions => Router::new().route("/promotions", get(promotions)),
         Service::Shipping => Router::new().route("/estimates", get(estimate)),
-        Service::Reviews => Router::new().route("/reviews/{id}/summary", get(reviews)),
+        Service::Reviews => Router::new()
+            .route("/reviews/{id}/summary", get(reviews))
+            .route("/reviews/{id}", get(review_list)),
         Service::Orders => Router::new()
             .route("/orders", get(crate::orders::list).post(crate::orders::place))
             .route("/orders/{id}", get(crate::orders::get_one)),
@@ -103,7 +105,10 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
         }
         Service::Promotions => drop(schemas.insert("GET /promotions", schema_for!(PromotionsBody))),
         Service::Shipping => drop(schemas.insert("GET /estimates", schema_for!(EstimateBody))),
-        Service::Reviews => drop(schemas.insert("GET /reviews/{id}/summary", schema_for!(ReviewsBody))),
+        Service::Reviews => {
+            schemas.insert("GET /reviews/{id}/summary", schema_for!(ReviewsBody));
+            schemas.insert("GET /reviews/{id}", schema_for!(ReviewListBody));
+        }
         Service::Orders => {
             schemas.insert("GET /orders", schema_for!(crate::orders::OrdersBody));
             schemas.insert("GET /orders/{id}", schema_for!(crate::orders::OrderBody));
@@ -843,6 +848,56 @@ pub struct ReviewsBody {
     product_id: String,
     average_rating: f64,
     count: u32,
+}
+
+/// `GET /reviews/{id}?limit=..`: the latest reviews of a product.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewListBody {
+    product_id: String,
+    reviews: Vec<ReviewBody>,
+}
+
+/// One review.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewBody {
+    id: String,
+    rating: u8,
+    title: String,
+    author: String,
+    created_at: String,
+}
+
+/// Query of `GET /reviews/{id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReviewListQuery {
+    limit: Option<usize>,
+}
+
+/// Deterministic: up to `min(count, limit)` reviews (limit default 5, at
+/// most 20), newest first. Bad data: a rating of 9.
+async fn review_list(
+    State(state): State<MockState>,
+    Path(id): Path<String>,
+    Query(query): Query<ReviewListQuery>,
+) -> Response {
+    let Some(product) = state.seed.product(&id) else { return not_found("product") };
+    const TITLES: [&str; 5] =
+        ["Does the job", "Better than expected", "Solid", "Would buy again", "A bit pricey"];
+    const AUTHORS: [&str; 5] = ["Ada", "Grace", "Alan", "Katherine", "Linus"];
+    let bad = state.control.faults.bad_data();
+    let count = (product.review_count as usize).min(query.limit.unwrap_or(5).clamp(1, 20));
+    let reviews = (0..count)
+        .map(|k| ReviewBody {
+            id: format!("r-{}-{}", product.id, k + 1),
+            rating: if bad { 9 } else { (5 - (k % 3)) as u8 },
+            title: TITLES[k % TITLES.len()].to_owned(),
+            author: AUTHORS[(k + product.review_count as usize) % AUTHORS.len()].to_owned(),
+            created_at: format!("2026-{:02}-{:02}T12:00:00Z", 11 - (k / 28).min(10), 28 - (k % 28)),
+        })
+        .collect();
+    Json(ReviewListBody { product_id: product.id.clone(), reviews }).into_response()
 }
 
 /// Bad data: a rating of 7.5 out of 5.

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     Cart, Categories, OrderDetail, Orders, Price, PriceBatch, Product, ProductBatch, ProductList,
-    ProductPage, Promotions, Recommendations, ReviewSummary, ShippingEstimate, Stock, StockBatch,
+    ProductPage, Promotions, Recommendations, ReviewList, ReviewSummary, ShippingEstimate, Stock, StockBatch,
     UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
@@ -580,6 +580,17 @@ impl ReviewsClient {
     /// `GET /reviews/{productId}/summary`.
     pub async fn summary(&self, cx: CallCtx, product_id: &str) -> Result<ReviewSummary, DownstreamError> {
         self.endpoint.get(&cx, &["reviews", product_id, "summary"], &[]).await
+    }
+
+    /// `GET /reviews/{productId}?limit=..`: the latest reviews, newest first.
+    pub async fn latest(
+        &self,
+        cx: CallCtx,
+        product_id: &str,
+        limit: u8,
+    ) -> Result<ReviewList, DownstreamError> {
+        let limit = limit.to_string();
+        self.endpoint.get(&cx, &["reviews", product_id], &[("limit", &limit)]).await
     }
 }
 

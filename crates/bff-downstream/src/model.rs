@@ -518,6 +518,43 @@ impl Cacheable for ReviewSummary {
     const KIND: &'static str = "reviews";
 }
 
+/// One review (reviews service).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    /// Review id.
+    pub id: String,
+    /// 1 to 5 stars.
+    pub rating: u8,
+    /// Headline.
+    pub title: String,
+    /// Who wrote it (a display name).
+    pub author: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// The latest reviews of a product, newest first (reviews service).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewList {
+    /// The reviews.
+    pub reviews: Vec<Review>,
+}
+
+impl Validate for ReviewList {
+    fn validate(&self) -> Result<(), String> {
+        self.reviews.iter().try_for_each(|review| {
+            non_empty("id", &review.id)?;
+            if (1..=5).contains(&review.rating) {
+                Ok(())
+            } else {
+                Err(format!("rating {} outside 1..=5", review.rating))
+            }
+        })
+    }
+}
+
 impl Validate for ReviewSummary {
     fn validate(&self) -> Result<(), String> {
         if !(0.0..=5.0).contains(&self.average_rating) {

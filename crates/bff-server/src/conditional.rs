@@ -21,6 +21,18 @@ const MAX_TAGGED_BYTES: usize = 1024 * 1024;
 
 /// The middleware (`axum::middleware::from_fn(conditional_get)`).
 pub async fn conditional_get(request: Request, next: Next) -> Response {
+    tagged(request, next, Some("private, no-cache")).await
+}
+
+/// The same for a public, anonymous operation: the tag and `304`, and the
+/// handler's own `Cache-Control` (`public, max-age=..`) kept, so a CDN can
+/// hold and revalidate it.
+pub async fn conditional_public(request: Request, next: Next) -> Response {
+    tagged(request, next, None).await
+}
+
+/// Tags a `200` to a `GET`; `cache_control` replaces the handler's, if given.
+async fn tagged(request: Request, next: Next, cache_control: Option<&'static str>) -> Response {
     if request.method() != Method::GET {
         return next.run(request).await;
     }
@@ -46,7 +58,9 @@ pub async fn conditional_get(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&etag) {
         parts.headers.insert(header::ETAG, value);
     }
-    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    if let Some(cache_control) = cache_control {
+        parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    }
     if matches {
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers.remove(header::CONTENT_LENGTH);

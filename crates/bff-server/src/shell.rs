@@ -142,6 +142,7 @@ pub struct Bff<X: Section = ()> {
     staff_roles: &'static [&'static str],
     rate_limit: RateLimitConfig,
     screens: fn() -> OpenApiRouter<Backbone>,
+    public_screens: fn() -> OpenApiRouter<Backbone>,
     inside_auth: Vec<Hook<X>>,
     around_auth: Vec<Hook<X>>,
     around_edge: Vec<EdgeHook<X>>,
@@ -177,6 +178,7 @@ impl<X: Section> Bff<X> {
                 ..RateLimitConfig::default()
             },
             screens: OpenApiRouter::new,
+            public_screens: OpenApiRouter::new,
             inside_auth: Vec::new(),
             around_auth: Vec::new(),
             around_edge: Vec::new(),
@@ -274,6 +276,20 @@ impl<X: Section> Bff<X> {
     #[must_use]
     pub fn screens(mut self, screens: fn() -> OpenApiRouter<Backbone>) -> Self {
         self.screens = screens;
+        self
+    }
+
+    /// Anonymous, public operations (no security requirement in their
+    /// document): served without authentication and without a caller's
+    /// quota, with an `ETag` and `304`, and the handler's own
+    /// `Cache-Control` (`public, max-age=.., stale-while-revalidate=..`)
+    /// so a CDN can hold them. Only what is the same for everyone belongs
+    /// here; a handler calls services on the BFF's own behalf
+    /// (`CallCtx::on_own_behalf`). Every other screen's answer is forced
+    /// `private`, whatever its handler said.
+    #[must_use]
+    pub fn public_screens(mut self, screens: fn() -> OpenApiRouter<Backbone>) -> Self {
+        self.public_screens = screens;
         self
     }
 
@@ -480,6 +496,8 @@ impl<X: Section> Bff<X> {
             openapi::document(self.entry.name, self.version, self.description, security_schemes(self.entry));
         let (screens, doc) = OpenApiRouter::with_openapi(skeleton).merge((self.screens)()).split_for_parts();
         let mut doc = openapi::rate_limited(doc);
+        let (public_screens, public_doc) = (self.public_screens)().split_for_parts();
+        doc = doc.merge_from(public_doc);
         let mut session = None;
         if self.entry.auth == Auth::Session {
             let (public, public_doc) = crate::session::public_routes().split_for_parts();
@@ -488,7 +506,7 @@ impl<X: Section> Bff<X> {
             doc = doc.merge_from(public_doc).merge_from(private_doc);
             session = Some((public, private));
         }
-        (Routes { screens, session }, openapi::finish(doc))
+        (Routes { screens, public: public_screens, session }, openapi::finish(doc))
     }
 
     /// The complete app for `config`, and its backbone.
@@ -548,6 +566,13 @@ impl<X: Section> Bff<X> {
         if config.server.server_timing {
             screens = screens.route_layer(middleware::map_response(server_timing));
         }
+        // Public screens: no authentication, no caller, the handler's own
+        // (public) Cache-Control with an ETag; the edge still sheds load.
+        let mut public = routes.public;
+        if public.has_routes() {
+            public = public.route_layer(middleware::from_fn(crate::conditional::conditional_public));
+        }
+        let public = public.with_state(backbone.clone());
         let mut app: Router = match routes.session {
             None => screens.with_state(backbone.clone()),
             Some((public, private)) => {
@@ -569,7 +594,7 @@ impl<X: Section> Bff<X> {
                 public.with_state(state).merge(private)
             }
         };
-        app = app.merge(openapi::route(&doc));
+        app = app.merge(public).merge(openapi::route(&doc));
         let mut app = crate::edge(app, &config.server, readiness);
         for hook in &self.around_edge {
             app = hook(&config.own, &backbone)?(app);
@@ -761,6 +786,7 @@ impl<X: Section> Bff<X> {
 /// The routers a BFF serves before layering.
 struct Routes {
     screens: Router<Backbone>,
+    public: Router<Backbone>,
     session: Option<(Router<SessionState>, Router<SessionState>)>,
 }
 
@@ -810,8 +836,24 @@ fn security_schemes(
 /// own: the answer is someone's (web home, admin and partner answers had
 /// none, so a shared cache in between could have served them to others).
 async fn personal(mut response: Response) -> Response {
-    response
-        .headers_mut()
+    let headers = response.headers_mut();
+    let public =
+        headers.get(axum::http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(',').any(|d| {
+                matches!(d.trim().to_ascii_lowercase().as_str(), "public" | "s-maxage")
+                    || d.trim().to_ascii_lowercase().starts_with("s-maxage=")
+            })
+        });
+    if public {
+        // An authenticated screen's answer is the caller's: never let a
+        // shared cache keep it, whatever its handler said.
+        tracing::error!("an authenticated screen marked its answer public; sent private, no-store");
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("private, no-store"),
+        );
+    }
+    headers
         .entry(axum::http::header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("private, no-store"));
     response

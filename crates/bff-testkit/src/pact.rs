@@ -108,6 +108,8 @@ pub enum Read {
     Estimate,
     /// `reviews.summary("p-1")`.
     ReviewSummary,
+    /// `reviews.latest("p-1", 5)`: the latest reviews.
+    ReviewList,
     /// `orders.for_user("u-2")` (`u-1` has none).
     Orders,
     /// `orders.page("u-2", 10, None)`: a page, newest first, with the
@@ -141,7 +143,7 @@ impl Read {
             }
             Read::PromotionsForSegment => Service::Promotions,
             Read::Estimate => Service::Shipping,
-            Read::ReviewSummary => Service::Reviews,
+            Read::ReviewSummary | Read::ReviewList => Service::Reviews,
             Read::Orders | Read::OrdersPage | Read::Order | Read::OrderMissing | Read::PlaceOrder => {
                 Service::Orders
             }
@@ -329,6 +331,21 @@ impl Read {
                         Some(json_pattern!({ "averageRating": like!(4.2), "count": like!(17) })),
                         200,
                     ),
+                    Read::ReviewList => (
+                        "product p-1 exists",
+                        "/reviews/p-1".into(),
+                        vec![("limit", "5".into())],
+                        Some(json_pattern!({
+                            "reviews": each_like!({
+                                "id": like!("r-p-1-1"),
+                                "rating": like!(5),
+                                "title": like!("Solid"),
+                                "author": like!("Ada"),
+                                "createdAt": term!("^\\d{4}-\\d{2}-\\d{2}T.*$", "2026-11-28T12:00:00Z"),
+                            }),
+                        })),
+                        200,
+                    ),
                     Read::Orders => (
                         "user u-2 has orders",
                         "/orders".into(),
@@ -446,6 +463,7 @@ impl Read {
             Read::PromotionsForSegment => "a segment's promotions".into(),
             Read::Estimate => "a user's delivery estimate".into(),
             Read::ReviewSummary => "a product's review summary".into(),
+            Read::ReviewList => "a product's latest reviews".into(),
             Read::Orders => "a user's orders".into(),
             Read::SetQuantity => "changing a cart line's quantity, with an Idempotency-Key".into(),
             Read::RemoveItem => "removing a cart line, with an Idempotency-Key".into(),
@@ -535,6 +553,10 @@ impl Read {
             Read::ReviewSummary => {
                 let summary = api.reviews.summary(cx(), "p-1").await.map_err(show)?;
                 check(summary.count == 17, "count")
+            }
+            Read::ReviewList => {
+                let list = api.reviews.latest(cx(), "p-1", 5).await.map_err(show)?;
+                check(list.reviews.len() == 1 && list.reviews[0].rating == 5, "reviews")
             }
             Read::Orders => {
                 let orders = api.orders.for_user(cx(), "u-2").await.map_err(show)?;

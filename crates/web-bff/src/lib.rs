@@ -12,10 +12,14 @@
 //! * `POST /v1/cart/items`: [`routes::add_to_cart`], a write with an `Idempotency-Key`.
 //! * `POST /v1/orders`, `GET /v1/orders`, `GET /v1/orders/{id}`: [`orders`]
 //!   (placing one is idempotent by key; another user's order is a `404`).
+//! * `GET /v1/product-page/{id}`, `GET /v1/widgets/recommendations`,
+//!   `GET /v1/widgets/cart-summary`: [`shop`].
+//! * `GET /v1/categories`: public and cacheable ([`shop::categories`]).
 //! * `GET /openapi.json`: this API's OpenAPI document, public.
 
 pub mod orders;
 pub mod routes;
+pub mod shop;
 
 use bff_server::{Backbone, Bff};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +35,14 @@ fn screens() -> OpenApiRouter<Backbone> {
         .routes(routes!(routes::add_to_cart))
         .routes(routes!(orders::place_order, orders::orders))
         .routes(routes!(orders::order))
+        .routes(routes!(shop::product))
+        .routes(routes!(shop::recommendations_widget))
+        .routes(routes!(shop::cart_summary_widget))
+}
+
+/// The anonymous, public operations: the same for everyone, cacheable by a CDN.
+fn public() -> OpenApiRouter<Backbone> {
+    OpenApiRouter::new().routes(routes!(shop::categories))
 }
 
 /// web-bff.
@@ -45,4 +57,5 @@ pub fn bff() -> Bff {
         .deadline_ms(350)
         .cache()
         .screens(screens)
+        .public_screens(public)
 }

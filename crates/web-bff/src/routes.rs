@@ -70,7 +70,7 @@ pub struct MiniCart {
 }
 
 impl MiniCart {
-    fn new(cart: &Cart) -> Self {
+    pub(crate) fn new(cart: &Cart) -> Self {
         MiniCart {
             item_count: cart.items.iter().map(|l| l.quantity).sum(),
             line_count: cart.items.len(),

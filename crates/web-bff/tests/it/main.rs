@@ -403,3 +403,104 @@ async fn a_session_without_the_cart_scope_cannot_write_to_the_cart() {
 async fn conforms_to_the_shell() {
     bff_testkit::conformance(web_bff::bff, |_| {}).await;
 }
+
+#[tokio::test]
+async fn the_product_page_is_richer_than_mobiles_and_degrades_part_by_part() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-2").await;
+    let page = get(&app, &format!("{}/v1/product-page/p-1", app.base), Some(&session)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let body = page.json();
+    assert_eq!(body["degraded"], false, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["recommendations"].as_array().map(Vec::len), Some(12));
+    assert!(data["reviews"].as_array().is_some_and(|r| !r.is_empty() && r.len() <= 5), "{data}");
+    assert!(data["rating"].is_string() && data["delivery"].is_string(), "{data}");
+    assert_eq!(data["images"].as_array().map(Vec::len), Some(4), "the whole gallery");
+
+    app.fleet.set_faults(Service::Reviews, serde_json::json!({"errorRatio": 1.0})).await.expect("faults");
+    let degraded = get(&app, &format!("{}/v1/product-page/p-1", app.base), Some(&session)).await.json();
+    assert_eq!(degraded["degraded"], true);
+    assert_eq!(degraded["data"]["reviews"], serde_json::json!([]));
+    assert!(degraded["data"].get("rating").is_none());
+    assert_eq!(degraded["data"]["recommendations"].as_array().map(Vec::len), Some(12), "the rest stands");
+    get(&app, &format!("{}/v1/product-page/p-999", app.base), Some(&session))
+        .await
+        .assert_problem(404, "resource.not_found");
+}
+
+#[tokio::test]
+async fn widgets_serve_one_part_each() {
+    let app = spawn_app().await;
+    let session = log_in(&app, "u-2").await;
+    let widget = get(
+        &app,
+        &format!("{}/v1/widgets/recommendations?context=product:p-3&limit=4", app.base),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(widget.status, 200, "{}", widget.text);
+    assert_eq!(widget.json()["data"]["items"].as_array().map(Vec::len), Some(4));
+    let stats = app.fleet.stats(Service::Recommendations).await.expect("stats");
+    assert_eq!(stats["total"], 1, "one call for the widget");
+    get(&app, &format!("{}/v1/widgets/recommendations?context=cart", app.base), Some(&session))
+        .await
+        .assert_problem(400, "request.invalid");
+
+    app.fleet
+        .set_faults(Service::Recommendations, serde_json::json!({"errorRatio": 1.0}))
+        .await
+        .expect("faults");
+    let empty = get(&app, &format!("{}/v1/widgets/recommendations", app.base), Some(&session)).await;
+    assert_eq!(empty.status, 200, "never a failure for want of suggestions");
+    assert_eq!(empty.json()["data"]["items"], serde_json::json!([]));
+
+    let cart = get(&app, &format!("{}/v1/widgets/cart-summary", app.base), Some(&session)).await;
+    assert_eq!(cart.status, 200, "{}", cart.text);
+    assert_eq!(cart.json()["lineCount"], 2, "u-2's seeded cart");
+}
+
+#[tokio::test]
+async fn the_categories_are_public_and_cacheable_and_nothing_personal_is_marked_public() {
+    let app = spawn_app().await;
+    let anonymous = get(&app, &format!("{}/v1/categories", app.base), None).await;
+    assert_eq!(anonymous.status, 200, "{}", anonymous.text);
+    assert_eq!(anonymous.header("cache-control"), Some(web_bff::shop::CATEGORIES_CACHE_CONTROL));
+    let etag = anonymous.header("etag").expect("an ETag").to_owned();
+    assert!(anonymous.json()["categories"].as_array().is_some_and(|c| !c.is_empty()));
+    // Called on the BFF's own behalf: nobody's token reached the catalog.
+    let stats = app.fleet.stats(Service::Catalog).await.expect("stats");
+    assert_eq!(stats["recent"][0]["token"]["sub"], "web-bff");
+    let unchanged = Reply::read(
+        app.http
+            .get(format!("{}/v1/categories", app.base))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("reachable"),
+    )
+    .await;
+    assert_eq!(unchanged.status, 304);
+    assert!(unchanged.text.is_empty());
+
+    // Every authenticated GET of the document answers private, never public.
+    let session = log_in(&app, "u-2").await;
+    let document = get(&app, &format!("{}/openapi.json", app.base), None).await.json();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let Some(operation) = item.get("get") else { continue };
+        if operation["security"].as_array().is_none_or(Vec::is_empty) || path.starts_with("/auth/") {
+            continue;
+        }
+        let url = format!("{}{}", app.base, path.replace("{id}", "p-1"));
+        let reply = get(&app, &url, Some(&session)).await;
+        let cache_control = reply.header("cache-control").unwrap_or_default().to_owned();
+        assert!(
+            cache_control.starts_with("private") && !cache_control.contains("public"),
+            "{path}: {} {cache_control:?}",
+            reply.status
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} personal GETs checked");
+}

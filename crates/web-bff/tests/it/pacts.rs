@@ -13,7 +13,18 @@ async fn web_bff_pacts_are_recorded_through_the_real_clients() {
         &[
             (Service::User, vec![Read::Profile { with_email: false }]),
             (Service::Cart, vec![Read::Cart, Read::AddItem]),
-            (Service::Recommendations, vec![Read::RecommendationsForSegment { context: "home", limit: 12 }]),
+            (Service::Catalog, vec![Read::Product, Read::ProductMissing, Read::Categories]),
+            (Service::Pricing, vec![Read::PriceOnSale]),
+            (Service::Inventory, vec![Read::Stock]),
+            (Service::Reviews, vec![Read::ReviewSummary, Read::ReviewList]),
+            (
+                Service::Recommendations,
+                vec![
+                    Read::RecommendationsForSegment { context: "home", limit: 12 },
+                    Read::RecommendationsForUser { context: "product:p-1", limit: 12 },
+                    Read::RecommendationsForUser { context: "home", limit: 6 },
+                ],
+            ),
             (Service::Promotions, vec![Read::PromotionsForSegment]),
             (Service::Shipping, vec![Read::Estimate]),
             (
