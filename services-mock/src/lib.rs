@@ -142,6 +142,8 @@ pub struct MockState {
     pub carts: services::Carts,
     /// Orders placed (the orders service's; durable with a data directory).
     pub orders: Arc<orders::OrderStore>,
+    /// Locked accounts (the user service's).
+    pub locks: services::Locks,
 }
 
 impl FromRef<MockState> for Control {
@@ -160,6 +162,7 @@ impl MockState {
             writes: services::Writes::default(),
             carts: services::Carts::default(),
             orders: Arc::new(orders::OrderStore::in_memory()),
+            locks: services::Locks::default(),
         })
     }
 

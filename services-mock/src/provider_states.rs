@@ -51,6 +51,7 @@ pub async fn change(State(state): State<MockState>, body: axum::body::Bytes) -> 
         // Writes of one interaction must not change what the next one reads.
         state.carts.reset();
         state.writes.reset();
+        state.locks.reset();
         return Json(json!({})).into_response();
     }
     match check(state.seed, &change.state) {

@@ -44,7 +44,11 @@ pub(crate) fn refuse_unless_owner(caller: Option<Extension<Subject>>, user: &str
 pub(crate) fn routes(service: Service) -> Router {
     match service {
         Service::Identity => crate::identity::routes(),
-        Service::User => Router::new().route("/users/{id}", get(user)),
+        Service::User => Router::new()
+            .route("/users/{id}", get(user))
+            .route("/users", get(search_users))
+            .route("/users/{id}/lock", axum::routing::post(lock_user))
+            .route("/users/{id}/unlock", axum::routing::post(unlock_user)),
         Service::Catalog => Router::new()
             .route("/products/{id}", get(product))
             .route("/products/batch", get(products_batch))
@@ -78,7 +82,12 @@ pub(crate) fn schemas(service: Service) -> BTreeMap<&'static str, Schema> {
     let mut schemas = BTreeMap::new();
     match service {
         Service::Identity => {}
-        Service::User => drop(schemas.insert("GET /users/{id}", schema_for!(UserBody))),
+        Service::User => {
+            schemas.insert("GET /users/{id}", schema_for!(UserBody));
+            schemas.insert("GET /users", schema_for!(UserPageBody));
+            schemas.insert("POST /users/{id}/lock", schema_for!(LockBody));
+            schemas.insert("POST /users/{id}/unlock", schema_for!(LockBody));
+        }
         Service::Catalog => {
             schemas.insert("GET /products/{id}", schema_for!(ProductBody));
             schemas.insert("GET /products", schema_for!(ProductListBody));
@@ -133,6 +142,156 @@ pub struct UserBody {
     locale: String,
     country: String,
     segment: String,
+}
+
+/// A `403` unless the token's subject has the `admin` role (account
+/// actions are admins' alone).
+fn refuse_unless_admin(caller: Option<Extension<Subject>>) -> Option<Response> {
+    let Extension(caller) = caller?;
+    if caller.roles.iter().any(|role| role == "admin") {
+        return None;
+    }
+    Some(error_body(StatusCode::FORBIDDEN, "only admins may lock or unlock accounts"))
+}
+
+/// Locked accounts: user id → (reason, by whom). In memory.
+#[derive(Debug, Clone, Default)]
+pub struct Locks(Arc<Mutex<HashMap<String, (String, String)>>>);
+
+impl Locks {
+    /// Every account unlocked (a Pact provider state's teardown).
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// `GET /users?query=..&offset=..&limit=..` (staff only): users whose id,
+/// name or e-mail contains `query` (any case), by id, a page at a time.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPageBody {
+    items: Vec<UserBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_offset: Option<usize>,
+}
+
+/// Query of `GET /users`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct UserSearchQuery {
+    query: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+fn user_body(user: &crate::seed::SeedUser) -> UserBody {
+    UserBody {
+        id: user.id.clone(),
+        display_name: user.display_name.to_owned(),
+        email: user.email.clone(),
+        tier: user.tier.to_owned(),
+        locale: user.locale.to_owned(),
+        country: user.country.to_owned(),
+        segment: user.segment.to_owned(),
+    }
+}
+
+async fn search_users(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Query(query): Query<UserSearchQuery>,
+) -> Response {
+    if let Some(Extension(subject)) = &caller
+        && !subject.roles.iter().any(|role| STAFF_ROLES.contains(&role.as_str()))
+    {
+        return error_body(StatusCode::FORBIDDEN, "only staff may search users");
+    }
+    let needle = query.query.unwrap_or_default().to_lowercase();
+    let matching: Vec<&crate::seed::SeedUser> = state
+        .seed
+        .users
+        .iter()
+        .filter(|u| {
+            needle.is_empty()
+                || u.id.contains(&needle)
+                || u.display_name.to_lowercase().contains(&needle)
+                || u.email.to_lowercase().contains(&needle)
+        })
+        .collect();
+    let (offset, limit) = (query.offset.unwrap_or(0), query.limit.unwrap_or(20).clamp(1, 100));
+    let items: Vec<UserBody> = matching.iter().skip(offset).take(limit).map(|u| user_body(u)).collect();
+    let next_offset = (offset + items.len() < matching.len()).then_some(offset + items.len());
+    Json(UserPageBody { items, next_offset }).into_response()
+}
+
+/// `POST /users/{id}/lock` and `/unlock` (`{"reason"}`, admins only): an
+/// account's lock state, set idempotently (locking a locked account
+/// changes nothing and answers its state).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockBody {
+    id: String,
+    locked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_by: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockRequest {
+    reason: String,
+}
+
+async fn lock_user(
+    state: State<MockState>,
+    caller: Option<Extension<Subject>>,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_lock(state, caller, id, body, true).await
+}
+
+async fn unlock_user(
+    state: State<MockState>,
+    caller: Option<Extension<Subject>>,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_lock(state, caller, id, body, false).await
+}
+
+async fn set_lock(
+    State(state): State<MockState>,
+    caller: Option<Extension<Subject>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+    lock: bool,
+) -> Response {
+    let actor = caller.as_ref().map(|Extension(s)| s.sub.clone()).unwrap_or_default();
+    if let Some(refused) = refuse_unless_admin(caller) {
+        return refused;
+    }
+    let Ok(request) = serde_json::from_slice::<LockRequest>(&body) else {
+        return error_body(StatusCode::BAD_REQUEST, "expected {reason}");
+    };
+    if state.seed.user(&id).is_none() {
+        return not_found("user");
+    }
+    let mut locks = state.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if lock {
+        locks.entry(id.clone()).or_insert_with(|| (request.reason, actor));
+    } else {
+        locks.remove(&id);
+    }
+    let held = locks.get(&id).cloned();
+    Json(LockBody {
+        id,
+        locked: held.is_some(),
+        reason: held.as_ref().map(|(reason, _)| reason.clone()),
+        locked_by: held.map(|(_, by)| by),
+    })
+    .into_response()
 }
 
 /// Bad data: an empty display name.

@@ -140,6 +140,10 @@ pub struct AuditRecord {
     pub code: Option<String>,
     /// The HTTP status sent.
     pub status: u16,
+    /// Why, for an action that takes a reason (a lock), as the caller gave
+    /// it (at most [`MAX_REASON_CHARS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// A caller-controlled field was longer than [`MAX_FIELD_CHARS`] and cut.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -169,6 +173,13 @@ impl AuditRecord {
 /// Longest value kept of a field the caller controls (target, caller's
 /// request id); longer ones are cut and the record marked `truncated`.
 pub const MAX_FIELD_CHARS: usize = 128;
+
+/// Longest reason kept (the handlers accept 500).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// The reason a handler puts on its response for the record (a lock's).
+#[derive(Debug, Clone)]
+pub struct Reason(pub String);
 
 /// `value` cut to [`MAX_FIELD_CHARS`], and whether it was.
 fn bounded(value: String) -> (String, bool) {
@@ -201,6 +212,8 @@ pub struct Entry {
     pub code: Option<String>,
     /// The status sent.
     pub status: u16,
+    /// The reason given, for actions that take one.
+    pub reason: Option<String>,
 }
 
 /// How the trail's writer is tuned (from [`crate::AuditConfig`]).
@@ -376,6 +389,7 @@ impl Writer {
                 outcome: denials.outcome,
                 code,
                 status: denials.status,
+                reason: None,
                 truncated: false,
                 count: Some(denials.count),
                 until: Some(rfc3339(denials.last)),
@@ -438,6 +452,10 @@ fn record_of(entry: Entry) -> AuditRecord {
         outcome: entry.outcome,
         code: entry.code,
         status: entry.status,
+        reason: entry.reason.map(|reason| match reason.char_indices().nth(MAX_REASON_CHARS) {
+            Some((end, _)) => reason[..end].to_owned(),
+            None => reason,
+        }),
         truncated: target_cut || id_cut,
         count: None,
         until: None,
@@ -514,6 +532,7 @@ mod tests {
             outcome: Outcome::Allowed,
             code: None,
             status: 200,
+            reason: None,
         }
     }
 

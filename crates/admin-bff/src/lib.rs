@@ -13,9 +13,13 @@
 //! settings are this BFF's own section, [`AuditConfig`].
 //!
 //! * `GET /admin/v1/users/{id}`: profile and recent orders.
+//! * `GET /admin/v1/users?query=`, `POST /admin/v1/users/{id}/lock|unlock`,
+//!   `GET /admin/v1/audit`: search, account actions (admins, with a reason
+//!   that is audited), the trail's queries ([`actions`]).
 //! * `GET /openapi.json`: this API's OpenAPI document, public and not audited.
 //! * `admin-bff verify-audit <file>`: checks a trail's hash chain.
 
+pub mod actions;
 pub mod audit;
 pub mod routes;
 
@@ -89,7 +93,12 @@ impl Section for AuditConfig {
 
 /// The admin routes, each routed together with its OpenAPI operation.
 fn screens() -> OpenApiRouter<Backbone> {
-    OpenApiRouter::new().routes(routes!(routes::user))
+    OpenApiRouter::new()
+        .routes(routes!(routes::user))
+        .routes(routes!(actions::search_users))
+        .routes(routes!(actions::lock_user))
+        .routes(routes!(actions::unlock_user))
+        .routes(routes!(actions::audit))
 }
 
 /// admin-bff.
@@ -104,6 +113,11 @@ pub fn bff() -> Bff<AuditConfig> {
         .deadline_ms(400)
         .staff_roles(ROLES)
         .screens(screens)
+        // The audit query reads the trail this process writes.
+        .inside_auth(|config: &AuditConfig, _: &Backbone| {
+            let path = actions::TrailPath(config.path.clone());
+            Ok(bff_server::route_layer(axum::Extension(path)))
+        })
         // Around authentication: says which action and target a request
         // to a screen was, for the record.
         .around_auth(|_, _| Ok(bff_server::route_layer(middleware::from_fn(name_the_action))))
@@ -198,6 +212,7 @@ async fn audit_every_request(State(audit): State<Arc<AuditLog>>, request: Reques
         outcome,
         code: code.map(|code| code.as_str().to_owned()),
         status: response.status().as_u16(),
+        reason: response.extensions().get::<audit::Reason>().map(|reason| reason.0.clone()),
     };
     if entry.actor.is_none() {
         // Nobody we know: counted, never a synced line each (a flood of

@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    Cart, Categories, OrderDetail, Orders, Price, PriceBatch, Product, ProductBatch, ProductList,
+    Cart, Categories, LockState, OrderDetail, Orders, Price, PriceBatch, Product, ProductBatch, ProductList,
     ProductPage, Promotions, Recommendations, ReviewList, ReviewSummary, ShippingEstimate, Stock, StockBatch,
-    UserProfile, Validate,
+    UserPage, UserProfile, Validate,
 };
 use crate::{DownstreamConfig, DownstreamError, Service};
 
@@ -403,6 +403,34 @@ impl UserClient {
     /// `GET /users/{id}`.
     pub async fn profile(&self, cx: CallCtx, user_id: &str) -> Result<UserProfile, DownstreamError> {
         self.endpoint.get(&cx, &["users", user_id], &[]).await
+    }
+
+    /// `GET /users?query=..&offset=..&limit=..` (staff): users whose id,
+    /// name or e-mail contains `query`, by id, a page at a time.
+    pub async fn search(
+        &self,
+        cx: CallCtx,
+        query: &str,
+        offset: u32,
+        limit: u8,
+    ) -> Result<UserPage, DownstreamError> {
+        let (offset, limit) = (offset.to_string(), limit.to_string());
+        self.endpoint.get(&cx, &["users"], &[("query", query), ("offset", &offset), ("limit", &limit)]).await
+    }
+
+    /// `POST /users/{id}/lock` or `/unlock` with the reason (admins): sets
+    /// the account's lock state, idempotently; answers it. A write: sent
+    /// once. Not an admin is [`DownstreamError::Forbidden`].
+    pub async fn set_lock(
+        &self,
+        cx: CallCtx,
+        user_id: &str,
+        lock: bool,
+        reason: &str,
+    ) -> Result<LockState, DownstreamError> {
+        let action = if lock { "lock" } else { "unlock" };
+        let body = serde_json::json!({ "reason": reason });
+        self.endpoint.post(&cx, &["users", user_id, action], &body, None).await
     }
 }
 

@@ -108,6 +108,42 @@ impl Validate for UserProfile {
     }
 }
 
+/// A page of users found by a search (user service, staff only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    /// The users of this page, by id.
+    pub items: Vec<UserProfile>,
+    /// Where the next page starts; absent on the last.
+    #[serde(default)]
+    pub next_offset: Option<u32>,
+}
+
+impl Validate for UserPage {
+    fn validate(&self) -> Result<(), String> {
+        self.items.iter().try_for_each(Validate::validate)
+    }
+}
+
+/// An account's lock state (user service).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockState {
+    /// The user id.
+    pub id: String,
+    /// Whether the account is locked.
+    pub locked: bool,
+    /// Why, while locked.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Validate for LockState {
+    fn validate(&self) -> Result<(), String> {
+        non_empty("id", &self.id)
+    }
+}
+
 /// One line of a cart.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

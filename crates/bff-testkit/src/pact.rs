@@ -61,6 +61,12 @@ pub enum Read {
     Cart,
     /// `cart.add_item("u-2", "p-1", 1, key)`: a write with an `Idempotency-Key`.
     AddItem,
+    /// `users.search("ada", 0, 20)`: staff searching users.
+    UserSearch,
+    /// `users.set_lock("u-4", true, reason)`: an admin locking an account.
+    LockUser,
+    /// `users.set_lock("u-4", false, reason)`: an admin unlocking one.
+    UnlockUser,
     /// `cart.set_quantity("u-2", "p-2", 3, key)`: a write to a line in the cart.
     SetQuantity,
     /// `cart.remove_item("u-2", "p-11", key)`: a write removing a line.
@@ -128,7 +134,7 @@ impl Read {
     /// The service this call goes to.
     pub fn service(self) -> Service {
         match self {
-            Read::Profile { .. } => Service::User,
+            Read::Profile { .. } | Read::UserSearch | Read::LockUser | Read::UnlockUser => Service::User,
             Read::Cart | Read::AddItem | Read::SetQuantity | Read::RemoveItem => Service::Cart,
             Read::Product
             | Read::ProductMissing
@@ -166,6 +172,35 @@ impl Read {
                         }
                         ("user u-1 exists", "/users/u-1".into(), vec![], Some(body), 200)
                     }
+                    Read::UserSearch => (
+                        "user u-1 exists",
+                        "/users".into(),
+                        vec![("query", "ada".into()), ("offset", "0".into()), ("limit", "20".into())],
+                        Some(json_pattern!({
+                            "items": each_like!({
+                                "id": like!("u-1"),
+                                "displayName": like!("Ada Lovelace"),
+                                "tier": like!("gold"),
+                                "locale": like!("en-GB"),
+                                "email": term!("^[^@]+@[^@]+$", "ada@example.com"),
+                            }),
+                        })),
+                        200,
+                    ),
+                    Read::LockUser => (
+                        "user u-4 exists",
+                        "/users/u-4/lock".into(),
+                        vec![],
+                        Some(json_pattern!({ "id": like!("u-4"), "locked": true, "reason": like!("chargeback fraud") })),
+                        200,
+                    ),
+                    Read::UnlockUser => (
+                        "user u-4 exists",
+                        "/users/u-4/unlock".into(),
+                        vec![],
+                        Some(json_pattern!({ "id": like!("u-4"), "locked": false })),
+                        200,
+                    ),
                     Read::Cart => (
                         "user u-2 has 2 items in the cart",
                         "/carts/u-2".into(),
@@ -414,6 +449,12 @@ impl Read {
                 Read::RemoveItem => {
                     i.request.method("DELETE").header("idempotency-key", key());
                 }
+                Read::LockUser | Read::UnlockUser => {
+                    i.request
+                        .post()
+                        .content_type("application/json")
+                        .json_body(json_pattern!({ "reason": like!("chargeback fraud") }));
+                }
                 Read::PlaceOrder => {
                     i.given("user u-2 exists");
                     i.request
@@ -442,6 +483,9 @@ impl Read {
             Read::Profile { with_email: true } => "a user's profile, with e-mail".into(),
             Read::Profile { with_email: false } => "a user's profile".into(),
             Read::Cart => "a user's cart".into(),
+            Read::UserSearch => "staff searching users".into(),
+            Read::LockUser => "an admin locking an account, with a reason".into(),
+            Read::UnlockUser => "an admin unlocking an account, with a reason".into(),
             Read::AddItem => "adding a line to a user's cart, with an Idempotency-Key".into(),
             Read::Product => "a product".into(),
             Read::ProductMissing => "an unknown product".into(),
@@ -484,6 +528,21 @@ impl Read {
                 let profile = api.users.profile(cx(), "u-1").await.map_err(show)?;
                 check(profile.display_name == "Ada Lovelace", "displayName")?;
                 check(profile.email.is_some() == with_email, "email")
+            }
+            Read::UserSearch => {
+                let page = api.users.search(cx(), "ada", 0, 20).await.map_err(show)?;
+                check(page.items.len() == 1 && page.items[0].id == "u-1", "items")
+            }
+            Read::LockUser => {
+                let state = api.users.set_lock(cx(), "u-4", true, "chargeback fraud").await.map_err(show)?;
+                check(
+                    state.locked && state.reason.as_deref() == Some("chargeback fraud"),
+                    "locked and reason",
+                )
+            }
+            Read::UnlockUser => {
+                let state = api.users.set_lock(cx(), "u-4", false, "chargeback fraud").await.map_err(show)?;
+                check(!state.locked, "locked")
             }
             Read::Cart => {
                 let cart = api.cart.cart(cx(), "u-2").await.map_err(show)?;

@@ -1,6 +1,7 @@
 //! admin-bff integration tests: staff tokens, role-based masking and the
 //! audit trail, against the real mocks.
 
+mod actions;
 mod pacts;
 
 use std::path::PathBuf;

@@ -10,7 +10,13 @@ use services_mock::Service;
 async fn admin_bff_pacts_are_recorded_through_the_real_clients() {
     record_all(
         "admin-bff",
-        &[(Service::User, vec![Read::Profile { with_email: true }]), (Service::Orders, vec![Read::Orders])],
+        &[
+            (
+                Service::User,
+                vec![Read::Profile { with_email: true }, Read::UserSearch, Read::LockUser, Read::UnlockUser],
+            ),
+            (Service::Orders, vec![Read::Orders]),
+        ],
     )
     .await;
 }
