@@ -24,6 +24,21 @@ impl MobileApi {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base.trim_end_matches('/')))
+            .bearer_auth("app-access-token")
+            .header("accept", "application/json")
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("the pact mock server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
 }
 
 fn money() -> JsonPattern {
@@ -98,6 +113,71 @@ async fn mobile_app_reads_its_screens_from_mobile_bff() {
             }));
             i
         })
+        .interaction("the cart screen", "", |mut i| {
+            i.given("user u-2 is signed in");
+            authorized(&mut i, "/v1/cart");
+            i.response.ok().content_type("application/json").json_body(json_pattern!({
+                "components": { "cart": { "status": term!("^(ok|fallback|error)$", "ok") } },
+                "data": {
+                    "cart": {
+                        "items": each_like!({
+                            "productId": like!("p-2"),
+                            "title": like!("Amber Lamp"),
+                            "quantity": like!(1),
+                            "unitPrice": money(),
+                            "lineTotal": money(),
+                        }),
+                        "itemCount": like!(2),
+                        "total": money(),
+                    },
+                },
+            }));
+            i
+        })
+        .interaction("placing an order", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("product p-1 exists");
+            i.request
+                .post()
+                .path("/v1/orders")
+                .header("accept", "application/json")
+                .header("authorization", term!("^Bearer [A-Za-z0-9._~+/=-]+$", "Bearer app-access-token"))
+                .header("idempotency-key", term!("^[A-Za-z0-9_.:-]{8,128}$", "order-key-0001"))
+                .content_type("application/json")
+                .json_body(json_pattern!({ "items": [{ "productId": "p-1", "quantity": 1 }] }));
+            i.response.status(201).content_type("application/json").json_body(json_pattern!({
+                "id": like!("ord-000001"),
+                "status": like!("placed"),
+                "items": each_like!({ "productId": like!("p-1"), "quantity": like!(1), "lineTotal": money() }),
+                "itemCount": like!(1),
+                "total": money(),
+            }));
+            i
+        })
+        .interaction("the order history", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("user u-2 has orders");
+            authorized(&mut i, "/v1/orders");
+            i.response.ok().content_type("application/json").json_body(json_pattern!({
+                "orders": each_like!({
+                    "id": like!("o-u-2-1"),
+                    "placedAt": like!("2026-02-04T10:00:00Z"),
+                    "status": like!("shipped"),
+                    "total": money(),
+                }),
+            }));
+            i
+        })
+        .interaction("another user's order", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("order o-u-3-1 exists");
+            authorized(&mut i, "/v1/orders/o-u-3-1");
+            i.response
+                .status(404)
+                .content_type("application/problem+json")
+                .json_body(json_pattern!({ "code": "resource.not_found", "title": like!("The resource does not exist") }));
+            i
+        })
         .interaction("an unknown product page", "", |mut i| {
             i.given("user u-2 is signed in");
             i.given("product p-999 does not exist");
@@ -118,6 +198,17 @@ async fn mobile_app_reads_its_screens_from_mobile_bff() {
 
     let (status, product) = api.get("/v1/product-page/p-1").await;
     assert_eq!((status, product["data"]["availability"]["canBuy"].as_bool()), (200, Some(true)));
+
+    let (status, cart) = api.get("/v1/cart").await;
+    assert_eq!((status, cart["data"]["cart"]["itemCount"].as_u64()), (200, Some(2)));
+    let order = serde_json::json!({ "items": [{ "productId": "p-1", "quantity": 1 }] });
+    let (status, placed) = api.post("/v1/orders", "order-key-0001", order).await;
+    assert_eq!((status, placed["status"].as_str()), (201, Some("placed")));
+    let (status, history) = api.get("/v1/orders").await;
+    assert_eq!((status, history["orders"][0]["id"].as_str()), (200, Some("o-u-2-1")));
+    // Another user's order is a 404: the app shows "no such order".
+    let (status, problem) = api.get("/v1/orders/o-u-3-1").await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("resource.not_found")));
 
     let (status, problem) = api.get("/v1/product-page/p-999").await;
     assert_eq!((status, problem["code"].as_str()), (404, Some("resource.not_found")));

@@ -46,6 +46,34 @@ async fn web_app_reads_its_pages_from_web_bff() {
             }));
             i
         })
+        .interaction("a product page", "", |mut i| {
+            i.given("user u-2 is signed in");
+            i.given("product p-1 exists");
+            i.request.get().path("/v1/product-page/p-1");
+            with_session(&mut i);
+            i.response.ok().content_type("application/json").json_body(json_pattern!({
+                "data": {
+                    "id": "p-1",
+                    "title": like!("Amber Lamp"),
+                    "images": each_like!("https://img.example/p-1/1.jpg"),
+                    "price": { "formatted": like!("$19.99") },
+                    "availability": term!("^(in_stock|limited_stock|out_of_stock|unknown)$", "in_stock"),
+                    "recommendations": each_like!({ "id": like!("p-7"), "title": like!("Amber Lamp") }),
+                    "reviews": each_like!({ "rating": like!(5), "title": like!("Solid") }),
+                },
+            }));
+            i
+        })
+        .interaction("the categories, anonymously", "", |mut i| {
+            i.given("category shoes exists");
+            i.request.get().path("/v1/categories").header("accept", "application/json");
+            // (Its `Cache-Control: public, ...` is web-bff's own test: Pact
+            // splits the header at commas.)
+            i.response.ok().content_type("application/json").json_body(
+                json_pattern!({ "categories": each_like!({ "id": like!("shoes"), "name": like!("Shoes") }) }),
+            );
+            i
+        })
         .interaction("the home page", "", |mut i| {
             i.given("user u-2 is signed in");
             i.given("user u-2 has orders");
@@ -118,6 +146,18 @@ async fn web_app_reads_its_pages_from_web_bff() {
     let session: Value = get("/auth/session").await.expect("answer").json().await.expect("json");
     let csrf = session["csrfToken"].as_str().expect("a CSRF token").to_owned();
     let home: Value = get("/v1/home").await.expect("answer").json().await.expect("json");
+    let page: Value = get("/v1/product-page/p-1").await.expect("answer").json().await.expect("json");
+    assert_eq!(page["data"]["reviews"][0]["rating"], 5);
+    let categories: Value = http
+        .get(format!("{base}/v1/categories"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(categories["categories"][0]["id"], "shoes");
     assert_eq!(home["data"]["cart"]["lineCount"], 2);
     let add = |key: &str, product: &str| {
         http.post(format!("{base}/v1/cart/items"))
