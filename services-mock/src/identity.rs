@@ -224,6 +224,18 @@ pub struct Person {
 pub const STAFF: &[(&str, &str, &str)] =
     &[("s-1", "Alice Admin", "admin"), ("s-2", "Sam Support", "support"), ("s-3", "Nia Nobody", "viewer")];
 
+/// The customer markets (back-office tenants) each staff member may see,
+/// space-separated (`*`: all), as their tokens' `tenants` claim: Sam
+/// supports the UK and EU desks, not the US one.
+pub fn staff_markets(id: &str) -> Option<&'static str> {
+    match id {
+        "s-1" => Some("*"),
+        "s-2" => Some("uk eu"),
+        "s-3" => Some(""),
+        _ => None,
+    }
+}
+
 /// The person with `id`, if seeded.
 pub fn person(id: &str) -> Option<Person> {
     if let Some((id, _, role)) = STAFF.iter().find(|(staff, _, _)| *staff == id) {
@@ -282,6 +294,9 @@ pub struct UserClaims {
     /// Tenant of the subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// For staff: the customer markets they may see, space-separated (`*`: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<String>,
     /// Roles of the subject.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
@@ -452,6 +467,7 @@ impl Identity {
                 .as_ref()
                 .map(|p| p.tenant.to_owned())
                 .or_else(|| client(sub).and_then(|c| c.tenant.clone())),
+            tenants: staff_markets(sub).map(str::to_owned),
             roles: person.map(|p| p.roles.iter().map(|r| (*r).to_owned()).collect()).unwrap_or_default(),
             act: None,
             segment: crate::seed::Seed::shared().user(sub).map(|u| u.segment.to_owned()),
@@ -910,6 +926,7 @@ fn token_exchange(identity: &Identity, client: &OAuthClient, form: &TokenForm) -
         scope: requested.to_owned(),
         client_id: client.id.clone(),
         tenant: subject.tenant.clone(),
+        tenants: subject.tenants.clone(),
         roles: subject.roles.clone(),
         act: Some(Actor { sub: client.id.clone() }),
         segment: subject.segment.clone(),

@@ -142,6 +142,18 @@ pub struct UserBody {
     locale: String,
     country: String,
     segment: String,
+    /// The market the customer belongs to (`uk`, `us`, `eu`): the tenant
+    /// back-office staff are scoped to.
+    market: String,
+}
+
+/// The market (back-office tenant) of a customer in `country`.
+pub fn market_of(country: &str) -> &'static str {
+    match country {
+        "GB" => "uk",
+        "US" => "us",
+        _ => "eu",
+    }
 }
 
 /// A `403` unless the token's subject has the `admin` role (account
@@ -192,6 +204,7 @@ fn user_body(user: &crate::seed::SeedUser) -> UserBody {
         locale: user.locale.to_owned(),
         country: user.country.to_owned(),
         segment: user.segment.to_owned(),
+        market: market_of(user.country).to_owned(),
     }
 }
 
@@ -313,6 +326,7 @@ async fn user(
         locale: user.locale.to_owned(),
         country: user.country.to_owned(),
         segment: user.segment.to_owned(),
+        market: market_of(user.country).to_owned(),
     })
     .into_response()
 }

@@ -10,6 +10,11 @@
 //!   **admins only**: the trail, newest first, filtered, a page at a time.
 //!
 //! Lists page with cursors sealed for the staff member (`bff_server::cursor`).
+//!
+//! Staff are scoped to customer markets (`uk`, `us`, `eu`: their token's
+//! `tenants` claim, `*` for all): a customer outside them answers exactly
+//! like no customer (`404`), on every screen and action, and is left out
+//! of searches ([`sees`]).
 
 use std::path::PathBuf;
 
@@ -31,6 +36,24 @@ use crate::routes::mask_email;
 /// handlers' state is the shared backbone).
 #[derive(Debug, Clone)]
 pub struct TrailPath(pub PathBuf);
+
+/// Whether `caller` may see a customer of `market`: their token's
+/// `tenants` claim lists it (space-separated) or says `*`. No claim, or no
+/// market, sees nothing: staff are scoped, and a gap fails closed.
+pub fn sees(caller: &Caller, market: Option<&str>) -> bool {
+    let Some(tenants) = caller.claim("tenants") else { return false };
+    tenants.split_whitespace().any(|tenant| tenant == "*" || Some(tenant) == market)
+}
+
+/// A customer outside the caller's tenants answers exactly like no customer.
+fn in_scope(caller: &Caller, profile: &UserProfile) -> Result<(), ApiError> {
+    if sees(caller, profile.market.as_deref()) {
+        Ok(())
+    } else {
+        tracing::info!(subject = %caller.subject, "a customer outside the caller's tenants; answered as not found");
+        Err(ApiError::new(ErrorCode::NotFound))
+    }
+}
 
 fn admins_only(caller: &Caller, what: &'static str) -> Result<(), ApiError> {
     if caller.has_role("admin") {
@@ -150,7 +173,8 @@ pub async fn search_users(
         next_cursor: page
             .next_offset
             .and_then(|next| cursor::seal(&backbone.cache, &scope, &next.to_string())),
-        items: page.items.into_iter().map(summary).collect(),
+        // Only the caller's tenants (a page may come back shorter).
+        items: page.items.into_iter().filter(|u| sees(&caller, u.market.as_deref())).map(summary).collect(),
         masked: if whole { Vec::new() } else { vec!["email"] },
     }))
 }
@@ -194,6 +218,14 @@ async fn set_lock(
                 ApiError::new(ErrorCode::RequestInvalid).with_detail("reason is 10 to 500 characters")
             );
         }
+        // Only a customer of the caller's tenants (else: as if unknown).
+        let profile = backbone
+            .api
+            .users
+            .profile(plan.cx().clone(), id)
+            .await
+            .map_err(|error| ApiError::from_failure(error.failure()))?;
+        in_scope(caller, &profile)?;
         let state = backbone
             .api
             .users

@@ -99,6 +99,10 @@ pub struct UserProfile {
     /// E-mail address (personal data: only privileged BFFs show it, masked by role).
     #[serde(default)]
     pub email: Option<String>,
+    /// The customer's market (`uk`, `us`, `eu`): the tenant back-office
+    /// staff are scoped to (only the back office reads it).
+    #[serde(default)]
+    pub market: Option<String>,
 }
 
 impl Validate for UserProfile {

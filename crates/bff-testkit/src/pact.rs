@@ -169,6 +169,8 @@ impl Read {
                         });
                         if with_email && let JsonPattern::Object(fields) = &mut body {
                             fields.insert("email".to_owned(), term!("^[^@]+@[^@]+$", "ada@example.com").into());
+                            // The back office reads the market its staff are scoped to.
+                            fields.insert("market".to_owned(), term!("^[a-z]{2}$", "uk").into());
                         }
                         ("user u-1 exists", "/users/u-1".into(), vec![], Some(body), 200)
                     }
@@ -183,6 +185,7 @@ impl Read {
                                 "tier": like!("gold"),
                                 "locale": like!("en-GB"),
                                 "email": term!("^[^@]+@[^@]+$", "ada@example.com"),
+                                "market": term!("^[a-z]{2}$", "uk"),
                             }),
                         })),
                         200,
@@ -527,11 +530,15 @@ impl Read {
             Read::Profile { with_email } => {
                 let profile = api.users.profile(cx(), "u-1").await.map_err(show)?;
                 check(profile.display_name == "Ada Lovelace", "displayName")?;
-                check(profile.email.is_some() == with_email, "email")
+                check(profile.email.is_some() == with_email, "email")?;
+                check(profile.market.is_some() == with_email, "market")
             }
             Read::UserSearch => {
                 let page = api.users.search(cx(), "ada", 0, 20).await.map_err(show)?;
-                check(page.items.len() == 1 && page.items[0].id == "u-1", "items")
+                check(
+                    page.items.len() == 1 && page.items[0].market.as_deref() == Some("uk"),
+                    "items and market",
+                )
             }
             Read::LockUser => {
                 let state = api.users.set_lock(cx(), "u-4", true, "chargeback fraud").await.map_err(show)?;

@@ -159,3 +159,56 @@ async fn admins_query_the_trail_by_actor_target_outcome_and_time_and_support_can
         .await
         .assert_problem(400, "request.invalid");
 }
+
+/// Staff are scoped to customer markets (their token's `tenants`): Sam
+/// (support, UK and EU desks) cannot tell a US customer from no customer;
+/// Alice (admin, all markets) sees them.
+#[tokio::test]
+async fn another_tenants_customer_answers_exactly_like_an_unknown_one() {
+    let admin = spawn_app().await;
+    let app = &admin.app;
+    let (root, support) = (app.token("s-1"), app.token("s-2"));
+    // u-2 is in the US market; u-3 in the UK one.
+    assert_eq!(app.get_with("/admin/v1/users/u-3", Some(&support), &[]).await.status, 200);
+    let theirs = app.get_with("/admin/v1/users/u-2", Some(&support), &[]).await;
+    let nobody = app.get_with("/admin/v1/users/u-99", Some(&support), &[]).await;
+    theirs.assert_problem(404, "resource.not_found");
+    assert_eq!((theirs.status, &theirs.text), (nobody.status, &nobody.text), "the same answer");
+    assert_eq!(app.get_with("/admin/v1/users/u-2", Some(&root), &[]).await.status, 200);
+
+    let found = app.get_with("/admin/v1/users?query=grace", Some(&support), &[]).await.json();
+    assert_eq!(found["items"], json!([]), "a search leaves other tenants out");
+    let all = app.get_with("/admin/v1/users?query=grace", Some(&root), &[]).await.json();
+    assert_eq!(all["items"][0]["id"], "u-2");
+
+    // A token without the claim sees nobody (scoped staff fail closed).
+    let identity = app.fleet.identity();
+    let mut claims = identity.user_claims(app.bff, "s-1", std::time::Duration::from_secs(300));
+    claims.tenants = None;
+    let unscoped = identity.sign(&claims).expect("a token");
+    app.get_with("/admin/v1/users/u-3", Some(&unscoped), &[]).await.assert_problem(404, "resource.not_found");
+}
+
+/// An admin scoped to some markets cannot lock another market's customer:
+/// the lock answers as for no customer and never reaches the user service.
+#[tokio::test]
+async fn a_lock_outside_the_callers_tenants_is_not_found_and_not_sent() {
+    let admin = spawn_app().await;
+    let app = &admin.app;
+    let identity = app.fleet.identity();
+    let mut claims = identity.user_claims(app.bff, "s-1", std::time::Duration::from_secs(300));
+    claims.tenants = Some("uk".to_owned());
+    let uk_admin = identity.sign(&claims).expect("a token");
+    let reason = json!({"reason": "chargeback fraud, ticket SUP-1234"});
+    // u-2 is a US customer.
+    post(app, &uk_admin, "/admin/v1/users/u-2/lock", reason.clone())
+        .await
+        .assert_problem(404, "resource.not_found");
+    let stats = app.fleet.stats(Service::User).await.expect("stats");
+    assert_eq!(stats["routes"]["POST /users/{id}/lock"], Value::Null, "nothing was locked");
+    assert_eq!(
+        post(app, &uk_admin, "/admin/v1/users/u-3/lock", reason).await.status,
+        200,
+        "u-3 is in the UK"
+    );
+}

@@ -97,7 +97,7 @@ async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
     let mobile = app.token_for(bff_registry::entry("mobile-bff"), "u-1");
     let cases: [(&str, Option<String>, u16); 5] = [
         ("/admin/v1/users/u-1", Some(app.token("s-1")), 200),
-        ("/admin/v1/users/u-2", Some(app.token("s-2")), 200),
+        ("/admin/v1/users/u-3", Some(app.token("s-2")), 200),
         ("/admin/v1/users/u-99", Some(app.token("s-1")), 404),
         ("/admin/v1/users/u-1", Some(mobile), 403),
         ("/admin/v1/users/u-1", None, 401),
@@ -119,7 +119,7 @@ async fn every_request_allowed_or_denied_writes_exactly_one_chained_record() {
         summary,
         vec![
             (Some("s-1"), Some("admin"), Some("u-1"), Outcome::Allowed, 200),
-            (Some("s-2"), Some("support"), Some("u-2"), Outcome::Allowed, 200),
+            (Some("s-2"), Some("support"), Some("u-3"), Outcome::Allowed, 200),
             (Some("s-1"), Some("admin"), Some("u-99"), Outcome::Allowed, 404),
             (Some("u-1"), None, Some("u-1"), Outcome::Denied, 403),
             // Nobody we know: aggregated per source, action and code.
