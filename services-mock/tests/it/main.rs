@@ -171,3 +171,43 @@ async fn a_token_reads_and_writes_only_its_subjects_data_unless_staff() {
         assert_eq!(call(service, "s-2", method.clone(), path).await / 100, 2, "support: {method} {path}");
     }
 }
+
+/// `POST /orders` as `user` with `key`, through the orders mock's real route.
+async fn place_order(fleet: &Fleet, user: &str, key: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/orders", fleet.url(Service::Orders)))
+        .bearer_auth(fleet.service_token(Service::Orders, user, "mobile-bff"))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("mock reachable");
+    let status = response.status().as_u16();
+    let replayed =
+        response.headers().get("idempotency-replayed").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, replayed, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_order_and_its_key_survive_a_restart_of_the_orders_mock() {
+    let dir = std::env::temp_dir().join(format!("mock-orders-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let body = json!({"userId": "u-1", "items": [{"productId": "p-1", "quantity": 2}]});
+    let first = {
+        let fleet = Fleet::start_with_data(&[Service::Orders], Some(&dir)).await.expect("mocks");
+        let (status, replayed, order) = place_order(&fleet, "u-1", "restart-key-01", &body).await;
+        assert_eq!((status, replayed), (201, None), "{order}");
+        order
+    }; // the fleet, and its orders mock, stop here
+    let fleet = Fleet::start_with_data(&[Service::Orders], Some(&dir)).await.expect("mocks again");
+    let (_, _, found) =
+        get_as(&fleet, Service::Orders, &format!("/orders/{}", first["id"].as_str().expect("id"))).await;
+    let found: Value = serde_json::from_str(&found).expect("json");
+    assert_eq!(found, first, "the order is still there");
+    let (status, replayed, again) = place_order(&fleet, "u-1", "restart-key-01", &body).await;
+    assert_eq!((status, replayed.as_deref()), (201, Some("true")));
+    assert_eq!(again, first, "the key is enforced across the restart: the first order, not a second");
+    let other = json!({"userId": "u-1", "items": [{"productId": "p-2", "quantity": 1}]});
+    assert_eq!(place_order(&fleet, "u-1", "restart-key-01", &other).await.0, 422);
+    let _ = std::fs::remove_dir_all(&dir);
+}
