@@ -46,7 +46,7 @@ pub fn sees(caller: &Caller, market: Option<&str>) -> bool {
 }
 
 /// A customer outside the caller's tenants answers exactly like no customer.
-fn in_scope(caller: &Caller, profile: &UserProfile) -> Result<(), ApiError> {
+pub(crate) fn in_scope(caller: &Caller, profile: &UserProfile) -> Result<(), ApiError> {
     if sees(caller, profile.market.as_deref()) {
         Ok(())
     } else {

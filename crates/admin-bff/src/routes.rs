@@ -111,9 +111,7 @@ pub async fn user(
         ))
         .await?;
     // Another tenant's customer answers exactly like an unknown one.
-    if !crate::actions::sees(&caller, profile.market.as_deref()) {
-        return Err(ApiError::new(bff_error::ErrorCode::NotFound));
-    }
+    crate::actions::in_scope(&caller, &profile)?;
     let whole = caller.has_role("admin");
     let masked = if whole { Vec::new() } else { vec!["email"] };
     let email = profile.email.as_deref().map(|e| if whole { e.to_owned() } else { mask_email(e) });

@@ -91,10 +91,7 @@ impl Endpoint {
         B: Serialize,
         T: DeserializeOwned + Validate,
     {
-        let service = self.service;
-        let json = serde_json::to_vec(body)
-            .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
-        self.write(cx, Method::POST, segments, Some(json), idempotency_key).await
+        self.write(cx, Method::POST, segments, Some(self.json(body)?), idempotency_key).await
     }
 
     /// `PATCH base/segments...` with a JSON body: a write, as [`Endpoint::post`].
@@ -109,10 +106,7 @@ impl Endpoint {
         B: Serialize,
         T: DeserializeOwned + Validate,
     {
-        let service = self.service;
-        let json = serde_json::to_vec(body)
-            .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })?;
-        self.write(cx, Method::PATCH, segments, Some(json), idempotency_key).await
+        self.write(cx, Method::PATCH, segments, Some(self.json(body)?), idempotency_key).await
     }
 
     /// `DELETE base/segments...`: a write, as [`Endpoint::post`].
@@ -126,6 +120,14 @@ impl Endpoint {
         T: DeserializeOwned + Validate,
     {
         self.write(cx, Method::DELETE, segments, None, idempotency_key).await
+    }
+
+    /// A write's body as JSON (a body that cannot be serialized is a request
+    /// not built, never sent).
+    fn json<B: Serialize>(&self, body: &B) -> Result<Vec<u8>, DownstreamError> {
+        let service = self.service;
+        serde_json::to_vec(body)
+            .map_err(|e| DownstreamError::BadRequest { service, problem: format!("body: {e}") })
     }
 
     async fn write<T>(
