@@ -924,3 +924,29 @@ async fn require_staff(State(staff): State<Staff>, mut request: Request, next: N
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, header};
+    use axum::response::{IntoResponse as _, Response};
+
+    fn with_cache_control(value: &'static str) -> Response {
+        let mut response = "body".into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        response
+    }
+
+    /// No authenticated screen's answer may sit in a shared cache, whatever
+    /// its handler said; a private directive of its own is kept.
+    #[tokio::test]
+    async fn an_authenticated_answer_marked_public_is_sent_private() {
+        for public in ["public, max-age=300", "max-age=60, s-maxage=600", "PUBLIC"] {
+            let sent = super::personal(with_cache_control(public)).await;
+            assert_eq!(sent.headers()[header::CACHE_CONTROL], "private, no-store", "{public}");
+        }
+        let own = super::personal(with_cache_control("private, no-cache")).await;
+        assert_eq!(own.headers()[header::CACHE_CONTROL], "private, no-cache");
+        let unsaid = super::personal("body".into_response()).await;
+        assert_eq!(unsaid.headers()[header::CACHE_CONTROL], "private, no-store");
+    }
+}
