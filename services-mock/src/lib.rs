@@ -14,6 +14,8 @@
 //! can always heal a mock it broke. [`fleet::Fleet`] starts every mock
 //! in-process on free ports, for tests.
 
+pub mod console;
+pub mod credentials;
 pub mod device;
 pub mod faults;
 pub mod fleet;

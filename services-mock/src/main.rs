@@ -5,6 +5,7 @@
 //! services-mock serve <service> [--host H] [--port P] [--issuer URL] [--data-dir D]
 //! services-mock token --client <bff> --user u-1 [--ttl-secs N] [--issuer URL]
 //! services-mock token --service catalog [--user u-1]   (a service token)
+//! services-mock console [--port 7100]              the dev console (loopback only)
 //! services-mock ids                                seeded users and products
 //! ```
 
@@ -33,6 +34,9 @@ const USAGE: &str = "usage:
                       session BFFs (web) are logged in through the running BFF [--web-url URL], which prints its cookie;
                       device BFFs (tv) run the device flow against the running identity mock [--identity-url URL]
   services-mock token --service <name> [--user <id>]   a service token, to call one mock directly
+  services-mock console [--port 7100]
+                      the dev console for the local stack (every mock and BFF on its default port),
+                      on 127.0.0.1 only; refused under BFF_ENV=production
   services-mock ids";
 
 struct Args {
@@ -88,6 +92,12 @@ async fn main() -> std::process::ExitCode {
 async fn run_command() -> anyhow::Result<()> {
     let args = Args::parse()?;
     let command = args.positional.first().map(String::as_str).unwrap_or("all");
+    // The identity mock signs with a development key published in this
+    // repository, and the console mints tokens for anyone: neither may run
+    // where BFF_ENV says production.
+    if std::env::var("BFF_ENV").is_ok_and(|env| env.trim().eq_ignore_ascii_case("production")) {
+        bail!("mock services and development tokens are refused under BFF_ENV=production");
+    }
     match command {
         "token" => {
             args.check_flags(&[
@@ -131,11 +141,14 @@ async fn run_command() -> anyhow::Result<()> {
                     // BFF and print its session cookie instead.
                     let default_url = format!("http://127.0.0.1:{}", bff.port);
                     let web = args.flag("web-url").unwrap_or(&default_url);
-                    println!("{}", web_session(web, user).await?);
+                    println!("{}", services_mock::credentials::web_session(web, user).await?);
                 }
                 Auth::Device => {
                     let identity = args.flag("identity-url").unwrap_or("http://127.0.0.1:7000");
-                    println!("{}", device_flow(identity, bff.client, user).await?);
+                    println!(
+                        "{}",
+                        services_mock::credentials::device_flow(identity, bff.client, user).await?
+                    );
                 }
                 Auth::Bearer | Auth::Staff | Auth::ClientCredentials => {
                     let ttl: u64 = args.flag("ttl-secs").unwrap_or("3600").parse().context("--ttl-secs")?;
@@ -161,6 +174,17 @@ async fn run_command() -> anyhow::Result<()> {
             Ok(())
         }
         "all" | "serve" => serve(command, &args).await,
+        "console" => {
+            args.check_flags(&["port"])?;
+            init_logging();
+            let port = match args.flag("port") {
+                Some(port) => port.parse().context("--port")?,
+                None => services_mock::console::DEFAULT_PORT,
+            };
+            let addr = SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port);
+            services_mock::console::run(addr, services_mock::console::Targets::local(), shutdown_signal())
+                .await
+        }
         other => bail!("unknown command `{other}`\n{USAGE}"),
     }
 }
@@ -214,88 +238,6 @@ async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
         result.context("mock task panicked")??;
     }
     Ok(())
-}
-
-/// Runs web-bff's login flow (login, identity provider, callback) like a
-/// browser would and returns the `__Host-session=...` cookie pair.
-async fn web_session(web: &str, user: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
-    let cookie = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get_all(reqwest::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .and_then(|c| c.split(';').next())
-            .map(str::to_owned)
-    };
-    let location = |response: &reqwest::Response| {
-        response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned)
-    };
-    let login = http
-        .get(format!("{web}/auth/login"))
-        .query(&[("login_hint", user)])
-        .send()
-        .await
-        .with_context(|| format!("is web-bff running at {web}? (cargo xtask dev)"))?;
-    let login_cookie = cookie(&login, "__Host-login").context("web-bff set no login cookie")?;
-    let to_identity = location(&login).context("web-bff did not redirect to the identity provider")?;
-    let authorized = http.get(&to_identity).send().await.context("identity provider unreachable")?;
-    let back = location(&authorized).context("the identity provider did not redirect back")?;
-    let callback = http.get(&back).header(reqwest::header::COOKIE, login_cookie).send().await?;
-    match cookie(&callback, "__Host-session") {
-        Some(session) => Ok(session),
-        None => bail!("login failed: {} {}", callback.status(), callback.text().await.unwrap_or_default()),
-    }
-}
-
-/// Runs the device authorization grant (RFC 8628) as a TV would, with the
-/// person's approval made through the mock's documented call, and returns
-/// the access token.
-async fn device_flow(identity: &str, client_id: &str, user: &str) -> anyhow::Result<String> {
-    let http = reqwest::Client::new();
-    let started: serde_json::Value = http
-        .post(format!("{identity}/oauth/device_authorization"))
-        .form(&[("client_id", client_id)])
-        .send()
-        .await
-        .with_context(|| format!("is the identity mock running at {identity}? (cargo xtask dev)"))?
-        .error_for_status()?
-        .json()
-        .await?;
-    let field = |name: &str| started[name].as_str().map(str::to_owned).with_context(|| format!("no {name}"));
-    let (device_code, user_code) = (field("device_code")?, field("user_code")?);
-    let mut interval = Duration::from_secs(started["interval"].as_u64().unwrap_or(5));
-    eprintln!("device: user code {user_code}; approving it as {user} (POST {identity}/device)");
-    http.post(format!("{identity}/device"))
-        .form(&[("user_code", user_code.as_str()), ("login_hint", user), ("action", "approve")])
-        .send()
-        .await?
-        .error_for_status()
-        .context("the approval was refused")?;
-    for _ in 0..60 {
-        tokio::time::sleep(interval).await;
-        let answer = http
-            .post(format!("{identity}/oauth/token"))
-            .form(&[
-                ("grant_type", services_mock::device::DEVICE_CODE),
-                ("device_code", device_code.as_str()),
-                ("client_id", client_id),
-            ])
-            .send()
-            .await?;
-        let body: serde_json::Value = answer.json().await?;
-        if let Some(token) = body["access_token"].as_str() {
-            return Ok(token.to_owned());
-        }
-        match body["error"].as_str() {
-            Some("authorization_pending") => {}
-            Some("slow_down") => interval += Duration::from_secs(5),
-            other => bail!("device flow failed: {}", other.unwrap_or("unreadable answer")),
-        }
-    }
-    bail!("device flow: no token after 60 polls")
 }
 
 fn init_logging() {

@@ -76,8 +76,18 @@ fn start_all(running: &mut Vec<Running>, stop: &AtomicBool) -> anyhow::Result<()
         running.push(Running { name: bff.name.to_owned(), child });
         wait_healthy(bff.name, bff.port, running, stop)?;
     }
+    // The dev console (services_mock::console): on loopback, only here.
+    let console = Command::new(bin.join("services-mock"))
+        .args(["console", "--port", &CONSOLE_PORT.to_string()])
+        .spawn()
+        .context("starting the dev console")?;
+    running.push(Running { name: "dev console".to_owned(), child: console });
+    wait_healthy("dev console", CONSOLE_PORT, running, stop)?;
     Ok(())
 }
+
+/// The dev console's port.
+pub(crate) const CONSOLE_PORT: u16 = bff_registry::DEV_CONSOLE_PORT;
 
 /// Polls `GET /healthz` until it answers 200, a process dies, or 60 s pass.
 pub(crate) fn wait_healthy(
@@ -141,6 +151,11 @@ fn print_table() {
     println!();
     println!("  {:<16} {:<24} notes", "service", "url");
     println!("  {:<16} {:<24} -----", "-------", "---");
+    println!(
+        "  {:<16} {:<24} open in a browser: screens as tiles, faults per mock (loopback only)",
+        "dev console",
+        format!("http://127.0.0.1:{CONSOLE_PORT}")
+    );
     for (name, port) in MOCKS {
         let note =
             if *name == "identity" { "JWKS at /.well-known/jwks.json" } else { "faults: PUT /__faults" };

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the README's test command. The suite starts real
-//! servers of its own (`redis-server` today), so this first makes sure they
+//! servers of its own (`redis-server`, and `chromedriver` with Chromium for
+//! the dev console's browser test), so this first makes sure they
 //! are installed: with the package manager when it can (root, or
 //! password-less sudo, and `apt-get`), otherwise it stops at once with the
 //! exact command to run. Then it runs `cargo test --workspace` with any
@@ -20,11 +21,15 @@ struct Requirement {
 }
 
 /// What the test suite needs besides Rust.
-const REQUIREMENTS: &[Requirement] = &[Requirement {
-    program: "redis-server",
-    package: "redis-server",
-    why: "tests start real Redis servers",
-}];
+const REQUIREMENTS: &[Requirement] = &[
+    Requirement { program: "redis-server", package: "redis-server", why: "tests start real Redis servers" },
+    // chromium-driver depends on chromium, which it drives.
+    Requirement {
+        program: "chromedriver",
+        package: "chromium-driver",
+        why: "the dev console's browser test drives headless Chromium",
+    },
+];
 
 /// Installs what is missing (or says how), then runs the suite.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
@@ -66,7 +71,7 @@ fn install(missing: &[&Requirement]) -> anyhow::Result<()> {
     if !on_path("apt-get") || !(root || sudo) {
         bail!(
             "install {} first, then run `cargo xtask test` again:\n  sudo {command}   (Debian, Ubuntu)\n  \
-             brew install redis   (macOS)",
+             brew install redis chromedriver   (macOS)",
             packages.join(" ")
         );
     }

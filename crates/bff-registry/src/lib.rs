@@ -178,6 +178,10 @@ impl Bff {
     }
 }
 
+/// The port of the dev console that `cargo xtask dev` serves on loopback
+/// (`services-mock console`): the BFFs' local pages link to it.
+pub const DEV_CONSOLE_PORT: u16 = 7100;
+
 /// Every BFF, in port order. `cargo xtask new-bff` appends entries before
 /// the marker line at the end; keep the marker.
 pub const BFFS: &[Bff] = &[

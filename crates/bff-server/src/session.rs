@@ -126,11 +126,15 @@ pub(crate) struct SessionState {
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) provider: Arc<IdentityProvider>,
     pub(crate) verifier: Arc<JwtVerifier>,
+    /// Outside local development ([`crate::config::ServerConfig::is_deployed`]):
+    /// the landing page then says nothing of local tooling.
+    pub(crate) deployed: bool,
 }
 
-/// The login routes (no session needed), each routed with its OpenAPI operation.
+/// The login routes and the landing page (no session needed), each routed
+/// with its OpenAPI operation.
 pub(crate) fn public_routes() -> OpenApiRouter<SessionState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(callback))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(callback)).routes(routes!(landing))
 }
 
 /// The session routes (behind the session; logout also behind CSRF).
@@ -344,6 +348,87 @@ pub(crate) async fn callback(
         &login.return_to,
         &[set_cookie(SESSION_COOKIE, &sealed, lifetime), set_cookie(LOGIN_COOKIE, "", 0)],
     )
+}
+
+/// `GET /`: where a login without `return_to` lands. A session BFF serves
+/// JSON to its front end, which a deployment serves from its own origin or
+/// routes `/` to; without one (local development) a login must still land
+/// on a page, not on a `404` problem. Rendered here, with no script: who is
+/// signed in (the session cookie, opened and its token verified as any
+/// request's), the screens to try, and, in local development, the dev
+/// console of `cargo xtask dev`.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "session",
+    operation_id = "landing",
+    summary = "The page a login lands on: who is signed in, and where to go next",
+    responses(
+        (status = 200, description = "A small HTML page (never cached: it names the signed-in user).",
+            content_type = "text/html", body = String),
+    )
+)]
+pub(crate) async fn landing(State(web): State<SessionState>, headers: HeaderMap) -> Response {
+    let mut subject = None;
+    if let Some(session) = web.sealer.open::<Session>(&headers, SESSION_COOKIE)
+        && session.expires_at > now_secs()
+    {
+        subject = web.verifier.verify(&session.token).await.ok().map(|caller| caller.subject);
+    }
+    let mut body = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in</title>\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head><body>\n",
+    );
+    match &subject {
+        Some(subject) => {
+            body += &format!(
+                "<h1>Signed in as <span id=\"subject\">{}</span></h1>\n\
+                 <p>This BFF answers the web shop's screens in JSON: \
+                 <a href=\"/v1/home\">/v1/home</a>, <a href=\"/auth/session\">/auth/session</a> \
+                 (the CSRF token your writes send), <a href=\"/openapi.json\">/openapi.json</a> (every route).</p>\n\
+                 <p>Sign out with <code>POST /auth/logout</code> (with the CSRF token).</p>\n",
+                html_escape(subject)
+            );
+        }
+        None => {
+            body += "<h1>Not signed in</h1>\n<p><a id=\"login\" href=\"/auth/login\">Sign in</a> \
+                     (the identity provider sends you back here).</p>\n";
+        }
+    }
+    if !web.deployed {
+        let console = format!("http://127.0.0.1:{}", bff_registry::DEV_CONSOLE_PORT);
+        body += &format!(
+            "<p>Local development: the dev console of <code>cargo xtask dev</code>, \
+             <a href=\"{console}/?client=web\">{console}</a>, shows every screen as tiles and flips \
+             the mocks' faults.</p>\n"
+        );
+    }
+    body += "</body></html>\n";
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// Text as HTML text.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `GET /auth/session`.

@@ -581,6 +581,7 @@ impl<X: Section> Bff<X> {
                     config: Arc::new(config.session.clone()),
                     provider: Arc::clone(&backbone.identity),
                     verifier: Arc::clone(&backbone.verifier),
+                    deployed: config.server.is_deployed(),
                 };
                 let auth =
                     SessionAuth { sealer: state.sealer.clone(), verifier: Arc::clone(&backbone.verifier) };

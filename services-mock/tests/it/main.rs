@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use services_mock::{Fleet, Service};
 
+mod console;
 mod identity;
 
 /// `GET url` with a valid service token for `service` (what token exchange gives a BFF).

@@ -32,6 +32,10 @@ fn mocks_listed_here_are_the_mock_crate_services() {
     let from_code: Vec<(&str, u16)> =
         services_mock::Service::ALL.iter().map(|s| (s.name(), s.default_port())).collect();
     assert_eq!(MOCKS, from_code.as_slice());
+    assert!(
+        MOCKS.iter().all(|(_, port)| *port != crate::dev::CONSOLE_PORT),
+        "the console's port is a mock's"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod auth;
 mod bandwidth;
 mod caching;
+mod console;
 mod helpers;
 mod home;
 mod metrics;

@@ -106,3 +106,57 @@ async fn the_openapi_document_is_public_and_is_the_generated_one() {
 async fn conforms_to_the_shell() {
     bff_testkit::conformance(partner_bff::bff, |_| {}).await;
 }
+
+#[tokio::test]
+async fn the_dev_console_calls_as_either_seeded_partner_with_its_client_credentials() {
+    let app = spawn_app().await;
+    let mocks =
+        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
+    let targets = services_mock::console::Targets {
+        identity: app.fleet.url(Service::Identity),
+        mocks,
+        bffs: vec![(app.bff, app.base.clone())],
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let console = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(services_mock::serve(
+        listener,
+        services_mock::console::app(targets).expect("console"),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let clients: serde_json::Value =
+        http.get(format!("{console}/api/clients")).send().await.expect("up").json().await.expect("json");
+    let callers: Vec<&str> = clients["clients"][0]["callers"]
+        .as_array()
+        .expect("callers")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(callers, ["partner-acme", "partner-globex"]);
+    // A product each: a product read once is cached for every partner.
+    for (partner, product) in callers.into_iter().zip(["p-1", "p-2"]) {
+        let path = format!("/partner/v1/products/{product}");
+        let answer: serde_json::Value = http
+            .post(format!("{console}/api/call"))
+            .json(&serde_json::json!({"client": "partner", "caller": partner, "path": path}))
+            .send()
+            .await
+            .expect("console")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["status"], 200, "{partner}: {answer}");
+    }
+    // Each as itself: the catalog saw both partners behind the exchanged tokens.
+    let stats = app.fleet.stats(Service::Catalog).await.expect("stats");
+    let subjects: Vec<&str> = stats["recent"]
+        .as_array()
+        .expect("recent requests")
+        .iter()
+        .filter_map(|r| r["token"]["sub"].as_str())
+        .collect();
+    for partner in ["partner-acme", "partner-globex"] {
+        assert!(subjects.contains(&partner), "{partner} not among {subjects:?}");
+    }
+}

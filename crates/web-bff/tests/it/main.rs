@@ -66,6 +66,51 @@ async fn log_in_to(app: &TestApp, user: &str, return_to: &str) -> Reply {
 }
 
 #[tokio::test]
+async fn a_login_lands_on_a_real_page_that_names_the_user_not_on_a_404() {
+    let app = spawn_app().await;
+    let callback = log_in_to(&app, "u-2", "").await;
+    assert_eq!(callback.header("location"), Some("/"), "no return_to: the landing page");
+    let session = cookie_pair(&callback, "__Host-session");
+
+    let page = get(&app, &format!("{}/", app.base), Some(&session)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.header("cache-control").is_some_and(|c| c.contains("no-store")), "it names the user");
+    assert!(page.text.contains(r#"Signed in as <span id="subject">u-2</span>"#), "{}", page.text);
+    assert!(page.text.contains(r#"href="/v1/home""#), "{}", page.text);
+    // Local development (a loopback BFF): the dev console is one click away.
+    assert!(page.text.contains("http://127.0.0.1:7100/?client=web"), "{}", page.text);
+
+    // No session, an expired or a forged one: the page says so, never a 500.
+    let anonymous = get(&app, &format!("{}/", app.base), None).await;
+    assert_eq!(anonymous.status, 200, "{}", anonymous.text);
+    assert!(anonymous.text.contains("Not signed in") && anonymous.text.contains(r#"href="/auth/login""#));
+    let forged = get(&app, &format!("{}/", app.base), Some("__Host-session=not-sealed-by-us")).await;
+    assert_eq!(forged.status, 200, "{}", forged.text);
+    assert!(forged.text.contains("Not signed in"), "{}", forged.text);
+}
+
+#[tokio::test]
+async fn a_deployed_landing_page_says_nothing_of_local_tooling() {
+    // Production, with every development value replaced (else it would not start).
+    let app = bff_testkit::spawn(web_bff::bff(), |config| {
+        config.server.environment = Some(bff_server::Environment::Production);
+        config.auth.issuer = "https://id.example.test".to_owned();
+        config.auth.exchange.client_secret = bff_auth::Secret::new("a-deployed-secret-of-some-length");
+        // 64 bytes (0, 1, ..., 63): a key of the right shape, not the public development one.
+        config.session.cookie_key = bff_auth::Secret::new(
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==",
+        );
+        config.cache.encryption_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned();
+    })
+    .await;
+    let page = get(&app, &format!("{}/", app.base), None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Not signed in"), "{}", page.text);
+    assert!(!page.text.contains("7100") && !page.text.contains("xtask"), "{}", page.text);
+}
+
+#[tokio::test]
 async fn a_login_never_returns_to_another_origin() {
     let app = spawn_app().await;
     // The attacker's run: `/%09/evil.example` came back as `Location: /\t/evil.example`,
@@ -503,4 +548,41 @@ async fn the_categories_are_public_and_cacheable_and_nothing_personal_is_marked_
         checked += 1;
     }
     assert!(checked >= 6, "{checked} personal GETs checked");
+}
+
+/// The dev console (`services_mock::console`) for this app: it logs in
+/// through the app's own login flow, as `cargo xtask token --client web` does.
+async fn console_for(app: &TestApp) -> String {
+    let mocks =
+        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
+    let targets = services_mock::console::Targets {
+        identity: app.fleet.url(Service::Identity),
+        mocks,
+        bffs: vec![(app.bff, app.base.clone())],
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let console = services_mock::console::app(targets).expect("console");
+    tokio::spawn(services_mock::serve(listener, console, std::future::pending()));
+    url
+}
+
+#[tokio::test]
+async fn the_dev_console_calls_web_screens_with_a_real_session() {
+    let app = bff_testkit::spawn(web_bff::bff(), |config| config.server.server_timing = true).await;
+    let console = console_for(&app).await;
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{console}/api/call"))
+        .json(&serde_json::json!({"client": "web", "caller": "u-2", "path": "/v1/home"}))
+        .send()
+        .await
+        .expect("console")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["status"], 200, "{answer}");
+    let body: Value = serde_json::from_str(answer["bodyText"].as_str().expect("text")).expect("json body");
+    assert_eq!(body["data"]["greeting"], "Welcome back, Grace", "logged in as u-2 by the session flow");
+    let timing = answer["serverTiming"].as_array().expect("Server-Timing entries");
+    assert!(timing.iter().any(|t| t["name"] == "profile" && t["durMs"].is_f64()), "{timing:?}");
 }

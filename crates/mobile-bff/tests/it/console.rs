@@ -1,0 +1,296 @@
+//! The dev console (`services_mock::console`) in a real browser: Debian's
+//! headless Chromium, driven over WebDriver by `chromedriver` through
+//! `fantoccini`, against the real console, the real mobile-bff and the real
+//! mocks on loopback. A person logs in as u-1 (picks the caller), opens the
+//! mobile home, slows shipping down, breaks the cart, resets, and watches.
+//!
+//! WebDriver rather than the DevTools protocol (`chromiumoxide`): it is a
+//! W3C standard that Debian packages with the browser (`chromium-driver`),
+//! fantoccini is a small client of it, and the test asks only what a person
+//! sees (elements, clicks, a screenshot), which is what WebDriver is for.
+//!
+//! Screenshots of each step go to `target/artifacts/console/` (CI keeps
+//! them; README's picture is one of them).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use services_mock::Service;
+use services_mock::console::Targets;
+
+use crate::helpers::spawn_app_with;
+
+/// `chromedriver` on a free loopback port; killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    async fn start() -> ChromeDriver {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian: apt-get install chromium chromium-driver; `cargo xtask test` installs it)");
+        let driver = ChromeDriver { child, url: format!("http://127.0.0.1:{port}") };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(reply) = http.get(format!("{}/status", driver.url)).send().await
+                && reply.status().is_success()
+            {
+                return driver;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not answer on {}", driver.url);
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &ChromeDriver) -> Client {
+    let profile = std::env::temp_dir().join(format!("console-chromium-{}", std::process::id()));
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            // Debian's; `CHROME_BIN` names another.
+            "binary": std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+            // As root on a CI machine with no network beyond loopback: no
+            // sandbox, and nothing that calls home (the closed network
+            // refuses it, many times a second).
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts/console");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).expect("screenshot written");
+}
+
+/// Waits (up to 20 s) for an element matching `css`.
+async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+    match browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await {
+        Ok(element) => element,
+        Err(error) => {
+            let summary = text_of(browser, "#summary").await;
+            panic!("no `{css}` within 20 s ({error}); the console says: {summary}");
+        }
+    }
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    match browser.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The tiles on screen, in order: `(component, status, reason, duration)`.
+async fn tiles(browser: &Client) -> Vec<(String, String, String, String)> {
+    let mut tiles = Vec::new();
+    for tile in browser.find_all(Locator::Css("#tiles .tile")).await.expect("tiles") {
+        let attr = |name: &'static str| {
+            let tile = tile.clone();
+            async move { tile.attr(name).await.ok().flatten().unwrap_or_default() }
+        };
+        let duration = match tile.find(Locator::Css("dd.duration")).await {
+            Ok(cell) => cell.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        tiles.push((
+            attr("data-component").await,
+            attr("data-status").await,
+            attr("data-reason").await,
+            duration,
+        ));
+    }
+    tiles
+}
+
+const HOME: [&str; 5] = ["profile", "cart", "recommendations", "promotions", "shipping"];
+
+/// Sets a fault through a mock's panel, as a person would: open its
+/// "faults", type the value, Apply.
+async fn set_fault(browser: &Client, mock: &str, field: &str, value: &str) {
+    browser
+        .find(Locator::Css(&format!("[data-mock={mock}] summary")))
+        .await
+        .expect("the mock's panel")
+        .click()
+        .await
+        .expect("open its faults");
+    let input = wait_for(browser, &format!("[data-mock-form={mock}] input[name={field}]")).await;
+    input.clear().await.expect("clear");
+    input.send_keys(value).await.expect("type");
+    browser
+        .find(Locator::Css(&format!("[data-mock-form={mock}] button.apply")))
+        .await
+        .expect("Apply")
+        .click()
+        .await
+        .expect("click Apply");
+    wait_for(browser, &format!("[data-mock-form={mock}][data-applied=yes]")).await;
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser.find(Locator::Css(css)).await.expect(css).click().await.expect(css);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_watches_the_mobile_home_degrade_and_recover_in_a_real_browser() {
+    let app = spawn_app_with(|config| {
+        config.server.server_timing = true;
+        // The test kit's budgets are generous (a debug build on a busy CI
+        // machine); shipping's is 1 s here, so the panel's 2 s fault passes
+        // it and a healthy shipping never does.
+        config.downstream.services.get_mut("shipping").expect("configured").timeout_ms = 1_000;
+    })
+    .await;
+    let mocks: Vec<(Service, String)> =
+        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
+    let targets = Targets {
+        identity: app.fleet.url(Service::Identity),
+        mocks,
+        bffs: vec![(app.bff, app.base.clone())],
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let console = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(services_mock::serve(
+        listener,
+        services_mock::console::app(targets).expect("console"),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let driver = ChromeDriver::start().await;
+    let browser = browser(&driver).await;
+    browser.goto(&format!("{console}/?client=mobile")).await.expect("open the console");
+    wait_for(&browser, "body[data-ready=yes]").await;
+
+    // 1. Logged in as u-1 (the caller picker), the mobile home: every tile ok,
+    //    each with its duration from Server-Timing.
+    browser
+        .find(Locator::Css("#caller"))
+        .await
+        .expect("caller picker")
+        .select_by_value("u-1")
+        .await
+        .expect("pick u-1");
+    assert_eq!(
+        browser
+            .find(Locator::Css("#path"))
+            .await
+            .expect("path")
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("/v1/home")
+    );
+    click(&browser, "#send").await;
+    wait_for(&browser, "#summary[data-outcome=ok]").await;
+    let seen = tiles(&browser).await;
+    let names: Vec<&str> = seen.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(names, HOME, "one tile per component, in the screen's order");
+    for (name, status, _, duration) in &seen {
+        assert_eq!(status, "ok", "{name}");
+        assert!(duration.ends_with(" ms"), "{name}: duration from Server-Timing, got `{duration}`");
+    }
+    assert!(
+        text_of(&browser, "#summary").await.starts_with("200"),
+        "{}",
+        text_of(&browser, "#summary").await
+    );
+    // The mocks' panels show their /__stats.
+    let stats = text_of(&browser, "[data-mock=cart] .stats").await;
+    assert!(stats.contains("request") && stats.contains("in flight"), "{stats}");
+    screenshot(&browser, "01-home-all-ok").await;
+
+    // 2. Shipping 2 s slow: its tile is an error with `timeout`, the rest ok.
+    set_fault(&browser, "shipping", "latencyMs", "2000").await;
+    let faults: Value = reqwest::get(format!("{}/__faults", app.fleet.url(Service::Shipping)))
+        .await
+        .expect("faults")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(faults["latencyMs"], 2000, "the panel set the mock's fault: {faults}");
+    click(&browser, "#send").await;
+    wait_for(&browser, "[data-component=shipping][data-status=error][data-reason=timeout]").await;
+    for (name, status, reason, _) in tiles(&browser).await {
+        if name != "shipping" {
+            assert_eq!(status, "ok", "{name} ({reason}) should be untouched by a slow shipping");
+        }
+    }
+    screenshot(&browser, "02-shipping-timeout").await;
+
+    // 3. The cart (critical) fails: the problem document, no tiles.
+    set_fault(&browser, "cart", "errorRatio", "1").await;
+    click(&browser, "#send").await;
+    let problem = wait_for(&browser, "#problem[data-code='dependency.unavailable']").await;
+    assert!(problem.is_displayed().await.expect("displayed"), "the problem document is shown");
+    assert!(
+        text_of(&browser, "#summary").await.starts_with("503"),
+        "{}",
+        text_of(&browser, "#summary").await
+    );
+    screenshot(&browser, "03-cart-fails-problem").await;
+
+    // 4. Reset every fault, repeat every second: the screen recovers on its
+    //    own (the cart's breaker, opened by the failures, closes again).
+    click(&browser, "#reset-all").await;
+    click(&browser, "#repeat").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = tiles(&browser).await;
+        let hidden = browser.find(Locator::Css("#problem")).await.expect("problem box").is_displayed().await;
+        if seen.len() == HOME.len() && seen.iter().all(|t| t.1 == "ok") && matches!(hidden, Ok(false)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recovered within 20 s: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !browser.find_all(Locator::Css("#history li.failed")).await.expect("history").is_empty(),
+        "the history strip remembers the failures"
+    );
+    screenshot(&browser, "04-recovered").await;
+
+    browser.close().await.expect("close the browser");
+    let _ = stop.send(());
+}
