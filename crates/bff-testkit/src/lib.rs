@@ -7,8 +7,10 @@
 //! configuration at a fleet, and [`TestApp`] sends real HTTP with real
 //! ES256 tokens. [`Reply`] reads a response whole and asserts problem
 //! bodies, so each test reads as a story. [`pact`] records consumer pacts
-//! through the real typed clients; [`RedisServer`] is a real `redis-server`.
+//! through the real typed clients; [`RedisServer`] is a real `redis-server`;
+//! [`browser`] drives a real headless Chromium.
 
+pub mod browser;
 pub mod conformance;
 pub mod metrics;
 pub mod pact;

@@ -3,117 +3,33 @@
 //! `fantoccini`, against the real console, the real mobile-bff and the real
 //! mocks on loopback. A person logs in as u-1 (picks the caller), opens the
 //! mobile home, slows shipping down, breaks the cart, resets, and watches.
-//!
-//! WebDriver rather than the DevTools protocol (`chromiumoxide`): it is a
-//! W3C standard that Debian packages with the browser (`chromium-driver`),
-//! fantoccini is a small client of it, and the test asks only what a person
-//! sees (elements, clicks, a screenshot), which is what WebDriver is for.
+//! (`bff_testkit::browser` says why WebDriver.)
 //!
 //! Screenshots of each step go to `target/artifacts/console/` (CI keeps
 //! them; README's picture is one of them).
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
+use bff_testkit::browser::fantoccini::{Client, Locator};
+use bff_testkit::browser::{ChromeDriver, text_of};
+use serde_json::Value;
 use services_mock::Service;
 use services_mock::console::Targets;
 
 use crate::helpers::spawn_app_with;
 
-/// `chromedriver` on a free loopback port; killed when dropped.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    async fn start() -> ChromeDriver {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian: apt-get install chromium chromium-driver; `cargo xtask test` installs it)");
-        let driver = ChromeDriver { child, url: format!("http://127.0.0.1:{port}") };
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(reply) = http.get(format!("{}/status", driver.url)).send().await
-                && reply.status().is_success()
-            {
-                return driver;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not answer on {}", driver.url);
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn browser(driver: &ChromeDriver) -> Client {
-    let profile = std::env::temp_dir().join(format!("console-chromium-{}", std::process::id()));
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            // Debian's; `CHROME_BIN` names another.
-            "binary": std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
-            // As root on a CI machine with no network beyond loopback: no
-            // sandbox, and nothing that calls home (the closed network
-            // refuses it, many times a second).
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object") };
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
-
-fn screenshots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/artifacts/console");
-    std::fs::create_dir_all(&dir).expect("screenshot directory");
-    dir
-}
-
 async fn screenshot(browser: &Client, name: &str) {
-    let png = browser.screenshot().await.expect("a screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    std::fs::write(screenshots().join(format!("{name}.png")), png).expect("screenshot written");
+    bff_testkit::browser::screenshot(browser, "console", name).await;
 }
 
 /// Waits (up to 20 s) for an element matching `css`.
-async fn wait_for(browser: &Client, css: &str) -> fantoccini::elements::Element {
+async fn wait_for(browser: &Client, css: &str) -> bff_testkit::browser::fantoccini::elements::Element {
     match browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await {
         Ok(element) => element,
         Err(error) => {
             let summary = text_of(browser, "#summary").await;
             panic!("no `{css}` within 20 s ({error}); the console says: {summary}");
         }
-    }
-}
-
-async fn text_of(browser: &Client, css: &str) -> String {
-    match browser.find(Locator::Css(css)).await {
-        Ok(element) => element.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
     }
 }
 
@@ -197,7 +113,7 @@ async fn a_person_watches_the_mobile_home_degrade_and_recover_in_a_real_browser(
     ));
 
     let driver = ChromeDriver::start().await;
-    let browser = browser(&driver).await;
+    let browser = driver.browser().await;
     browser.goto(&format!("{console}/?client=mobile")).await.expect("open the console");
     wait_for(&browser, "body[data-ready=yes]").await;
 

@@ -586,3 +586,39 @@ async fn the_dev_console_calls_web_screens_with_a_real_session() {
     let timing = answer["serverTiming"].as_array().expect("Server-Timing entries");
     assert!(timing.iter().any(|t| t["name"] == "profile" && t["durMs"].is_f64()), "{timing:?}");
 }
+
+/// The README's login link in a real browser (headless Chromium): it
+/// follows the redirects through the identity mock, keeps the
+/// `__Host-session` cookie on http://127.0.0.1, and lands on a page that
+/// names the user; the home screen then answers with the same cookie.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_real_browser_the_login_link_lands_on_a_page_naming_the_user() {
+    use bff_testkit::browser::fantoccini::Locator;
+    use bff_testkit::browser::{ChromeDriver, screenshot, text_of};
+
+    let app = spawn_app().await;
+    let driver = ChromeDriver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&format!("{}/auth/login?login_hint=u-1", app.base)).await.expect("the login link");
+    let subject = browser
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::Css("#subject"))
+        .await
+        .expect("a page naming the signed-in user");
+    assert_eq!(subject.text().await.expect("text"), "u-1");
+    assert_eq!(browser.current_url().await.expect("url").as_str(), format!("{}/", app.base));
+    assert!(text_of(&browser, "h1").await.starts_with("Signed in as"));
+    screenshot(&browser, "web", "01-login-landing").await;
+
+    browser
+        .find(Locator::Css("a[href='/v1/home']"))
+        .await
+        .expect("the home link")
+        .click()
+        .await
+        .expect("click");
+    let page = browser.source().await.expect("page source");
+    assert!(page.contains(r#""greeting":"Welcome back, Ada""#), "the home screen, as u-1: {page}");
+    browser.close().await.expect("close the browser");
+}
