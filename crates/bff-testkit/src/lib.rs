@@ -292,6 +292,24 @@ impl TestApp {
         session_login(&self.http, &self.base, user).await.unwrap_or_else(|e| panic!("login as {user}: {e}"))
     }
 
+    /// Starts the dev console (`services_mock::console`) for this BFF and
+    /// its mocks on a free loopback port, for as long as the test runs;
+    /// returns its base URL.
+    pub async fn console(&self) -> String {
+        let mocks =
+            Service::ALL.iter().filter(|s| self.fleet.runs(**s)).map(|s| (*s, self.fleet.url(*s))).collect();
+        let targets = services_mock::console::Targets {
+            identity: self.fleet.url(Service::Identity),
+            mocks,
+            bffs: vec![(self.bff, self.base.clone())],
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let console = services_mock::console::app(targets).expect("the console starts");
+        tokio::spawn(services_mock::serve(listener, console, std::future::pending()));
+        url
+    }
+
     /// Signals shutdown (in-flight requests may still finish).
     pub fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -27,6 +27,12 @@ async fn console(fleet: &Fleet) -> String {
     url
 }
 
+/// What `service`'s `/__faults` holds now.
+async fn faults_of(fleet: &Fleet, service: Service) -> Value {
+    let response = reqwest::get(format!("{}/__faults", fleet.url(service))).await.expect("mock up");
+    response.json().await.expect("json")
+}
+
 async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("console reachable");
     let status = response.status().as_u16();
@@ -43,12 +49,7 @@ async fn the_fault_panel_reaches_the_mocks_and_passes_their_refusals_on() {
         send(http.put(format!("{console}/api/mocks/shipping/faults")).json(&json!({"latencyMs": 1500})))
             .await;
     assert_eq!(status, 200);
-    let faults: Value = reqwest::get(format!("{}/__faults", fleet.url(Service::Shipping)))
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
+    let faults = faults_of(&fleet, Service::Shipping).await;
     assert_eq!(faults["latencyMs"], 1500, "{faults}");
 
     // The mock's own explanation of a bad fault comes back as it is.
@@ -71,12 +72,7 @@ async fn the_fault_panel_reaches_the_mocks_and_passes_their_refusals_on() {
 
     let (status, _) = send(http.delete(format!("{console}/api/mocks/shipping/faults"))).await;
     assert_eq!(status, 204);
-    let faults: Value = reqwest::get(format!("{}/__faults", fleet.url(Service::Shipping)))
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
+    let faults = faults_of(&fleet, Service::Shipping).await;
     assert_eq!(faults["latencyMs"], 0, "reset: {faults}");
 }
 

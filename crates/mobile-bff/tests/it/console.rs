@@ -14,7 +14,6 @@ use bff_testkit::browser::fantoccini::{Client, Locator};
 use bff_testkit::browser::{ChromeDriver, text_of};
 use serde_json::Value;
 use services_mock::Service;
-use services_mock::console::Targets;
 
 use crate::helpers::spawn_app_with;
 
@@ -94,23 +93,7 @@ async fn a_person_watches_the_mobile_home_degrade_and_recover_in_a_real_browser(
         config.downstream.services.get_mut("shipping").expect("configured").timeout_ms = 1_000;
     })
     .await;
-    let mocks: Vec<(Service, String)> =
-        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
-    let targets = Targets {
-        identity: app.fleet.url(Service::Identity),
-        mocks,
-        bffs: vec![(app.bff, app.base.clone())],
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let console = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(services_mock::serve(
-        listener,
-        services_mock::console::app(targets).expect("console"),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let console = app.console().await;
 
     let driver = ChromeDriver::start().await;
     let browser = driver.browser().await;
@@ -208,5 +191,4 @@ async fn a_person_watches_the_mobile_home_degrade_and_recover_in_a_real_browser(
     screenshot(&browser, "04-recovered").await;
 
     browser.close().await.expect("close the browser");
-    let _ = stop.send(());
 }

@@ -110,20 +110,7 @@ async fn conforms_to_the_shell() {
 #[tokio::test]
 async fn the_dev_console_calls_as_either_seeded_partner_with_its_client_credentials() {
     let app = spawn_app().await;
-    let mocks =
-        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
-    let targets = services_mock::console::Targets {
-        identity: app.fleet.url(Service::Identity),
-        mocks,
-        bffs: vec![(app.bff, app.base.clone())],
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let console = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(services_mock::serve(
-        listener,
-        services_mock::console::app(targets).expect("console"),
-        std::future::pending(),
-    ));
+    let console = app.console().await;
     let http = reqwest::Client::new();
     let clients: serde_json::Value =
         http.get(format!("{console}/api/clients")).send().await.expect("up").json().await.expect("json");

@@ -550,27 +550,11 @@ async fn the_categories_are_public_and_cacheable_and_nothing_personal_is_marked_
     assert!(checked >= 6, "{checked} personal GETs checked");
 }
 
-/// The dev console (`services_mock::console`) for this app: it logs in
-/// through the app's own login flow, as `cargo xtask token --client web` does.
-async fn console_for(app: &TestApp) -> String {
-    let mocks =
-        Service::ALL.iter().filter(|s| app.fleet.runs(**s)).map(|s| (*s, app.fleet.url(*s))).collect();
-    let targets = services_mock::console::Targets {
-        identity: app.fleet.url(Service::Identity),
-        mocks,
-        bffs: vec![(app.bff, app.base.clone())],
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let console = services_mock::console::app(targets).expect("console");
-    tokio::spawn(services_mock::serve(listener, console, std::future::pending()));
-    url
-}
-
 #[tokio::test]
 async fn the_dev_console_calls_web_screens_with_a_real_session() {
     let app = bff_testkit::spawn(web_bff::bff(), |config| config.server.server_timing = true).await;
-    let console = console_for(&app).await;
+    // It logs in through the app's own login flow, as `cargo xtask token --client web` does.
+    let console = app.console().await;
     let answer: Value = reqwest::Client::new()
         .post(format!("{console}/api/call"))
         .json(&serde_json::json!({"client": "web", "caller": "u-2", "path": "/v1/home"}))
