@@ -37,6 +37,7 @@ const USAGE: &str = "usage:
   services-mock console [--port 7100]
                       the dev console for the local stack (every mock and BFF on its default port),
                       on 127.0.0.1 only; refused under BFF_ENV=production
+  services-mock probe --port P     exit 0 if the mock on 127.0.0.1:P answers /healthz (container health check)
   services-mock ids";
 
 struct Args {
@@ -173,6 +174,12 @@ async fn run_command() -> anyhow::Result<()> {
             let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
             Ok(())
         }
+        "probe" => {
+            // A container health check with no HTTP client in the image.
+            args.check_flags(&["port"])?;
+            let port: u16 = args.flag("port").context("probe needs --port")?.parse().context("--port")?;
+            probe(port)
+        }
         "all" | "serve" => serve(command, &args).await,
         "console" => {
             args.check_flags(&["port"])?;
@@ -236,6 +243,27 @@ async fn serve(command: &str, args: &Args) -> anyhow::Result<()> {
     }
     while let Some(result) = tasks.join_next().await {
         result.context("mock task panicked")??;
+    }
+    Ok(())
+}
+
+/// `GET /healthz` on 127.0.0.1:`port` over a plain TCP connection: `Ok`
+/// on `200`. (The mocks share no code with the BFF crates, hence not
+/// `<bff> probe`'s.)
+fn probe(port: u16) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let timeout = Duration::from_secs(2);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("{addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head).context("no answer")?;
+    if &head != b"HTTP/1.1 200" {
+        bail!("{addr} answered `{}`", String::from_utf8_lossy(&head));
     }
     Ok(())
 }

@@ -44,9 +44,21 @@ x-mock: &mock
   build: .
   restart: unless-stopped
 
+# Every service says when it is healthy, and starts only once what it
+# depends on is: the image has no curl, so the probes are the binaries'
+# own (`<bff> probe`: GET /readyz; `services-mock probe`: GET /healthz).
+x-health: &health
+  interval: 5s
+  timeout: 3s
+  retries: 5
+  start_period: 10s
+
 services:
   redis:
     image: redis:7-alpine
+    healthcheck:
+      <<: *health
+      test: [\"CMD\", \"redis-cli\", \"--user\", \"bff\", \"--pass\", \"local-dev-redis-password\", \"--no-auth-warning\", \"ping\"]
     # Not published on the host, and not open: the default user is off and
     # the BFFs log in as `bff`, which may touch only `bff:*` keys and no
     # dangerous command (the rules bff_testkit::redis_acl_args tests with).
@@ -69,6 +81,10 @@ pub(crate) fn compose() -> String {
             "    command: [\"services-mock\", \"serve\", \"{name}\", \"--host\", \"0.0.0.0\", \"--port\", \"{port}\"{issuer}]"
         );
         let _ = writeln!(out, "    ports:\n      - \"{port}:{port}\"");
+        let _ = writeln!(
+            out,
+            "    healthcheck:\n      <<: *health\n      test: [\"CMD\", \"services-mock\", \"probe\", \"--port\", \"{port}\"]"
+        );
     }
     for bff in BFFS {
         bff_service(&mut out, bff);
@@ -86,14 +102,20 @@ pub(crate) fn compose() -> String {
 fn bff_service(out: &mut String, bff: &Bff) {
     let (name, port, prefix) = (bff.name, bff.port, bff.env_prefix);
     let _ = writeln!(out, "  {name}:\n    <<: *mock\n    command: [\"{name}\"]");
-    let _ = writeln!(out, "    ports:\n      - \"{port}:{port}\"\n    environment:");
+    // The admin listener (metrics) is published too: deploy/prometheus
+    // scrapes 127.0.0.1:<admin port> on the host.
+    let admin = bff.admin_port();
+    let _ = writeln!(out, "    ports:\n      - \"{port}:{port}\"\n      - \"{admin}:{admin}\"");
+    let _ =
+        writeln!(out, "    healthcheck:\n      <<: *health\n      test: [\"CMD\", \"{name}\", \"probe\"]");
+    let _ = writeln!(out, "    environment:");
     let mut env = vec![
         ("SERVER__HOST".to_owned(), "0.0.0.0".to_owned()),
         // The local stack: development keys are allowed on 0.0.0.0 here. A
         // deployment says production (or nothing) and sets its own keys.
         ("SERVER__ENVIRONMENT".to_owned(), "development".to_owned()),
         ("SERVER__LOG_FORMAT".to_owned(), "json".to_owned()),
-        // Metrics for a scraper on the compose network; not published.
+        // Metrics, for a scraper on the compose network or the host.
         ("SERVER__ADMIN_HOST".to_owned(), "0.0.0.0".to_owned()),
         ("AUTH__JWKS_URL".to_owned(), "http://identity:7000/.well-known/jwks.json".to_owned()),
         ("AUTH__EXCHANGE__TOKEN_URL".to_owned(), "http://identity:7000/oauth/token".to_owned()),
@@ -118,9 +140,9 @@ fn bff_service(out: &mut String, bff: &Bff) {
     if let Some(volume) = bff.volume {
         let _ = writeln!(out, "    volumes:\n      - {volume}:/var/lib/{name}");
     }
-    let _ = writeln!(out, "    depends_on:\n      - redis\n      - identity");
-    for service in bff.calls {
-        let _ = writeln!(out, "      - {service}");
+    let _ = writeln!(out, "    depends_on:");
+    for service in ["redis", "identity"].iter().chain(bff.calls) {
+        let _ = writeln!(out, "      {service}:\n        condition: service_healthy");
     }
 }
 

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the README's test command. The suite starts real
-//! servers of its own (`redis-server`, and `chromedriver` with Chromium for
-//! the dev console's browser test), so this first makes sure they
+//! servers of its own (`redis-server`, `haproxy` for the scale-out tests,
+//! and `chromedriver` with Chromium for the browser tests), so this first
+//! makes sure they
 //! are installed: with the package manager when it can (root, or
 //! password-less sudo, and `apt-get`), otherwise it stops at once with the
 //! exact command to run. Then it runs `cargo test --workspace` with any
@@ -23,6 +24,11 @@ struct Requirement {
 /// What the test suite needs besides Rust.
 const REQUIREMENTS: &[Requirement] = &[
     Requirement { program: "redis-server", package: "redis-server", why: "tests start real Redis servers" },
+    Requirement {
+        program: "haproxy",
+        package: "haproxy",
+        why: "the scale-out tests run BFF replicas behind a real HAProxy",
+    },
     // chromium-driver depends on chromium, which it drives.
     Requirement {
         program: "chromedriver",
@@ -71,7 +77,7 @@ fn install(missing: &[&Requirement]) -> anyhow::Result<()> {
     if !on_path("apt-get") || !(root || sudo) {
         bail!(
             "install {} first, then run `cargo xtask test` again:\n  sudo {command}   (Debian, Ubuntu)\n  \
-             brew install redis chromedriver   (macOS)",
+             brew install redis haproxy chromedriver   (macOS)",
             packages.join(" ")
         );
     }

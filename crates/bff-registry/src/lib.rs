@@ -20,6 +20,8 @@
 //! new-bff` writes both. This crate has no dependencies so that reading it
 //! costs nothing.
 
+pub mod balancer;
+
 use std::fmt;
 use std::str::FromStr;
 

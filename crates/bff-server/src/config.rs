@@ -77,8 +77,17 @@ pub struct ServerConfig {
     /// Requests handled at once; beyond it requests are shed with
     /// `503 overloaded` and `Retry-After` instead of queuing without bound.
     pub max_concurrent_requests: usize,
-    /// How long in-flight requests may run after a shutdown signal.
+    /// How long in-flight requests may run once the BFF stops accepting
+    /// (after the drain period).
     pub shutdown_grace_secs: u64,
+    /// On a shutdown signal (SIGTERM), how long the BFF keeps serving while
+    /// `/readyz` answers `503`, so that a load balancer takes it out before
+    /// it stops accepting: at least the balancer's check interval × the
+    /// failed checks it waits for (HAProxy `inter` × `fall`; a Kubernetes
+    /// readiness probe's `periodSeconds` × `failureThreshold`, which the
+    /// endpoints controller then propagates). 0 (the default, for a
+    /// developer's Ctrl-C) stops accepting at once.
+    pub drain_secs: u64,
     /// A new connection's first request head, and any later request's head
     /// once its first byte arrived, must be complete within this many
     /// milliseconds, or the connection is closed (slowloris).
@@ -155,6 +164,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             max_concurrent_requests: 512,
             shutdown_grace_secs: 20,
+            drain_secs: 0,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 75_000,
             request_timeout_ms: 30_000,

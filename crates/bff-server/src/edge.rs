@@ -62,9 +62,41 @@ pub fn edge(routes: Router, config: &ServerConfig, readiness: Readiness) -> Rout
         .layer(middleware::from_fn(bff_telemetry::request_context))
 }
 
+/// Set once the BFF has been told to stop: from then on `/readyz` answers
+/// `503` while the BFF keeps serving for `server.drain_secs`, so that load
+/// balancers take it out before it stops accepting (see [`crate::serve`]).
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<std::sync::atomic::AtomicBool>);
+
+impl Draining {
+    /// From now on, not ready.
+    pub fn start(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`Draining::start`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `readiness`, but not ready once draining.
+    pub(crate) fn guard(&self, readiness: Readiness) -> Readiness {
+        let draining = self.clone();
+        Arc::new(move || {
+            if draining.is_draining() {
+                return Box::pin(async { Err(crate::ShellError::Draining) });
+            }
+            readiness()
+        })
+    }
+}
+
 async fn ready(State(readiness): State<Readiness>) -> Response {
     match readiness().await {
         Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(crate::ShellError::Draining) => ApiError::new(ErrorCode::DependencyUnavailable)
+            .with_detail("draining: this instance is shutting down")
+            .into_response(),
         Err(reason) => {
             tracing::warn!(reason = %reason, "not ready");
             // Said as every error is: a problem, here "a dependency (the

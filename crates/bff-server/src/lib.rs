@@ -35,6 +35,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod listen;
 pub mod openapi;
+mod probe;
 mod scopes;
 pub mod session;
 pub mod shell;
@@ -47,7 +48,7 @@ use tokio::sync::watch;
 
 pub use backbone::Backbone;
 pub use config::{Config, Environment, Section, ServerConfig};
-pub use edge::{Readiness, edge};
+pub use edge::{Draining, Readiness, edge};
 pub use shell::{Bff, EdgeHook, Hook, Task, Wrap, WrapApp, route_layer};
 
 /// Why a BFF could not be configured, built or served. Start-up errors are
@@ -81,6 +82,9 @@ pub enum ShellError {
     /// Binding or serving failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Shutting down: not ready while it drains (see [`Draining`]).
+    #[error("shutting down: draining")]
+    Draining,
     /// A BFF's own start-up step failed (a hook: opening its audit trail, ...).
     #[error("{what}: {source}")]
     Start {
@@ -104,6 +108,8 @@ impl ShellError {
 /// cap on open connections: see [`listen`]). Then the listener closes,
 /// in-flight requests finish, and after the grace period whatever is still
 /// running is dropped (a stuck request must not block a deploy forever).
+/// (The shell's [`Bff::run`] first drains: `shutdown` resolves only after
+/// `server.drain_secs` of serving with `/readyz` at `503`.)
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,

@@ -69,7 +69,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::{Config, Section, ServerConfig, Uses};
 use crate::session::{SessionConfig, SessionState};
-use crate::{Backbone, ShellError, openapi};
+use crate::{Backbone, Draining, ShellError, openapi};
 
 /// A change to the router of a BFF's screens: a layer, usually made with
 /// [`route_layer`].
@@ -511,8 +511,17 @@ impl<X: Section> Bff<X> {
 
     /// The complete app for `config`, and its backbone.
     pub async fn app(&self, config: &Config<X>) -> Result<(Router, Backbone), ShellError> {
+        self.app_draining(config, Draining::default()).await
+    }
+
+    /// [`Bff::app`], whose `/readyz` answers `503` once `draining` starts.
+    async fn app_draining(
+        &self,
+        config: &Config<X>,
+        draining: Draining,
+    ) -> Result<(Router, Backbone), ShellError> {
         let backbone = Backbone::new(self.entry.name, config).await?;
-        let readiness = backbone.readiness();
+        let readiness = draining.guard(backbone.readiness());
         let (routes, doc) = self.routes();
         let mut screens = routes.screens;
         // Innermost: a key is claimed only for a request every other check
@@ -632,11 +641,33 @@ impl<X: Section> Bff<X> {
                 self.entry.env_prefix
             );
         }
-        let (app, backbone) = self.app(&config).await?;
+        if config.server.is_deployed() && config.server.drain_secs == 0 {
+            tracing::warn!(
+                "server.drain_secs is 0: on SIGTERM this instance stops accepting at once, before a load \
+                 balancer can take it out (set {}__SERVER__DRAIN_SECS)",
+                self.entry.env_prefix
+            );
+        }
+        let draining = Draining::default();
+        let (app, backbone) = self.app_draining(&config, draining.clone()).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for task in &self.tasks {
             tasks.spawn(task(&config.own, &backbone)?);
         }
+        // Told to stop: not ready at once, still serving for the drain
+        // period, then stop accepting (and the grace period for what runs).
+        let drain = Duration::from_secs(config.server.drain_secs);
+        let shutdown = async move {
+            shutdown.await;
+            draining.start();
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    "draining: /readyz answers 503 while load balancers take this instance out; still serving"
+                );
+                tokio::time::sleep(drain).await;
+            }
+        };
         let served = crate::serve(listener, app, &config.server, shutdown).await;
         tasks.abort_all();
         served?;
@@ -644,7 +675,7 @@ impl<X: Section> Bff<X> {
     }
 
     /// [`Bff::run`], plus the admin listener (`GET /metrics`, see
-    /// [`crate::admin`]) on `admin` when given; both stop on `shutdown`.
+    /// [`crate::admin`]) on `admin` when given, until the BFF has stopped.
     pub async fn run_with_admin(
         &self,
         config: Config<X>,
@@ -653,22 +684,14 @@ impl<X: Section> Bff<X> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ShellError> {
         let Some(admin) = admin else { return self.run(config, listener, shutdown).await };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let signal = tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
         // A few connections suffice for a scraper and an operator.
         let admin_server = ServerConfig { max_connections: 64, ..config.server.clone() };
-        let admin_task = tokio::spawn({
-            let stop = stopped(stop_rx.clone());
-            async move { crate::serve(admin, crate::admin::router(), &admin_server, stop).await }
+        // Metrics are served while the BFF drains: the admin listener stops
+        // (aborted below) only once the BFF has.
+        let admin_task = tokio::spawn(async move {
+            crate::serve(admin, crate::admin::router(), &admin_server, std::future::pending()).await
         });
-        let served = self.run(config, listener, stopped(stop_rx)).await;
-        signal.abort();
+        let served = self.run(config, listener, shutdown).await;
         admin_task.abort();
         served
     }
@@ -706,6 +729,16 @@ impl<X: Section> Bff<X> {
                 }
                 Err(error) => fail(name, &error),
             },
+            Some("probe") => match self.load() {
+                Ok(config) => match crate::probe::ready(config.server.port) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(why) => {
+                        eprintln!("{name}: not ready: {why}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(error) => fail(name, &error),
+            },
             Some("-h" | "--help" | "help") => {
                 println!("{}", self.usage());
                 ExitCode::SUCCESS
@@ -726,7 +759,9 @@ impl<X: Section> Bff<X> {
         let mut usage = format!(
             "usage:\n  {name}                 serve (configuration from {prefix}_CONFIG and {prefix}__SECTION__KEY)\n  \
              {name} openapi         print the OpenAPI document\n  \
-             {name} config          print the effective configuration (secrets redacted)"
+             {name} config          print the effective configuration (secrets redacted)\n  \
+             {name} probe           exit 0 if the instance this configuration describes answers /readyz \
+             with 200 (a container health check with no curl in the image)"
         );
         for command in &self.commands {
             usage.push_str(&format!("\n  {name} {} {}", command.name, command.usage));

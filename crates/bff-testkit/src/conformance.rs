@@ -17,7 +17,9 @@
 //!   configuration accepts, pointing at the compose services;
 //! * it limits each caller: its smoke request carries `RateLimit-Policy`
 //!   and `RateLimit`, and the request after the quota is `429 rate_limited`
-//!   with `Retry-After`.
+//!   with `Retry-After`;
+//! * told to stop, it drains: `/readyz` answers `503` at once while it still
+//!   serves for `server.drain_secs`, then it stops accepting.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +54,8 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
     compose_environment_is_accepted(&bff);
 
     callers_are_limited(&make, &customize).await;
+
+    drains_before_it_stops(&make, &customize).await;
 
     let app = spawn(make(), &customize).await;
     let served = app.get_with("/openapi.json", None, &[]).await;
@@ -120,6 +124,48 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
             );
         }
     }
+}
+
+/// Shutdown with a 2 s drain: not ready at once, still serving, then gone.
+async fn drains_before_it_stops<X: Section>(make: &impl Fn() -> Bff<X>, customize: &impl Fn(&mut Config<X>)) {
+    let mut app = spawn(make(), |config: &mut Config<X>| {
+        customize(config);
+        config.server.drain_secs = 2;
+    })
+    .await;
+    let name = app.bff.name;
+    assert_eq!(app.get_with("/readyz", None, &[]).await.status, 200, "{name}: ready before the signal");
+    let started = std::time::Instant::now();
+    app.shutdown();
+    // Within the drain period (polled: the signal reaches the server task
+    // asynchronously).
+    let mut draining = None;
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        let ready = app.get_with("/readyz", None, &[]).await;
+        if ready.status != 200 {
+            draining = Some(ready);
+            break;
+        }
+    }
+    let draining = draining.unwrap_or_else(|| panic!("{name}: /readyz still 200 after the shutdown signal"));
+    let problem = draining.assert_problem(503, "dependency.unavailable");
+    assert_eq!(problem["detail"], "draining: this instance is shutting down", "{name}");
+    let alive = app.get_with("/healthz", None, &[]).await;
+    assert_eq!(alive.status, 200, "{name}: still serving while it drains");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{name}: the checks above ran past the drain"
+    );
+    // After the drain, the listener closes (the server task ends).
+    let server = app.server.take().expect("the server task");
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+    assert!(stopped.is_ok(), "{name}: still running 10 s after a 2 s drain");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "{name}: stopped before the drain was over"
+    );
+    let refused = app.http.get(format!("{}/healthz", app.base)).send().await;
+    assert!(refused.is_err(), "{name}: still accepting after the drain");
 }
 
 /// Its smoke request, as its callers send it, against a quota of 2.

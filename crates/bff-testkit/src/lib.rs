@@ -14,6 +14,7 @@ pub mod browser;
 pub mod conformance;
 pub mod metrics;
 pub mod pact;
+pub mod replicas;
 
 pub use conformance::conformance;
 

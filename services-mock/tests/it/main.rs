@@ -212,3 +212,20 @@ async fn an_order_and_its_key_survive_a_restart_of_the_orders_mock() {
     assert_eq!(place_order(&fleet, "u-1", "restart-key-01", &other).await.0, 422);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_probe_tells_a_running_mock_from_a_missing_one() {
+    let fleet = Fleet::start_only(&[Service::Cart]).await.expect("mocks");
+    let port = fleet.url(Service::Cart).rsplit(':').next().unwrap_or_default().to_owned();
+    let probe = |port: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_services-mock"))
+            .args(["probe", "--port", port])
+            .output()
+            .expect("the binary runs")
+    };
+    let up = tokio::task::spawn_blocking(move || probe(&port)).await.expect("probe");
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let nobody =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    assert!(!probe(&nobody.to_string()).status.success());
+}

@@ -24,7 +24,18 @@ struct ComposeService {
     #[serde(default)]
     ports: Vec<String>,
     #[serde(default)]
-    depends_on: Vec<String>,
+    depends_on: BTreeMap<String, DependsOn>,
+    healthcheck: Option<Healthcheck>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DependsOn {
+    condition: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Healthcheck {
+    test: Vec<String>,
 }
 
 #[test]
@@ -64,18 +75,39 @@ fn compose_runs_every_bff_and_mock_on_its_port_with_what_it_calls() {
     let compose: Compose = serde_norway::from_str(&compose()).expect("generated compose parses");
     for bff in bff_registry::BFFS {
         let service = compose.services.get(bff.name).unwrap_or_else(|| panic!("compose lacks {}", bff.name));
-        assert_eq!(service.ports, vec![format!("{0}:{0}", bff.port)], "{} ports", bff.name);
+        let admin = bff.admin_port();
+        assert_eq!(
+            service.ports,
+            vec![format!("{0}:{0}", bff.port), format!("{admin}:{admin}")],
+            "{}",
+            bff.name
+        );
         assert_eq!(service.command, vec![bff.name.to_owned()], "{} command", bff.name);
-        for called in bff.calls {
-            assert!(service.depends_on.iter().any(|d| d == called), "{} should depend on {called}", bff.name);
+        // Its own probe (GET /readyz on its configured port).
+        let probe = service.healthcheck.as_ref().map(|h| h.test.clone());
+        assert_eq!(
+            probe,
+            Some(vec!["CMD".to_owned(), bff.name.to_owned(), "probe".to_owned()]),
+            "{}",
+            bff.name
+        );
+        for needed in ["redis", "identity"].iter().chain(bff.calls) {
+            let condition = service.depends_on.get(*needed).map(|d| d.condition.as_str());
+            assert_eq!(condition, Some("service_healthy"), "{} should wait for a healthy {needed}", bff.name);
         }
     }
     for (name, port) in MOCKS {
         let service = compose.services.get(*name).unwrap_or_else(|| panic!("compose lacks {name}"));
         assert_eq!(service.ports, vec![format!("{port}:{port}")], "{name} ports");
         assert_eq!(service.command.get(2).map(String::as_str), Some(*name), "{name} command");
+        let probe = service.healthcheck.as_ref().map(|h| h.test.join(" "));
+        assert_eq!(probe, Some(format!("CMD services-mock probe --port {port}")), "{name}");
     }
-    assert!(compose.services.contains_key("redis"), "compose has Redis");
+    let redis = compose.services.get("redis").expect("compose has Redis");
+    assert!(
+        redis.healthcheck.as_ref().is_some_and(|h| h.test.contains(&"ping".to_owned())),
+        "Redis is probed"
+    );
 }
 
 #[test]
@@ -100,4 +132,26 @@ fn compose_redis_is_closed_with_the_acl_the_tests_use() {
             bff.name
         );
     }
+}
+
+#[test]
+fn the_haproxy_configuration_of_dev_replicas_is_valid_for_haproxy() {
+    use bff_registry::balancer::{Frontend, Retries, haproxy_config, replica_port};
+    let frontends: Vec<Frontend> = bff_registry::BFFS
+        .iter()
+        .map(|bff| Frontend {
+            name: bff.name.to_owned(),
+            listen: bff.port,
+            servers: (1..=3).map(|i| replica_port(bff.port, i)).collect(),
+        })
+        .collect();
+    let path = std::env::temp_dir().join(format!("xtask-haproxy-{}.cfg", std::process::id()));
+    for retries in [Retries::ConnectionFailures, Retries::None] {
+        std::fs::write(&path, haproxy_config("127.0.0.1", &frontends, Some(8404), retries)).expect("written");
+        // `haproxy -c`: HAProxy's own check of a configuration (installed by `cargo xtask test`).
+        let checked =
+            std::process::Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().expect("haproxy");
+        assert!(checked.status.success(), "{retries:?}: {}", String::from_utf8_lossy(&checked.stderr));
+    }
+    let _ = std::fs::remove_file(&path);
 }

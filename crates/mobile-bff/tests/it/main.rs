@@ -14,6 +14,7 @@ mod orders;
 mod pacts;
 mod product_page;
 mod resilience;
+mod scale_out;
 mod token_exchange;
 mod traces;
 mod versions;

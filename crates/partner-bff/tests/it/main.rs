@@ -10,6 +10,7 @@ use services_mock::Service;
 
 mod catalogue;
 mod rate_limit;
+mod scale_out;
 
 async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

@@ -1,0 +1,93 @@
+//! Past one instance: replicas of the real mobile-bff binary behind a real
+//! HAProxy (`bff_testkit::replicas`, the configuration of `cargo xtask dev
+//! --replicas N`), sharing a real Redis.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bff_testkit::RedisServer;
+use bff_testkit::replicas::{Load, Replicas};
+use services_mock::{Fleet, Service};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mobile-bff");
+
+async fn replicas(n: usize, redis: &RedisServer, fleet: &Fleet) -> Replicas {
+    let env = [("MOBILE_BFF__REDIS__URL".to_owned(), redis.url())];
+    Replicas::start(Path::new(BIN), mobile_bff::ENTRY, fleet, n, &env).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_under_constant_load_fails_no_request() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::for_bff(mobile_bff::ENTRY).await.expect("mocks");
+    let mut set = replicas(3, &redis, &fleet).await;
+    let token =
+        fleet.identity().user_token(mobile_bff::ENTRY, "u-1", Duration::from_secs(3600)).expect("token");
+    let load = Load::start(&set.base, "/v1/home", &token, 4, Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every instance, one after another: SIGTERM (it drains: /readyz 503,
+    // still serving), it exits, it starts again, the balancer has it back.
+    for i in 0..set.replicas.len() {
+        set.restart(i).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let outcomes = load.stop().await;
+    let total: u64 = outcomes.values().sum();
+    assert_eq!(outcomes.keys().collect::<Vec<_>>(), ["200"], "every request answered 200: {outcomes:?}");
+    // Not a throughput figure: proof that requests kept flowing throughout
+    // (three restarts take 10 s or more).
+    assert!(total >= 200, "the load ran: {outcomes:?}");
+    assert!(set.replicas.iter().all(|r| r.starts == 2), "each instance restarted once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_entry_written_by_one_instance_is_served_by_another() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::for_bff(mobile_bff::ENTRY).await.expect("mocks");
+    let set = replicas(2, &redis, &fleet).await;
+    let http = reqwest::Client::new();
+    let token =
+        fleet.identity().user_token(mobile_bff::ENTRY, "u-1", Duration::from_secs(600)).expect("token");
+    let home = |i: usize| http.get(format!("{}/v1/home", set.instance(i))).bearer_auth(&token).send();
+    let first: serde_json::Value = home(0).await.expect("instance 1").json().await.expect("json");
+    assert_eq!(first["degraded"], false, "{first}");
+    assert_eq!(fleet.requests(Service::Promotions).await.expect("stats"), 1);
+    assert_eq!(fleet.requests(Service::Recommendations).await.expect("stats"), 1);
+    // Instance 2 has never seen them (its memory tier is empty): the
+    // entries come from Redis, where instance 1 wrote them (the user's own
+    // recommendations sealed for u-1, promotions shared).
+    let second: serde_json::Value = home(1).await.expect("instance 2").json().await.expect("json");
+    assert_eq!(second["degraded"], false, "{second}");
+    assert_eq!(second["data"]["promotions"], first["data"]["promotions"]);
+    assert_eq!(second["data"]["recommendations"], first["data"]["recommendations"]);
+    assert_eq!(fleet.requests(Service::Promotions).await.expect("stats"), 1, "served from the shared tier");
+    assert_eq!(
+        fleet.requests(Service::Recommendations).await.expect("stats"),
+        1,
+        "served from the shared tier"
+    );
+    assert_eq!(fleet.requests(Service::Cart).await.expect("stats"), 2, "carts are never cached");
+}
+
+/// `mobile-bff probe` (the compose health check): 0 when the instance its
+/// configuration names answers `/readyz` with 200, not 0 otherwise.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probe_tells_a_ready_instance_from_a_missing_one() {
+    let redis = RedisServer::start();
+    let fleet = Fleet::for_bff(mobile_bff::ENTRY).await.expect("mocks");
+    let set = replicas(1, &redis, &fleet).await;
+    let probe = |port: u16| {
+        std::process::Command::new(BIN)
+            .arg("probe")
+            .env("MOBILE_BFF__SERVER__PORT", port.to_string())
+            .output()
+            .expect("the binary runs")
+    };
+    let ready = probe(set.replicas[0].port);
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    let nobody =
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let missing = probe(nobody);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not ready"), "{missing:?}");
+}
