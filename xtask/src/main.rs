@@ -24,6 +24,7 @@
 mod contracts;
 mod dev;
 mod fuzz_api;
+mod k8s;
 mod load;
 mod new_bff;
 mod profile;

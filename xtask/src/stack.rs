@@ -170,17 +170,24 @@ pub(crate) fn prometheus() -> String {
 }
 
 /// `cargo xtask compose [--check]`: writes the files generated from the
-/// registry (`docker-compose.yml`, `deploy/prometheus/prometheus.yml`), or
+/// registry (`docker-compose.yml`, `deploy/prometheus/prometheus.yml`,
+/// `deploy/k8s/`), or
 /// fails when a committed one differs.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let root = crate::root();
-    let files = [
+    let mut files = vec![
         (root.join("docker-compose.yml"), compose()),
         (root.join("deploy/prometheus/prometheus.yml"), prometheus()),
     ];
+    for (path, text) in crate::k8s::files() {
+        files.push((root.join("deploy/k8s").join(path), text));
+    }
     match args.first().map(String::as_str) {
         None => {
             for (path, generated) in files {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
                 std::fs::write(&path, generated)?;
                 println!("wrote {}", path.display());
             }

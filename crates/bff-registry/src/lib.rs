@@ -138,6 +138,10 @@ pub struct Bff {
     /// operations fails `cargo xtask contracts` and cannot be accepted.
     /// A version leaves this list when it stops being served.
     pub frozen: &'static [&'static str],
+    /// Whether it caches composed parts (its crate calls `.cache()`): a
+    /// deployment then gives it a cache encryption key from a Secret
+    /// (`deploy/k8s`). Its conformance test checks the two agree.
+    pub cache: bool,
 }
 
 impl Bff {
@@ -155,6 +159,7 @@ impl Bff {
         container_env: &[],
         local_env: &[],
         frozen: &[],
+        cache: false,
     };
 
     /// The short name used on command lines (`mobile` for `mobile-bff`).
@@ -209,6 +214,7 @@ pub const BFFS: &[Bff] = &[
         smoke: Smoke { path: "/v1/home", caller: "u-2", expect: r#""greeting":"Welcome back, Grace""# },
         // The waterfall in the browser's devtools.
         local_env: &[("SERVER__SERVER_TIMING", "true")],
+        cache: true,
         ..Bff::DEFAULTS
     },
     Bff {
@@ -232,6 +238,7 @@ pub const BFFS: &[Bff] = &[
         routes: "GET /v1/home, GET /v1/product-page/{id}, GET /v1/cart, POST /v1/orders, GET /v1/orders",
         smoke: Smoke { path: "/v1/home", caller: "u-1", expect: r#""degraded":false"# },
         local_env: &[("SERVER__SERVER_TIMING", "true")],
+        cache: true,
         ..Bff::DEFAULTS
     },
     Bff {
@@ -249,6 +256,7 @@ pub const BFFS: &[Bff] = &[
         },
         // Deprecated, served until its sunset: it must not break meanwhile.
         frozen: &["/partner/v1/"],
+        cache: true,
         ..Bff::DEFAULTS
     },
     Bff {
@@ -273,6 +281,7 @@ pub const BFFS: &[Bff] = &[
         calls: &["catalog", "pricing", "cart", "recommendations", "promotions"],
         routes: "GET /tv/v1/browse, GET /tv/v1/rails/{id}?cursor=",
         smoke: Smoke { path: "/tv/v1/browse", caller: "u-1", expect: r#""id":"on-sale""# },
+        cache: true,
         ..Bff::DEFAULTS
     },
     // cargo xtask new-bff: new entries go above this line.

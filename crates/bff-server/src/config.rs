@@ -124,6 +124,14 @@ pub struct ServerConfig {
     /// listens on a non-loopback address counts as deployed. Deployed, it
     /// refuses to start with the public development keys, secrets or issuer.
     pub environment: Option<Environment>,
+    /// The region this instance serves (`eu-west-1`), when deployed in
+    /// several: then every downstream service and Redis must be in it
+    /// (ARCHITECTURE.md, "Regions": no cross-region call on the request
+    /// path), which start-up checks by name — each URL's host is either
+    /// cluster-local (no dot, or `.svc`/`.svc.cluster.local`) or has the
+    /// region as one of its labels (`catalog.eu-west-1.example.internal`);
+    /// loopback is everywhere.
+    pub region: Option<String>,
 }
 
 /// Where a BFF runs, for the checks of [`ServerConfig::is_deployed`].
@@ -170,6 +178,7 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             max_connections: 4096,
             environment: None,
+            region: None,
             server_timing: false,
             idempotency_key_ttl_secs: 86_400,
             idempotency_lease_ms: 10_000,
@@ -330,6 +339,36 @@ impl<X: Section> Config<X> {
         json
     }
 
+    /// With `server.region` set: every downstream service and Redis URL
+    /// that is not in that region, by name (see [`ServerConfig::region`]).
+    fn region_problems(&self) -> Vec<String> {
+        let Some(region) = self.server.region.as_deref() else { return Vec::new() };
+        let mut urls: Vec<(String, &str)> = self
+            .downstream
+            .services
+            .iter()
+            .map(|(name, service)| {
+                (format!("downstream.services.{name}.base_url"), service.base_url.as_str())
+            })
+            .collect();
+        if self.uses.redis
+            && let Some(url) = self.redis.url.as_deref()
+        {
+            urls.push(("redis.url".to_owned(), url));
+        }
+        urls.into_iter()
+            .filter(|(_, url)| !in_region(url, region))
+            .map(|(key, url)| {
+                let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned));
+                format!(
+                    "{key}: {} is not in region {region} (no cross-region call on the request path: \
+                     a cluster-local name, or one with `{region}` as a label)",
+                    host.unwrap_or_else(|| "an unparsable URL".to_owned())
+                )
+            })
+            .collect()
+    }
+
     /// Everything wrong with the sections in use, each prefixed with its
     /// section (`auth.jwks_url ...`). `egress` is the BFF's egress list:
     /// `downstream.services` must configure exactly those.
@@ -353,6 +392,7 @@ impl<X: Section> Config<X> {
                 problems.push(format!("downstream.services.{name}: missing (on {bff}'s egress list)"));
             }
         }
+        problems.extend(self.region_problems());
         problems.extend(prefixed("compose", self.compose.problems()));
         problems.extend(prefixed("rate_limit", self.rate_limit.problems()));
         if self.uses.redis {
@@ -440,5 +480,46 @@ impl<X: Section> Config<X> {
         }
         figment = figment.merge(Env::prefixed(&format!("{prefix}__")).split("__"));
         self.merged(figment)
+    }
+}
+
+/// Whether `url`'s host is loopback, cluster-local or names `region` as one of its labels.
+fn in_region(url: &str, region: &str) -> bool {
+    let Some(host) = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    // This machine (a sidecar, the local stack) and this cluster are in every region they serve.
+    let loopback = host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let cluster_local = !host.contains('.') || host.ends_with(".svc") || host.ends_with(".svc.cluster.local");
+    loopback || cluster_local || host.split('.').any(|label| label == region.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::in_region;
+
+    #[test]
+    fn a_url_is_in_the_region_it_names_or_in_the_cluster() {
+        for url in [
+            "http://catalog",
+            "http://127.0.0.1:7002",
+            "http://[::1]:7002",
+            "http://catalog.shop.svc.cluster.local:8080",
+            "https://catalog.eu-west-1.example.internal",
+            "rediss://bff:secret@redis.eu-west-1.cache.example.com:6379",
+        ] {
+            assert!(in_region(url, "eu-west-1"), "{url}");
+        }
+        for url in [
+            "https://catalog.us-east-1.example.internal",
+            "https://catalog.example.com",
+            "https://eu-west-1-catalog.example.com",
+            "not a url",
+        ] {
+            assert!(!in_region(url, "eu-west-1"), "{url}");
+        }
     }
 }

@@ -15,6 +15,10 @@
 //!   a downstream service;
 //! * `docker-compose.yml` runs it with an environment its real
 //!   configuration accepts, pointing at the compose services;
+//! * `deploy/k8s` deploys it with an environment (and Secrets) its real
+//!   configuration accepts in production, with ports, probes, the drain and
+//!   the termination grace period that agree with that configuration, and
+//!   a network policy whose egress is its registry egress list;
 //! * it limits each caller: its smoke request carries `RateLimit-Policy`
 //!   and `RateLimit`, and the request after the quota is `429 rate_limited`
 //!   with `Retry-After`;
@@ -50,8 +54,14 @@ pub async fn conformance<X: Section>(make: impl Fn() -> Bff<X>, customize: impl 
     let mut calls: Vec<&str> = entry.calls.to_vec();
     calls.sort_unstable();
     assert_eq!(egress, calls, "{}: its downstream services are its registry egress list", entry.name);
+    assert_eq!(
+        defaults.uses.cache, entry.cache,
+        "{}: the registry's `cache` says whether the crate calls `.cache()` (its deployment's cache key)",
+        entry.name
+    );
 
     compose_environment_is_accepted(&bff);
+    kubernetes_deployment_fits_its_configuration(&bff);
 
     callers_are_limited(&make, &customize).await;
 
@@ -297,6 +307,126 @@ fn compose_environment_is_accepted<X: Section>(bff: &Bff<X>) {
         let url = json["downstream"]["services"][called]["base_url"].as_str().unwrap_or_default();
         assert!(url.starts_with(&format!("http://{called}:")), "{}: {called} at {url}", entry.name);
     }
+}
+
+/// Values of the right shape for what the manifests read from Secrets,
+/// none of them a development value.
+fn secret_placeholder(variable: &str) -> &'static str {
+    if variable.ends_with("COOKIE_KEY") {
+        // 64 bytes: 0, 1, ..., 63.
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="
+    } else if variable.ends_with("ENCRYPTION_KEY") {
+        // 32 bytes: 0, 1, ..., 31.
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    } else {
+        "a-deployed-secret-from-kubernetes"
+    }
+}
+
+fn kubernetes_deployment_fits_its_configuration<X: Section>(bff: &Bff<X>) {
+    let entry = bff.entry();
+    let name = entry.name;
+    let path = workspace().join(format!("deploy/k8s/base/{name}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{name}: no {}: run `cargo xtask compose`", path.display()));
+    let documents: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|document| Value::deserialize(document).expect("a YAML document"))
+        .collect();
+    let of_kind = |kinds: &[&str]| {
+        documents
+            .iter()
+            .find(|d| kinds.contains(&d["kind"].as_str().unwrap_or_default()))
+            .unwrap_or_else(|| panic!("{name}: no {kinds:?} in {}", path.display()))
+    };
+    let workload = of_kind(&["Deployment", "StatefulSet"]);
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+
+    // Its environment, Secrets included, is a production configuration it
+    // accepts: every development value replaced, every key one it knows.
+    let mut figment = Figment::new();
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let key = variable["name"].as_str().expect("env name");
+        if key == "REDIS_URL" {
+            continue;
+        }
+        let value = match variable["value"].as_str() {
+            Some(value) => value.to_owned(),
+            None => {
+                assert!(
+                    variable["valueFrom"]["secretKeyRef"]["name"].is_string(),
+                    "{name}: {key} from a Secret"
+                );
+                secret_placeholder(key).to_owned()
+            }
+        };
+        let config_path = key
+            .strip_prefix(&format!("{}__", entry.env_prefix))
+            .unwrap_or_else(|| panic!("{name}: the deployment sets {key}, which lacks its prefix"))
+            .to_lowercase()
+            .replace("__", ".");
+        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+        figment = figment.merge(Serialized::default(&config_path, value));
+    }
+    let config = bff
+        .load_from(figment)
+        .unwrap_or_else(|e| panic!("{name}: its Kubernetes deployment is refused in production: {e}"));
+    let json: Value = config.to_json();
+    assert_eq!(json["server"]["environment"], "production", "{name}");
+
+    let port_of = |port_name: &str| {
+        container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == port_name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("{name}: no container port `{port_name}`"))
+    };
+    assert_eq!(Some(port_of("http")), json["server"]["port"].as_u64(), "{name}: the API port");
+    assert_eq!(Some(port_of("metrics")), json["server"]["admin_port"].as_u64(), "{name}: the metrics port");
+    let annotations = &workload["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        annotations["prometheus.io/port"].as_str(),
+        Some(port_of("metrics").to_string().as_str()),
+        "{name}"
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{name}");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{name}");
+
+    // The drain outlasts the readiness probe's verdict; the pod is given
+    // the time preStop, the drain and the grace period take.
+    let number = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("{name}: not a number: {v}"));
+    let drain = number(&json["server"]["drain_secs"]);
+    let readiness = &container["readinessProbe"];
+    assert!(
+        drain >= number(&readiness["periodSeconds"]) * number(&readiness["failureThreshold"]),
+        "{name}: drain_secs {drain} ends before the readiness probe takes the pod out"
+    );
+    let pre_stop: u64 = container["lifecycle"]["preStop"]["exec"]["command"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: preStop is `sleep N`"));
+    let grace = number(&json["server"]["shutdown_grace_secs"]);
+    let termination = number(&pod["terminationGracePeriodSeconds"]);
+    assert!(
+        termination > pre_stop + drain + grace,
+        "{name}: terminationGracePeriodSeconds {termination} <= preStop {pre_stop} + drain {drain} + grace {grace}"
+    );
+
+    // Egress: its registry egress list, the identity provider and Redis (and DNS).
+    let policy = of_kind(&["NetworkPolicy"]);
+    let mut allowed: Vec<&str> = policy["spec"]["egress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+        .filter_map(|peer| peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"].as_str())
+        .collect();
+    allowed.sort_unstable();
+    let mut expected: Vec<&str> = entry.calls.iter().copied().chain(["identity", "redis"]).collect();
+    expected.sort_unstable();
+    assert_eq!(allowed, expected, "{name}: the network policy's egress is not its egress list");
 }
 
 #[cfg(test)]

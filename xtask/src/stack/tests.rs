@@ -155,3 +155,27 @@ fn the_haproxy_configuration_of_dev_replicas_is_valid_for_haproxy() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn the_committed_kubernetes_manifests_are_the_generated_ones() {
+    let dir = root().join("deploy/k8s");
+    for (path, generated) in crate::k8s::files() {
+        let committed = std::fs::read_to_string(dir.join(&path)).unwrap_or_default();
+        assert!(committed == generated, "deploy/k8s/{path} is out of date: run `cargo xtask compose`");
+    }
+}
+
+#[test]
+fn every_bff_is_deployed_and_the_kustomization_lists_every_manifest() {
+    let files = crate::k8s::files();
+    let kustomization = files.iter().find(|(path, _)| path == "base/kustomization.yaml").expect("kustomization");
+    let listed: serde_norway::Value = serde_norway::from_str(&kustomization.1).expect("YAML");
+    let resources: Vec<&str> =
+        listed["resources"].as_sequence().expect("resources").iter().filter_map(|r| r.as_str()).collect();
+    for bff in bff_registry::BFFS {
+        let file = format!("{}.yaml", bff.name);
+        assert!(resources.contains(&file.as_str()), "{file} not in the kustomization");
+        assert!(files.iter().any(|(path, _)| *path == format!("base/{file}")), "{file} not generated");
+    }
+    assert!(resources.contains(&"redis.yaml"));
+}

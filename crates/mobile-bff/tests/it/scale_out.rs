@@ -91,3 +91,33 @@ async fn the_probe_tells_a_ready_instance_from_a_missing_one() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not ready"), "{missing:?}");
 }
+
+/// One region's instance calls its own region only: a downstream service or
+/// Redis named in another region stops start-up (ARCHITECTURE.md, "Regions").
+#[test]
+fn an_instance_refuses_dependencies_outside_its_region() {
+    use figment::providers::Serialized;
+    let load = |catalog: &str, redis: &str| {
+        let figment = figment::Figment::new()
+            .merge(Serialized::default("server.region", "eu-west-1"))
+            .merge(Serialized::default("downstream.services.catalog.base_url", catalog))
+            .merge(Serialized::default("redis.url", redis));
+        mobile_bff::bff().load_from(figment)
+    };
+    // The defaults (loopback names) are cluster-local; so are in-cluster names.
+    assert!(load("http://catalog", "redis://redis:6379").is_ok());
+    assert!(
+        load("https://catalog.eu-west-1.example.internal", "rediss://redis.eu-west-1.example.com:6379")
+            .is_ok()
+    );
+    let error =
+        load("https://catalog.us-east-1.example.internal", "rediss://redis.us-east-1.example.com:6379")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+    assert!(
+        error.contains("downstream.services.catalog.base_url: catalog.us-east-1.example.internal is not in region eu-west-1"),
+        "{error}"
+    );
+    assert!(error.contains("redis.url: redis.us-east-1.example.com is not in region eu-west-1"), "{error}");
+}
