@@ -168,7 +168,8 @@ fn the_committed_kubernetes_manifests_are_the_generated_ones() {
 #[test]
 fn every_bff_is_deployed_and_the_kustomization_lists_every_manifest() {
     let files = crate::k8s::files();
-    let kustomization = files.iter().find(|(path, _)| path == "base/kustomization.yaml").expect("kustomization");
+    let kustomization =
+        files.iter().find(|(path, _)| path == "base/kustomization.yaml").expect("kustomization");
     let listed: serde_norway::Value = serde_norway::from_str(&kustomization.1).expect("YAML");
     let resources: Vec<&str> =
         listed["resources"].as_sequence().expect("resources").iter().filter_map(|r| r.as_str()).collect();
