@@ -7,6 +7,15 @@
 //! in-process state. The connection is established lazily and re-established
 //! in the background (`redis::aio::ConnectionManager`), so a BFF starts and
 //! serves without Redis and picks it up when it appears.
+//!
+//! One server (`url`) or a Redis Cluster (`cluster_nodes`): the same
+//! [`Connection`] either way, so callers do not know which. In a cluster a
+//! command goes to the master of its key's slot; every script here touches
+//! one key (rate-limit cell, idempotency key, cache entry), so none needs a
+//! hash tag. When a master dies, its commands fail (callers fall back, the
+//! breaker may open) until a replica is promoted; the cluster connection
+//! then learns the new slot map on its own and the BFF uses the cluster
+//! again without a restart.
 
 use std::future::Future;
 use std::time::Duration;
@@ -25,6 +34,10 @@ pub struct RedisConfig {
     /// `user:password@` when Redis requires a login; unset (the local
     /// default) means in-process state only.
     pub url: Option<String>,
+    /// A Redis Cluster instead: some of its nodes' URLs (any masters or
+    /// replicas; the rest is discovered), each as `url` would be. Defaults
+    /// to `$REDIS_CLUSTER_NODES` (comma-separated). Set it or `url`, not both.
+    pub cluster_nodes: Vec<String>,
     /// For `rediss://`: a PEM file of the certificate authorities to trust
     /// for Redis's certificate (a private CA). Unset: the system's roots.
     /// The server's name is always checked against its certificate.
@@ -43,6 +56,11 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()),
+            cluster_nodes: std::env::var("REDIS_CLUSTER_NODES")
+                .map(|nodes| {
+                    nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect()
+                })
+                .unwrap_or_default(),
             ca_file: None,
             timeout_ms: 50,
             connect_timeout_ms: 250,
@@ -68,6 +86,15 @@ impl RedisConfig {
         let mut problems = Vec::new();
         if let Some(url) = self.url.as_ref().filter(|url| redis::Client::open(url.as_str()).is_err()) {
             problems.push(format!("url `{}` is not a Redis URL", redacted(url)));
+        }
+        for node in self.cluster_nodes.iter().filter(|node| redis::Client::open(node.as_str()).is_err()) {
+            problems.push(format!("cluster_nodes: `{}` is not a Redis URL", redacted(node)));
+        }
+        if self.url.is_some() && !self.cluster_nodes.is_empty() {
+            problems.push("url and cluster_nodes are both set: one server or a cluster, not both".to_owned());
+        }
+        if self.ca_file.is_some() && !self.cluster_nodes.is_empty() {
+            problems.push("ca_file is for one server (url); a cluster trusts the system's roots".to_owned());
         }
         if let Some(ca_file) = &self.ca_file {
             if !self.url.as_deref().is_some_and(|url| url.starts_with("rediss://")) {
@@ -117,10 +144,59 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// The connection [`SharedRedis::run`] hands to a command: one server's or
+/// a cluster's, used the same way (`redis::AsyncCommands`, scripts,
+/// `query_async`). Cheap to clone.
+#[derive(Clone)]
+pub enum Connection {
+    /// One server, reconnected in the background.
+    Single(ConnectionManager),
+    /// A Redis Cluster: each command to its slot's master; the slot map
+    /// refreshed when the cluster says it moved (a failover).
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Connection::Single(_) => "Connection::Single",
+            Connection::Cluster(_) => "Connection::Cluster",
+        })
+    }
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 /// A lazily connected, guarded Redis. Cheap to clone.
 #[derive(Clone)]
 pub struct SharedRedis {
-    connection: Option<ConnectionManager>,
+    connection: Option<Connection>,
     breaker: std::sync::Arc<CircuitBreaker>,
     timeout: Duration,
 }
@@ -138,19 +214,11 @@ impl SharedRedis {
     /// Redis as configured; never fails: a bad or unreachable URL means
     /// in-process fallbacks (and a warning).
     pub fn new(config: &RedisConfig) -> Self {
-        let connection = config.url.as_deref().and_then(|url| {
-            let client = client(url, config.ca_file.as_deref())
-                .map_err(|error| tracing::warn!(%error, "Redis URL unusable; running without Redis"))
-                .ok()?;
-            let manager = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(Duration::from_millis(config.timeout_ms)))
-                .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_millis(500));
-            ConnectionManager::new_lazy_with_config(client, manager)
-                .map_err(|error| tracing::warn!(%error, "Redis unavailable; running without Redis"))
-                .ok()
-        });
+        let connection = if config.cluster_nodes.is_empty() {
+            Self::single(config).map(Connection::Single)
+        } else {
+            Self::cluster(config).map(Connection::Cluster)
+        };
         let breaker = std::sync::Arc::new(CircuitBreaker::new(config.breaker.clone()));
         if connection.is_some() {
             // Read at each scrape too: an open period that ends while no
@@ -167,12 +235,44 @@ impl SharedRedis {
         SharedRedis { connection, breaker, timeout: Duration::from_millis(config.timeout_ms) }
     }
 
+    /// A Redis Cluster, connected in the background (nothing waits here).
+    fn cluster(config: &RedisConfig) -> Option<redis::cluster_async::ClusterConnection> {
+        let client = redis::cluster::ClusterClient::builder(config.cluster_nodes.iter().map(String::as_str))
+            // Commands fail fast (the caller falls back) rather than retry
+            // through a failover: the next request tries again.
+            .retries(1)
+            .build()
+            .map_err(|error| tracing::warn!(%error, "Redis Cluster nodes unusable; running without Redis"))
+            .ok()?;
+        let settings = redis::cluster::ClusterConfig::new()
+            .set_connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .set_response_timeout(Duration::from_millis(config.timeout_ms));
+        Some(client.get_pending_async_connection_with_config(settings))
+    }
+
+    /// One Redis server, connected lazily and reconnected in the background.
+    fn single(config: &RedisConfig) -> Option<ConnectionManager> {
+        config.url.as_deref().and_then(|url| {
+            let client = client(url, config.ca_file.as_deref())
+                .map_err(|error| tracing::warn!(%error, "Redis URL unusable; running without Redis"))
+                .ok()?;
+            let manager = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(Duration::from_millis(config.timeout_ms)))
+                .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_lazy_with_config(client, manager)
+                .map_err(|error| tracing::warn!(%error, "Redis unavailable; running without Redis"))
+                .ok()
+        })
+    }
+
     /// Redis switched off: every [`SharedRedis::run`] answers `None`.
     pub fn disabled() -> Self {
         SharedRedis::new(&RedisConfig::default())
     }
 
-    /// Whether a Redis URL is configured.
+    /// Whether a Redis URL (or cluster) is configured.
     pub fn is_configured(&self) -> bool {
         self.connection.is_some()
     }
@@ -182,7 +282,7 @@ impl SharedRedis {
     /// failed or took longer than the timeout. Callers then fall back.
     pub async fn run<T, F, Fut>(&self, command: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let connection = self.connection.clone()?;
@@ -191,9 +291,9 @@ impl SharedRedis {
         result
     }
 
-    async fn guarded<T, F, Fut>(&self, connection: ConnectionManager, command: F) -> Option<T>
+    async fn guarded<T, F, Fut>(&self, connection: Connection, command: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let permit = self.breaker.try_acquire().ok()?;
@@ -246,6 +346,26 @@ mod tests {
         let problems = with("rediss://redis.internal:6380", Some("/nonexistent/ca.pem")).problems();
         assert!(problems[0].contains("cannot be read"), "{problems:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_server_or_a_cluster_not_both() {
+        let cluster = |nodes: &[&str]| RedisConfig {
+            url: None,
+            cluster_nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+            ..RedisConfig::default()
+        };
+        assert!(cluster(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]).problems().is_empty());
+        let problems = cluster(&["redis://10.0.0.1:7000", "http://bff:s3cret@10.0.0.2:7000"]).problems();
+        assert_eq!(problems, ["cluster_nodes: `http://bff:***@10.0.0.2:7000` is not a Redis URL"]);
+        let both = RedisConfig {
+            url: Some("redis://10.0.0.3:6379".to_owned()),
+            ..cluster(&["redis://10.0.0.1:7000"])
+        };
+        assert_eq!(
+            both.problems(),
+            ["url and cluster_nodes are both set: one server or a cluster, not both"]
+        );
     }
 
     #[test]

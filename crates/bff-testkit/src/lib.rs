@@ -11,6 +11,7 @@
 //! [`browser`] drives a real headless Chromium.
 
 pub mod browser;
+pub mod cluster;
 pub mod conformance;
 pub mod metrics;
 pub mod pact;
