@@ -59,16 +59,8 @@ impl RedisCluster {
         for _ in 0..masters * 2 {
             let port = free_cluster_port();
             let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(["--port", &port.to_string()])
+                .args(crate::EPHEMERAL_REDIS)
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .current_dir(&dir)

@@ -282,21 +282,7 @@ fn compose_environment_is_accepted<X: Section>(bff: &Bff<X>) {
         .services
         .get(entry.name)
         .unwrap_or_else(|| panic!("{}: not in docker-compose.yml: run `cargo xtask compose`", entry.name));
-    let mut figment = Figment::new();
-    for (key, value) in &service.environment {
-        if key == "REDIS_URL" {
-            continue;
-        }
-        let path = key
-            .strip_prefix(&format!("{}__", entry.env_prefix))
-            .unwrap_or_else(|| panic!("{}: compose sets {key}, which lacks its prefix", entry.name))
-            .to_lowercase()
-            .replace("__", ".");
-        // Read as the environment provider reads it: `true` is a boolean,
-        // `30` a number.
-        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
-        figment = figment.merge(Serialized::default(&path, value));
-    }
+    let figment = environment(entry, "docker-compose.yml", service.environment.clone());
     let config = bff
         .load_from(figment)
         .unwrap_or_else(|e| panic!("{}: its compose environment is refused: {e}", entry.name));
@@ -307,6 +293,30 @@ fn compose_environment_is_accepted<X: Section>(bff: &Bff<X>) {
         let url = json["downstream"]["services"][called]["base_url"].as_str().unwrap_or_default();
         assert!(url.starts_with(&format!("http://{called}:")), "{}: {called} at {url}", entry.name);
     }
+}
+
+/// `<PREFIX>__SECTION__KEY` variables (from `source`) as configuration,
+/// read as the environment provider reads them (`true` a boolean, `30` a
+/// number); `REDIS_URL`, which Redis's defaults read, left out.
+fn environment(
+    entry: &bff_registry::Bff,
+    source: &str,
+    variables: impl IntoIterator<Item = (String, String)>,
+) -> Figment {
+    let mut figment = Figment::new();
+    for (key, value) in variables {
+        if key == "REDIS_URL" {
+            continue;
+        }
+        let path = key
+            .strip_prefix(&format!("{}__", entry.env_prefix))
+            .unwrap_or_else(|| panic!("{}: {source} sets {key}, which lacks its prefix", entry.name))
+            .to_lowercase()
+            .replace("__", ".");
+        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
+        figment = figment.merge(Serialized::default(&path, value));
+    }
+    figment
 }
 
 /// Values of the right shape for what the manifests read from Secrets,
@@ -344,30 +354,19 @@ fn kubernetes_deployment_fits_its_configuration<X: Section>(bff: &Bff<X>) {
 
     // Its environment, Secrets included, is a production configuration it
     // accepts: every development value replaced, every key one it knows.
-    let mut figment = Figment::new();
-    for variable in container["env"].as_array().into_iter().flatten() {
-        let key = variable["name"].as_str().expect("env name");
-        if key == "REDIS_URL" {
-            continue;
-        }
+    let variables = container["env"].as_array().into_iter().flatten().map(|variable| {
+        let key = variable["name"].as_str().expect("env name").to_owned();
         let value = match variable["value"].as_str() {
             Some(value) => value.to_owned(),
             None => {
-                assert!(
-                    variable["valueFrom"]["secretKeyRef"]["name"].is_string(),
-                    "{name}: {key} from a Secret"
-                );
-                secret_placeholder(key).to_owned()
+                let from_secret = variable["valueFrom"]["secretKeyRef"]["name"].is_string();
+                assert!(from_secret, "{name}: {key} from a Secret");
+                secret_placeholder(&key).to_owned()
             }
         };
-        let config_path = key
-            .strip_prefix(&format!("{}__", entry.env_prefix))
-            .unwrap_or_else(|| panic!("{name}: the deployment sets {key}, which lacks its prefix"))
-            .to_lowercase()
-            .replace("__", ".");
-        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
-        figment = figment.merge(Serialized::default(&config_path, value));
-    }
+        (key, value)
+    });
+    let figment = environment(entry, "its Kubernetes deployment", variables);
     let config = bff
         .load_from(figment)
         .unwrap_or_else(|e| panic!("{name}: its Kubernetes deployment is refused in production: {e}"));

@@ -433,6 +433,9 @@ pub fn redis_acl_args(password: &str) -> Vec<String> {
     .collect()
 }
 
+/// A test's `redis-server`: loopback only, nothing written to disk.
+pub(crate) const EPHEMERAL_REDIS: [&str; 6] = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+
 impl RedisServer {
     /// Starts the server and waits until it answers `PING`.
     pub fn start() -> RedisServer {
@@ -479,16 +482,8 @@ impl RedisServer {
             port
         };
         let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &plain_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &plain_port.to_string()])
+            .args(EPHEMERAL_REDIS)
             .args(std::mem::take(&mut extra))
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -6,10 +6,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use bff_testkit::RedisServer;
+use bff_testkit::cluster::RedisCluster;
 use bff_testkit::replicas::{Load, Replicas};
 use services_mock::{Fleet, Service};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mobile-bff");
+
+/// mobile-bff (in-process) sharing its state through `cluster`.
+async fn on_cluster(cluster: &RedisCluster) -> bff_testkit::TestApp {
+    let nodes = cluster.urls();
+    crate::helpers::spawn_app_with(move |config| {
+        config.redis.url = None;
+        config.redis.cluster_nodes = nodes;
+    })
+    .await
+}
 
 async fn replicas(n: usize, redis: &RedisServer, fleet: &Fleet) -> Replicas {
     let env = [("MOBILE_BFF__REDIS__URL".to_owned(), redis.url())];
@@ -128,15 +139,9 @@ fn an_instance_refuses_dependencies_outside_its_region() {
 /// the cluster again without a restart. Prints how long each took.
 #[tokio::test(flavor = "multi_thread")]
 async fn losing_a_redis_cluster_master_fails_no_request_and_the_cluster_is_used_again() {
-    use bff_testkit::cluster::RedisCluster;
     use std::time::Instant;
     let mut cluster = RedisCluster::start(3);
-    let nodes = cluster.urls();
-    let app = crate::helpers::spawn_app_with(move |config| {
-        config.redis.url = None;
-        config.redis.cluster_nodes = nodes;
-    })
-    .await;
+    let app = on_cluster(&cluster).await;
     let token = app.token("u-1");
     let load = Load::start(&app.base, "/v1/home", &token, 4, Duration::from_millis(5));
 
@@ -184,14 +189,8 @@ async fn losing_a_redis_cluster_master_fails_no_request_and_the_cluster_is_used_
 /// cluster, the orders service reached once).
 #[tokio::test(flavor = "multi_thread")]
 async fn cached_parts_and_idempotency_keys_live_in_a_redis_cluster() {
-    use bff_testkit::cluster::RedisCluster;
     let cluster = RedisCluster::start(3);
-    let nodes = cluster.urls();
-    let app = crate::helpers::spawn_app_with(move |config| {
-        config.redis.url = None;
-        config.redis.cluster_nodes = nodes;
-    })
-    .await;
+    let app = on_cluster(&cluster).await;
     let token = app.token("u-1");
     assert_eq!(app.get("/v1/home").await.status, 200);
     let order = || {
