@@ -149,6 +149,14 @@ impl Replicas {
             {
                 return;
             }
+            if let Some(Ok(Some(status))) = self.replicas[i].child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "{} replica {} exited at start ({status}): port {} taken?",
+                    self.bff.name,
+                    i + 1,
+                    self.replicas[i].port
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{} replica {} not ready within 30 s", self.bff.name, i + 1);

@@ -31,6 +31,20 @@ pub(crate) struct Binary {
 
 impl Binary {
     pub(crate) fn start(fleet: &Fleet, env: &[(&str, String)]) -> Binary {
+        // Ports are picked free, then bound by the binary: another test may
+        // take one in between (the binary then exits), so a start that ends
+        // that way is tried again on other ports.
+        for _ in 0..3 {
+            if let Some(bff) = Self::try_start(fleet, env) {
+                return bff;
+            }
+        }
+        panic!("mobile-bff exited at start three times (its ports taken?)");
+    }
+
+    /// `None` when the binary exited before serving; waits up to 30 s (a
+    /// debug build on a busy machine) before calling it stuck.
+    fn try_start(fleet: &Fleet, env: &[(&str, String)]) -> Option<Binary> {
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port()
         };
@@ -47,20 +61,24 @@ impl Binary {
             .stderr(Stdio::null())
             .spawn()
             .expect("the binary starts");
-        let bff = Binary {
+        let mut bff = Binary {
             child,
             base: format!("http://127.0.0.1:{port}"),
             admin_base: format!("http://127.0.0.1:{admin_port}"),
         };
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                 && std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok();
             if up {
-                return bff;
+                return Some(bff);
+            }
+            if matches!(bff.child.try_wait(), Ok(Some(_))) {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("mobile-bff did not start");
+        panic!("mobile-bff did not start within 30 s");
     }
 }
 
