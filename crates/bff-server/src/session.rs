@@ -129,6 +129,8 @@ pub(crate) struct SessionState {
     /// Outside local development ([`crate::config::ServerConfig::is_deployed`]):
     /// the landing page then says nothing of local tooling.
     pub(crate) deployed: bool,
+    /// The BFF's registry entry: the landing page names it and its home screen.
+    pub(crate) entry: &'static bff_registry::Bff,
 }
 
 /// The login routes and the landing page (no session needed), each routed
@@ -383,11 +385,14 @@ pub(crate) async fn landing(State(web): State<SessionState>, headers: HeaderMap)
         Some(subject) => {
             body += &format!(
                 "<h1>Signed in as <span id=\"subject\">{}</span></h1>\n\
-                 <p>This BFF answers the web shop's screens in JSON: \
-                 <a href=\"/v1/home\">/v1/home</a>, <a href=\"/auth/session\">/auth/session</a> \
+                 <p>{name} answers its front end's screens in JSON: \
+                 <a href=\"{home}\">{home}</a>, <a href=\"/auth/session\">/auth/session</a> \
                  (the CSRF token your writes send), <a href=\"/openapi.json\">/openapi.json</a> (every route).</p>\n\
                  <p>Sign out with <code>POST /auth/logout</code> (with the CSRF token).</p>\n",
-                html_escape(subject)
+                html_escape(subject),
+                name = web.entry.name,
+                // Its registry smoke request: the screen a signed-in caller sees first.
+                home = web.entry.smoke.path,
             );
         }
         None => {
@@ -399,8 +404,9 @@ pub(crate) async fn landing(State(web): State<SessionState>, headers: HeaderMap)
         let console = format!("http://127.0.0.1:{}", bff_registry::DEV_CONSOLE_PORT);
         body += &format!(
             "<p>Local development: the dev console of <code>cargo xtask dev</code>, \
-             <a href=\"{console}/?client=web\">{console}</a>, shows every screen as tiles and flips \
-             the mocks' faults.</p>\n"
+             <a href=\"{console}/?client={client}\">{console}</a>, shows every screen as tiles and flips \
+             the mocks' faults.</p>\n",
+            client = web.entry.short_name(),
         );
     }
     body += "</body></html>\n";

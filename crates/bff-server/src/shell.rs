@@ -591,6 +591,7 @@ impl<X: Section> Bff<X> {
                     provider: Arc::clone(&backbone.identity),
                     verifier: Arc::clone(&backbone.verifier),
                     deployed: config.server.is_deployed(),
+                    entry: self.entry,
                 };
                 let auth =
                     SessionAuth { sealer: state.sealer.clone(), verifier: Arc::clone(&backbone.verifier) };

@@ -70,19 +70,15 @@ impl Replicas {
         env: &[(String, String)],
     ) -> Replicas {
         let prefix = bff.env_prefix;
-        let mut replicas = Vec::new();
-        let mut common = Vec::new();
-        for _ in 0..n {
-            let (port, admin_port) = (free_port(), free_port());
-            // Everything but the ports is the same for every instance.
-            common = wire_env(fleet, bff, port)
-                .into_iter()
-                .filter(|(key, _)| {
-                    !key.ends_with("__SERVER__PORT") && !key.ends_with("__SESSION__PUBLIC_URL")
-                })
-                .collect();
-            replicas.push(Replica { child: None, port, admin_port, starts: 0 });
-        }
+        assert!(n > 0, "at least one replica");
+        let replicas: Vec<Replica> = (0..n)
+            .map(|_| Replica { child: None, port: free_port(), admin_port: free_port(), starts: 0 })
+            .collect();
+        // Everything but the ports is the same for every instance.
+        let mut common: Vec<(String, String)> = wire_env(fleet, bff, replicas[0].port)
+            .into_iter()
+            .filter(|(key, _)| !key.ends_with("__SERVER__PORT") && !key.ends_with("__SESSION__PUBLIC_URL"))
+            .collect();
         common.push((format!("{prefix}__SERVER__DRAIN_SECS"), RECOMMENDED_DRAIN_SECS.to_string()));
         common.extend(env.iter().cloned());
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
