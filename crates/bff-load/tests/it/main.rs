@@ -42,6 +42,14 @@ const SCALE: u64 = 4;
 /// wait was scaled at all), so this test gets more.
 const COLD_BURST_SCALE: u64 = 10;
 
+/// The brownout's scale. Its dependency answers at 90% of the timeout, so
+/// the headroom is a tenth of it: 32 ms at ×4, which a debug build sharing
+/// two cores with its load and mocks loses to a scheduling stall often
+/// enough (4 runs in 10 on the 2-core machine of 2026-12-06, 6-12 calls
+/// timing out together within a second) to fail the 1% bound for reasons
+/// that have nothing to do with the breaker. ×10 leaves 80 ms.
+const BROWNOUT_SCALE: u64 = 10;
+
 /// Concurrent clients: enough to keep both cores busy, few enough that the
 /// requests' own queueing stays well inside the scaled timeouts.
 const CLIENTS: usize = 16;
@@ -94,8 +102,12 @@ async fn product_page(scale: u64) -> Bench {
 }
 
 async fn play(scenario: Scenario) {
+    play_at(scenario, SCALE).await;
+}
+
+async fn play_at(scenario: Scenario, scale: u64) {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let bench = product_page(SCALE).await;
+    let bench = product_page(scale).await;
     // Warm: tokens exchanged, catalog snippets cached, connections open.
     for path in &bench.target.paths {
         let warm = Target { paths: vec![path.clone()], ..bench.target.clone() };
@@ -124,7 +136,7 @@ async fn blip_of_200ms_fails_no_more_than_the_requests_it_caught() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brownout_just_under_the_timeout_fails_at_most_one_percent() {
-    play(Scenario::Brownout).await;
+    play_at(Scenario::Brownout, BROWNOUT_SCALE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
